@@ -1,0 +1,61 @@
+/* cholesky (PolyBench/C 4.2.1): in-place Cholesky factorisation A = L*L'
+ * (L is written to the lower triangle of A). */
+#include "polybench.h"
+
+#define N PB_SIZE(40, 120, 400, 2000, 4000)
+
+static void init_array(double (*A)[N])
+{
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j <= i; j++)
+            A[i][j] = (double)(-j % N) / N + 1;
+        for (int j = i + 1; j < N; j++)
+            A[i][j] = 0;
+        A[i][i] = 1;
+    }
+    /* Make the matrix positive semi-definite: A := A*A'. */
+    PB_ALLOC_2D(double, B, N, N);
+    for (int r = 0; r < N; ++r)
+        for (int s = 0; s < N; ++s)
+            B[r][s] = 0;
+    for (int t = 0; t < N; ++t)
+        for (int r = 0; r < N; ++r)
+            for (int s = 0; s < N; ++s)
+                B[r][s] += A[r][t] * A[s][t];
+    for (int r = 0; r < N; ++r)
+        for (int s = 0; s < N; ++s)
+            A[r][s] = B[r][s];
+    free(B);
+}
+
+static PB_NOINLINE void kernel_cholesky(double (*A)[N])
+{
+    for (int i = 0; i < N; i++) {
+        /* j < i */
+        for (int j = 0; j < i; j++) {
+            for (int k = 0; k < j; k++)
+                A[i][j] -= A[i][k] * A[j][k];
+            A[i][j] /= A[j][j];
+        }
+        /* i == j */
+        for (int k = 0; k < i; k++)
+            A[i][i] -= A[i][k] * A[i][k];
+        A[i][i] = sqrt(A[i][i]);
+    }
+}
+
+int main(void)
+{
+    double t;
+    PB_ALLOC_2D(double, A, N, N);
+    init_array(A);
+    PB_TIME(t, kernel_cholesky(A));
+    /* PolyBench prints the lower triangle (j <= i), row by row. */
+    pb_checksum ck;
+    pb_ck_init(&ck);
+    for (int i = 0; i < N; i++)
+        pb_ck_doubles(&ck, &A[i][0], (size_t)i + 1);
+    pb_report("cholesky", t, &ck);
+    free(A);
+    return 0;
+}

@@ -1,0 +1,56 @@
+/* lu (PolyBench/C 4.2.1): in-place LU decomposition without pivoting. */
+#include "polybench.h"
+
+#define N PB_SIZE(40, 120, 400, 2000, 4000)
+
+static void init_array(double (*A)[N])
+{
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j <= i; j++)
+            A[i][j] = (double)(-j % N) / N + 1;
+        for (int j = i + 1; j < N; j++)
+            A[i][j] = 0;
+        A[i][i] = 1;
+    }
+    /* Make the matrix positive semi-definite: A := A*A'. */
+    PB_ALLOC_2D(double, B, N, N);
+    for (int r = 0; r < N; ++r)
+        for (int s = 0; s < N; ++s)
+            B[r][s] = 0;
+    for (int t = 0; t < N; ++t)
+        for (int r = 0; r < N; ++r)
+            for (int s = 0; s < N; ++s)
+                B[r][s] += A[r][t] * A[s][t];
+    for (int r = 0; r < N; ++r)
+        for (int s = 0; s < N; ++s)
+            A[r][s] = B[r][s];
+    free(B);
+}
+
+static PB_NOINLINE void kernel_lu(double (*A)[N])
+{
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < i; j++) {
+            for (int k = 0; k < j; k++)
+                A[i][j] -= A[i][k] * A[k][j];
+            A[i][j] /= A[j][j];
+        }
+        for (int j = i; j < N; j++)
+            for (int k = 0; k < i; k++)
+                A[i][j] -= A[i][k] * A[k][j];
+    }
+}
+
+int main(void)
+{
+    double t;
+    PB_ALLOC_2D(double, A, N, N);
+    init_array(A);
+    PB_TIME(t, kernel_lu(A));
+    pb_checksum ck;
+    pb_ck_init(&ck);
+    pb_ck_doubles(&ck, &A[0][0], (size_t)N * N);
+    pb_report("lu", t, &ck);
+    free(A);
+    return 0;
+}

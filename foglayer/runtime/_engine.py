@@ -1,0 +1,180 @@
+"""Engine settings, and the AOT cache of compiled modules keyed by digest and settings."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import wasmtime
+
+from foglayer.runtime._errors import ModuleError
+
+WASMTIME_VERSION = "50.0.1"  # pinned in pyproject; part of every cache key
+_CACHE_MAGIC = b"FOGAOT01"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """What changes the machine code: two settings that differ never share a cache entry."""
+
+    consume_fuel: bool = False
+    epoch_interruption: bool = False
+    opt_level: str = "speed"
+    simd: bool = True
+
+    def key(self) -> str:
+        text = repr(sorted(asdict(self).items())) + WASMTIME_VERSION + platform.machine()
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def config(self) -> wasmtime.Config:
+        cfg = wasmtime.Config()
+        cfg.consume_fuel = self.consume_fuel
+        cfg.epoch_interruption = self.epoch_interruption
+        cfg.cranelift_opt_level = self.opt_level
+        cfg.wasm_simd = self.simd
+        # WASI keeps a view of linear memory: its base must never move when it grows.
+        cfg.memory_may_move = False
+        cfg.memory_reservation = 1 << 32
+        return cfg
+
+
+_ENGINES: dict[EngineSettings, wasmtime.Engine] = {}
+
+
+def engine_for(settings: EngineSettings) -> wasmtime.Engine:
+    eng = _ENGINES.get(settings)
+    if eng is None:
+        eng = _ENGINES[settings] = wasmtime.Engine(settings.config())
+    return eng
+
+
+@dataclass(slots=True)
+class LoadedModule:
+    """A compiled module with the digest of its bytes (what snapshots and the cluster name)."""
+
+    module: wasmtime.Module
+    digest: str  # sha256 hex of the .wasm bytes
+    path: str
+    settings: EngineSettings
+    from_cache: bool
+
+    def imports(self) -> list[tuple[str, str]]:
+        return [(i.module, i.name or "") for i in self.module.imports]
+
+    def exports(self) -> list[str]:
+        return [e.name for e in self.module.exports]
+
+
+def _read(path: str | os.PathLike) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise ModuleError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ModuleError(f"{path}: is a directory, not a .wasm module") from None
+    except OSError as e:
+        raise ModuleError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _compile(engine: wasmtime.Engine, wasm: bytes, where: str) -> wasmtime.Module:
+    if wasm[:4] != b"\0asm":
+        raise ModuleError(f"{where}: not a WebAssembly module (bad magic number)")
+    try:
+        return wasmtime.Module(engine, wasm)
+    except wasmtime.WasmtimeError as e:
+        first = str(e).strip().splitlines()
+        detail = "; ".join(ln.strip() for ln in first[:2]) if first else "invalid module"
+        raise ModuleError(f"{where}: invalid WebAssembly module: {detail}") from None
+
+
+def cache_path(digest: str, settings: EngineSettings) -> Path:
+    from foglayer._dirs import cache_dir
+
+    return cache_dir("aot") / f"{digest}-{settings.key()}.cwasm"
+
+
+def load_module(
+    source: str | os.PathLike | bytes,
+    settings: EngineSettings = EngineSettings(),
+    *,
+    use_cache: bool = True,
+    name: str | None = None,
+) -> LoadedModule:
+    """Load a module, from the AOT cache when an entry for these bytes and settings exists.
+
+    A cache entry carries a hash of its own bytes; a corrupted or stale one is rebuilt.
+    """
+    if isinstance(source, bytes | bytearray):
+        wasm, where = bytes(source), name or "<bytes>"
+    else:
+        wasm, where = _read(source), os.fspath(source)
+    digest = hashlib.sha256(wasm).hexdigest()
+    engine = engine_for(settings)
+    if not use_cache:
+        return LoadedModule(_compile(engine, wasm, where), digest, where, settings, False)
+    path = cache_path(digest, settings)
+    module = _load_cached(engine, path)
+    if module is not None:
+        return LoadedModule(module, digest, where, settings, True)
+    module = _compile(engine, wasm, where)
+    _store_cached(path, module.serialize())
+    return LoadedModule(module, digest, where, settings, False)
+
+
+def _load_cached(engine: wasmtime.Engine, path: Path) -> wasmtime.Module | None:
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    head = len(_CACHE_MAGIC) + 32
+    if blob[:len(_CACHE_MAGIC)] != _CACHE_MAGIC or hashlib.sha256(
+            memoryview(blob)[head:]).digest() != blob[len(_CACHE_MAGIC):head]:
+        path.unlink(missing_ok=True)  # corrupted: never trusted, rebuilt by the caller
+        return None
+    try:
+        return wasmtime.Module.deserialize(engine, blob[head:])
+    except wasmtime.WasmtimeError:
+        path.unlink(missing_ok=True)  # stale: made by another engine or settings
+        return None
+
+
+def _store_cached(path: Path, artifact: bytes | bytearray) -> None:
+    from foglayer._dirs import atomic_write
+
+    try:
+        atomic_write(path, _CACHE_MAGIC + hashlib.sha256(artifact).digest() + bytes(artifact))
+    except OSError:
+        pass  # a read-only cache only costs a recompile next time
+
+
+VARIANTS = (
+    EngineSettings(),
+    EngineSettings(consume_fuel=True),
+    EngineSettings(epoch_interruption=True),
+    EngineSettings(consume_fuel=True, epoch_interruption=True),
+)
+
+
+def compile_ahead(source: str | os.PathLike, *, output: str | os.PathLike | None = None,
+                  all_variants: bool = False) -> list[str]:
+    """Fill the AOT cache for ``source``; returns one report line per variant."""
+    import time
+
+    from foglayer._dirs import atomic_write
+
+    lines = []
+    for settings in VARIANTS if all_variants else VARIANTS[:1]:
+        t0 = time.perf_counter()
+        mod = load_module(source, settings)
+        what = "cached" if mod.from_cache else f"compiled in {time.perf_counter() - t0:.2f} s"
+        flags = [n for n, on in (("fuel", settings.consume_fuel),
+                                 ("epochs", settings.epoch_interruption)) if on]
+        lines.append(f"{mod.path}: {what} [{'+'.join(flags) or 'plain'}] -> "
+                     f"{cache_path(mod.digest, settings)}")
+        if output and settings == VARIANTS[0]:
+            atomic_write(Path(output), cache_path(mod.digest, settings).read_bytes())
+    return lines

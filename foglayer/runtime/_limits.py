@@ -1,0 +1,55 @@
+"""Limits on one instance and the accounting a provider bills from."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from foglayer.errors import FogError
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 10**6,
+          "mib": 1 << 20, "g": 1 << 30, "gb": 10**9, "gib": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """``64MiB`` -> 67108864. Accepts B, K/KiB/KB, M/MiB/MB, G/GiB/GB."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise FogError(f"invalid size {text!r}: expected a number with an optional unit, like 64MiB")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def format_size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """``max_memory`` in bytes, ``fuel`` in instructions, ``timeout`` in seconds."""
+
+    max_memory: int | None = None
+    fuel: int | None = None
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_memory", "fuel", "timeout"):
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                raise FogError(f"invalid limit {name}={v}: must be positive")
+
+
+@dataclass(slots=True)
+class Stats:
+    """What one instance consumed."""
+
+    fuel: int | None = None  # instructions executed (None when fuel is not metered)
+    peak_memory: int = 0  # bytes of linear memory at its largest
+    wall_time: float = 0.0  # seconds
+    wasi_calls: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"fuel": self.fuel, "peak_memory": self.peak_memory,
+                "wall_time": self.wall_time, "wasi_calls": dict(self.wasi_calls)}

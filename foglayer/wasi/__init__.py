@@ -1,0 +1,22 @@
+"""Our WASI preview 1 (``wasi_snapshot_preview1``), with a state that is plain data.
+
+Public API:
+
+- :class:`Wasi` – the host side of one instance: ``Wasi.create(...)``, ``Wasi.restore(state)``,
+  one method per WASI function (raw ints in, errno out), ``close()``.
+- :class:`WasiState`, :class:`Descriptor`, :class:`Preopen` – the serializable state.
+- :class:`GuestMemory` – the only thing WASI needs from an engine: a base address and a size.
+- :data:`SIGNATURES`, :data:`HOT`, :data:`MODULE` – the import table the runtime binds.
+- :class:`ProcExit`, :class:`WasiError` – how a call leaves early.
+"""
+
+from foglayer.wasi._memory import GuestMemory
+from foglayer.wasi._paths import WasiError
+from foglayer.wasi._signatures import HOT, MODULE, SIGNATURES
+from foglayer.wasi._state import Descriptor, Preopen, WasiState
+from foglayer.wasi._wasi import ProcExit, Wasi
+
+__all__ = [
+    "Descriptor", "GuestMemory", "HOT", "MODULE", "Preopen", "ProcExit", "SIGNATURES",
+    "Wasi", "WasiError", "WasiState",
+]

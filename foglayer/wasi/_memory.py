@@ -1,0 +1,47 @@
+"""The small interface between WASI and the engine: a view of guest linear memory.
+
+The runtime gives a base address and a way to read the current size; WASI never sees an
+engine type. The base never moves (the engine reserves the whole 4 GiB address space up
+front), so a view only needs re-mapping when the guest grows its memory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+
+
+class GuestMemory:
+    """A writable ``memoryview`` of linear memory, re-mapped when the memory grows."""
+
+    __slots__ = ("base", "size", "view", "_size_of")
+
+    def __init__(self, base: int, size_of: Callable[[], int]) -> None:
+        self.base = base
+        self._size_of = size_of
+        self.size = 0
+        self.view: memoryview = memoryview(b"")
+        self.refresh()
+
+    def refresh(self) -> None:
+        size = self._size_of()
+        if size != self.size:
+            self.size = size
+            self.view = memoryview((ctypes.c_ubyte * size).from_address(self.base)).cast("B")
+
+    def check(self, ptr: int, length: int) -> bool:
+        """Is ``[ptr, ptr+length)`` inside memory? Re-maps once if the guest has grown."""
+        if ptr + length <= self.size:
+            return True
+        self.refresh()
+        return ptr + length <= self.size
+
+    def read_bytes(self, ptr: int, length: int) -> bytes:
+        return bytes(self.view[ptr:ptr + length])
+
+
+class NoMemory(GuestMemory):
+    """Stands in before the instance exports its memory: every access faults."""
+
+    def __init__(self) -> None:
+        super().__init__(0, lambda: 0)
