@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+
+
+def _user_dir(kind: str) -> Path:
+    # On Linux, the XDG rule platformdirs applies, without importing it on the start path.
+    if sys.platform.startswith("linux"):
+        env, default = {"cache": ("XDG_CACHE_HOME", ".cache"),
+                        "data": ("XDG_DATA_HOME", ".local/share")}[kind]
+        return Path(os.environ.get(env) or Path.home() / default) / "foglayer"
+    import platformdirs
+
+    fn = platformdirs.user_cache_dir if kind == "cache" else platformdirs.user_data_dir
+    return Path(fn("foglayer"))
 
 
 def cache_dir(*parts: str) -> Path:
     """The user cache directory, or ``$FOG_CACHE_DIR`` when set."""
     base = os.environ.get("FOG_CACHE_DIR")
-    if base:
-        root = Path(base)
-    else:
-        # Imported lazily: keeps platformdirs off the `fog run` start path.
-        import platformdirs
-
-        root = Path(platformdirs.user_cache_dir("foglayer"))
+    root = Path(base) if base else _user_dir("cache")
     path = root.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -24,12 +31,7 @@ def cache_dir(*parts: str) -> Path:
 def data_dir(*parts: str) -> Path:
     """The user data directory, or ``$FOG_DATA_DIR`` when set."""
     base = os.environ.get("FOG_DATA_DIR")
-    if base:
-        root = Path(base)
-    else:
-        import platformdirs
-
-        root = Path(platformdirs.user_data_dir("foglayer"))
+    root = Path(base) if base else _user_dir("data")
     path = root.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path

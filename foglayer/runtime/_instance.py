@@ -148,7 +148,7 @@ class Instance:
         except (wasmtime.Trap, wasmtime.WasmtimeError) as e:
             self._leave(t0)
             if self.binding.error is not None:
-                raise self.binding.error
+                raise self.binding.error from e
             if self.wasi.state.exit_code is None:
                 raise self._trapped(e, "_start") from None
             code = self.wasi.state.exit_code
@@ -167,7 +167,7 @@ class Instance:
         except (wasmtime.Trap, wasmtime.WasmtimeError) as e:
             self._leave(t0)
             if self.binding.error is not None:
-                raise self.binding.error
+                raise self.binding.error from e
             if self.wasi.state.exit_code is not None:
                 raise Trapped(f"{name}: the module called proc_exit({self.wasi.state.exit_code})") from None
             raise self._trapped(e, name) from None
@@ -192,9 +192,10 @@ class Instance:
 
     def _memory_exhausted(self) -> bool:
         # The engine refuses memory.grow past the limit without telling us; a guest that
-        # failed with its memory within a few pages of the limit ran out of it.
+        # failed with its memory close under the limit (malloc grows in steps of a few
+        # MiB) ran out of it.
         lim = self.limits.max_memory
-        return bool(lim) and self.stats.peak_memory + (1 << 20) > lim
+        return bool(lim) and self.stats.peak_memory >= lim - max(4 << 20, lim // 16)
 
     def _memory_message(self, how: str) -> str:
         return (f"memory limit exceeded: the app needed more than {format_size(self.limits.max_memory)}"

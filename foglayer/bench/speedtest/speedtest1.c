@@ -20,8 +20,9 @@
 ** time_s comes from clock_gettime(CLOCK_MONOTONIC) around the test.  check
 ** is FNV-1a-64 over every value every query of the test returned, in
 ** order: the value's sqlite3_column_text() bytes then 0x1f, or a lone 0x00
-** for NULL, and 0x1e after each row.  Any SQLite error: message on stderr,
-** exit status 1.
+** for NULL, and 0x1e after each row; after each run of a statement that is
+** not read-only, sqlite3_changes64() in decimal then 0x1f 0x1d.  Any SQLite
+** error: message on stderr, exit status 1.
 */
 #include <stdarg.h>
 #include <stdint.h>
@@ -159,11 +160,17 @@ static void hash_row(sqlite3_stmt *s) {
   fnv("\x1e", 1);
 }
 
-/* Step s to the end, hashing every row; die on error. */
+/* Step s to the end, hashing every row; die on error.  A statement that
+** writes also hashes its row count, so write-only tests are checked too. */
 static void step_all(sqlite3_stmt *s) {
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) hash_row(s);
   if (rc != SQLITE_DONE) die("%s\n  in: %s", sqlite3_errmsg(db), sqlite3_sql(s));
+  if (!sqlite3_stmt_readonly(s)) {
+    char z[24];
+    int n = snprintf(z, sizeof z, "%lld\x1f\x1d", (long long)sqlite3_changes64(db));
+    fnv(z, (size_t)n);
+  }
 }
 
 /* ---- SQL helpers (as upstream's speedtest1_exec/_prepare/_run) ---------- */
