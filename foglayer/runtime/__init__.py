@@ -6,10 +6,13 @@ Public API:
 - :class:`EngineSettings` – what changes machine code (fuel, epochs, opt level, SIMD).
 - :class:`Instance` – a module instantiated with our WASI: ``run()``, ``call()``, ``stats``.
 - :func:`run` – run a command module to completion, the Python form of ``fog run``.
+- :class:`HostFunction` – an extra import (fast path); ``Instance.binding.gate`` can
+  hold any WASI call back (checkpoints unwind there).
 - :class:`Limits`, :class:`Stats`, :class:`RunResult`, :func:`parse_size`.
 - :class:`ModuleError`, :class:`Trapped`, :class:`LimitExceeded`.
 """
 
+from foglayer.runtime._bind import Binding, HostFunction
 from foglayer.runtime._engine import (
     EngineSettings,
     LoadedModule,
@@ -22,7 +25,7 @@ from foglayer.runtime._instance import Instance, RunResult, run
 from foglayer.runtime._limits import Limits, Stats, format_size, parse_size
 
 __all__ = [
-    "EngineSettings", "Instance", "LimitExceeded", "Limits", "LoadedModule", "ModuleError",
+    "Binding", "HostFunction", "EngineSettings", "Instance", "LimitExceeded", "Limits", "LoadedModule", "ModuleError",
     "RunResult", "Stats", "Trapped", "cache_path", "compile_ahead", "format_size", "load_module", "parse_size",
     "run",
 ]

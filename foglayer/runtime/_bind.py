@@ -1,13 +1,15 @@
-"""Bind our WASI to a linker on wasmtime's fast, unchecked host-call path.
+"""Bind host functions (our WASI, and any extra imports) on wasmtime's fast unchecked path.
 
 wasmtime-py's ``Func`` costs ~8.5 µs a call; an unchecked callback that reads its raw
-arguments through a cached ``memoryview`` costs well under 1 µs. Each WASI function gets a
+arguments through a cached ``memoryview`` costs well under 1 µs. Each host function gets a
 small generated trampoline (as ``namedtuple`` does) that unpacks exactly its own arguments.
 """
 
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import wasmtime
 from wasmtime import _ffi as ffi
@@ -27,6 +29,9 @@ def {name}(env, caller, args, nargs):
     except KeyError:
         v32, v64 = views[args] = make_views(args)
     counts[{index}] += 1
+    g = gate[0]
+    if g is not None and g({index}):
+        return 0
     try:
         {refresh}r = impl({argv})
     except WasiError as e:
@@ -42,6 +47,20 @@ def {name}(env, caller, args, nargs):
 """
 
 
+@dataclass(frozen=True, slots=True)
+class HostFunction:
+    """An import the host provides. ``params``/``result`` use ``i`` (i32) and ``I`` (i64).
+
+    ``impl`` receives the raw integer arguments (i32 as unsigned) and returns the result.
+    """
+
+    module: str
+    name: str
+    params: str
+    result: str
+    impl: Callable[..., int | None]
+
+
 def _make_views(addr: int) -> tuple[memoryview, memoryview]:
     raw = memoryview((ctypes.c_ubyte * _RAW_BYTES).from_address(addr))
     return raw.cast("B").cast("I"), raw.cast("B").cast("Q")
@@ -53,55 +72,76 @@ def _new_trap(message: str) -> int:
     return ctypes.cast(trap, ctypes.c_void_p).value or 0
 
 
+def wasi_functions(wasi: Wasi) -> list[HostFunction]:
+    return [HostFunction(MODULE, name, params, "i" if has_result else "", getattr(wasi, name))
+            for name, (params, has_result) in SIGNATURES.items()]
+
+
 class Binding:
-    """The WASI imports of one instance, defined on its linker; keeps callbacks alive."""
+    """The host imports of one instance, defined on its linker; keeps callbacks alive.
+
+    ``gate`` (settable) is called with a function's index before every call; when it
+    returns true the call is skipped (a checkpoint unwinds from there and re-runs it later).
+    """
 
     EXIT_MESSAGE = "foglayer: proc_exit"
 
-    def __init__(self, linker: wasmtime.Linker, wasi: Wasi) -> None:
+    def __init__(self, linker: wasmtime.Linker, wasi: Wasi,
+                 extra: list[HostFunction] | tuple = ()) -> None:
         self.wasi = wasi
-        self.names = list(SIGNATURES)
-        self.counts = [0] * len(self.names)
+        functions = wasi_functions(wasi) + list(extra)
+        self.names = [f"{f.name}" if f.module == MODULE else f"{f.module}.{f.name}"
+                      for f in functions]
+        self.counts = [0] * len(functions)
+        self._gate: list[Callable[[int], bool] | None] = [None]
         self.error: BaseException | None = None
-        self._callbacks: list = []
+        self._keep: list = []
         views: dict[int, tuple[memoryview, memoryview]] = {}
-        i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
-        module = MODULE.encode()
-        for index, (name, (params, has_result)) in enumerate(SIGNATURES.items()):
+        types = {"i": wasmtime.ValType.i32(), "I": wasmtime.ValType.i64()}
+        for index, f in enumerate(functions):
             argv = ", ".join(
-                f"v32[{4 * k}]" if t == "i" else f"v64[{2 * k}]" for k, t in enumerate(params))
+                f"v32[{4 * k}]" if t == "i" else f"v64[{2 * k}]" for k, t in enumerate(f.params))
+            store = {"": "", "i": "v32[0] = r & 0xFFFFFFFF",
+                     "I": "v64[0] = r & 0xFFFFFFFFFFFFFFFF"}[f.result]
+            fname = f"host_{index}"
             src = _TEMPLATE.format(
-                name=name, index=index, argv=argv,
-                refresh="" if name in HOT else "mem_refresh()\n        ",
-                store="v32[0] = r" if has_result else "")
+                name=fname, index=index, argv=argv, store=store,
+                refresh="" if f.module == MODULE and f.name in HOT else "mem_refresh()\n        ")
             scope = {
                 "views": views, "make_views": _make_views, "counts": self.counts,
-                "impl": getattr(wasi, name), "WasiError": WasiError, "ProcExit": ProcExit,
-                "from_oserror": abi.from_oserror, "exit_trap": self._exit_trap,
-                "internal_error": self._internal_error,
+                "gate": self._gate, "impl": f.impl, "WasiError": WasiError,
+                "ProcExit": ProcExit, "from_oserror": abi.from_oserror,
+                "exit_trap": self._exit_trap, "internal_error": self._internal_error,
                 "mem_refresh": lambda: wasi.mem.refresh(),
             }
-            exec(src, scope)  # noqa: S102 - generated from the fixed signature table above
-            cb = _CALLBACK(scope[name])
-            self._callbacks.append(cb)
-            ty = wasmtime.FuncType([i32 if t == "i" else i64 for t in params],
-                                   [i32] if has_result else [])
-            self._callbacks.append(ty)
+            exec(src, scope)  # noqa: S102 - generated from fixed signatures, no user text
+            cb = _CALLBACK(scope[fname])
+            ty = wasmtime.FuncType([types[t] for t in f.params],
+                                   [types[f.result]] if f.result else [])
+            self._keep += [cb, ty]
+            mod, name = f.module.encode(), f.name.encode()
             err = ffi.wasmtime_linker_define_func_unchecked(
-                linker.ptr(), module, len(module), name.encode(), len(name), ty.ptr(),
+                linker.ptr(), mod, len(mod), name, len(name), ty.ptr(),
                 ctypes.cast(cb, ffi.wasmtime_func_unchecked_callback_t), None, _NO_FINALIZER)
             if err:
                 raise wasmtime.WasmtimeError._from_ptr(err)
+
+    @property
+    def gate(self) -> Callable[[int], bool] | None:
+        return self._gate[0]
+
+    @gate.setter
+    def gate(self, fn: Callable[[int], bool] | None) -> None:
+        self._gate[0] = fn
 
     def _exit_trap(self) -> int:
         return _new_trap(self.EXIT_MESSAGE)
 
     def _internal_error(self, name: str, e: BaseException) -> int:
-        # A bug in our WASI must not look like the guest's fault, nor be swallowed.
+        # A bug in the host must not look like the guest's fault, nor be swallowed.
         self.error = e
-        return _new_trap(f"foglayer: internal error in WASI {name}: {type(e).__name__}: {e}")
+        return _new_trap(f"foglayer: internal error in host function {name}: "
+                         f"{type(e).__name__}: {e}")
 
     def call_counts(self) -> dict[str, int]:
         return {n: c for n, c in zip(self.names, self.counts, strict=True) if c}
-
-

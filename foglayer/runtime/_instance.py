@@ -11,7 +11,7 @@ from typing import Any
 import wasmtime
 
 from foglayer.errors import FogError
-from foglayer.runtime._bind import Binding
+from foglayer.runtime._bind import Binding, HostFunction
 from foglayer.runtime._engine import EngineSettings, LoadedModule, engine_for, load_module
 from foglayer.runtime._errors import LimitExceeded, ModuleError, Trapped
 from foglayer.runtime._limits import Limits, Stats, format_size
@@ -55,9 +55,10 @@ class RunResult:
         return f"RunResult(exit_code={self.exit_code}, stats={self.stats})"
 
 
-def _check_imports(module: LoadedModule) -> None:
+def _check_imports(module: LoadedModule, extra: tuple[HostFunction, ...]) -> None:
+    provided = {(f.module, f.name) for f in extra}
     for mod, name in module.imports():
-        if mod != MODULE or name not in SIGNATURES:
+        if (mod != MODULE or name not in SIGNATURES) and (mod, name) not in provided:
             raise ModuleError(
                 f"{module.path}: imports {mod}.{name}, which foglayer does not provide "
                 f"(only {MODULE} is available)")
@@ -67,8 +68,9 @@ class Instance:
     """A module instantiated in its own store, with its own WASI and limits."""
 
     def __init__(self, module: LoadedModule, wasi: Wasi | None = None,
-                 limits: Limits = Limits()) -> None:
-        _check_imports(module)
+                 limits: Limits = Limits(), host_functions: tuple[HostFunction, ...] = ()) -> None:
+        """``host_functions`` are extra imports beside WASI (e.g. a checkpoint safepoint)."""
+        _check_imports(module, tuple(host_functions))
         self.module = module
         self.limits = limits
         settings = module.settings
@@ -88,7 +90,7 @@ class Instance:
             self.store.set_epoch_deadline(1 << 62)
         self.wasi = wasi if wasi is not None else Wasi.create()
         linker = wasmtime.Linker(engine)
-        self.binding = Binding(linker, self.wasi)
+        self.binding = Binding(linker, self.wasi, tuple(host_functions))
         self.stats = Stats()
         try:
             self.instance = linker.instantiate(self.store, module.module)
