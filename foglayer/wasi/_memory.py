@@ -14,13 +14,16 @@ from collections.abc import Callable
 class GuestMemory:
     """A writable ``memoryview`` of linear memory, re-mapped when the memory grows."""
 
-    __slots__ = ("base", "size", "view", "_size_of")
+    __slots__ = ("base", "size", "view", "v32", "v64", "_size_of")
 
     def __init__(self, base: int, size_of: Callable[[], int]) -> None:
         self.base = base
         self._size_of = size_of
         self.size = 0
         self.view: memoryview = memoryview(b"")
+        # Aligned word views: item access is ~3x cheaper than struct.pack_into.
+        self.v32: memoryview = self.view
+        self.v64: memoryview = self.view
         self.refresh()
 
     def refresh(self) -> None:
@@ -28,6 +31,8 @@ class GuestMemory:
         if size != self.size:
             self.size = size
             self.view = memoryview((ctypes.c_ubyte * size).from_address(self.base)).cast("B")
+            self.v32 = self.view.cast("I") if size % 8 == 0 else self.view
+            self.v64 = self.view.cast("Q") if size % 8 == 0 else self.view
 
     def check(self, ptr: int, length: int) -> bool:
         """Is ``[ptr, ptr+length)`` inside memory? Re-maps once if the guest has grown."""

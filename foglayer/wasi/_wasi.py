@@ -227,9 +227,12 @@ class Wasi:
 
     def _put_u32(self, ptr: int, value: int) -> int:
         mem = self.mem
-        if not mem.check(ptr, 4):
+        if ptr + 4 > mem.size and not mem.check(ptr, 4):
             return abi.EFAULT
-        _U32.pack_into(mem.view, ptr, value)
+        if ptr & 3:
+            _U32.pack_into(mem.view, ptr, value)
+        else:
+            mem.v32[ptr >> 2] = value
         return 0
 
     def _put_u64(self, ptr: int, value: int) -> int:
@@ -293,7 +296,7 @@ class Wasi:
         return self._put_u64(out, 1)
 
     def clock_time_get(self, clock_id: int, precision: int, out: int) -> int:
-        if clock_id == abi.CLOCK_MONOTONIC:
+        if clock_id == 1:  # monotonic, the hot one
             now = _monotonic_ns() + self.state.monotonic_offset_ns
         elif clock_id == abi.CLOCK_REALTIME:
             now = _time_ns()
@@ -306,7 +309,10 @@ class Wasi:
         mem = self.mem
         if out + 8 > mem.size and not mem.check(out, 8):
             return abi.EFAULT
-        _U64.pack_into(mem.view, out, now)
+        if out & 7:
+            _U64.pack_into(mem.view, out, now)
+        else:
+            mem.v64[out >> 3] = now
         return 0
 
     def random_get(self, buf: int, length: int) -> int:
@@ -336,14 +342,13 @@ class Wasi:
 
     def fd_write(self, fd: int, iovs: int, iovs_len: int, nwritten: int) -> int:
         d = self.fds.get(fd)
-        if d is None:
-            return abi.EBADF
-        if not d.rights_base & abi.R_FD_WRITE:
+        if d is None or not d.rights_base & abi.R_FD_WRITE:
             return abi.EBADF
         mem = self.mem
         try:
-            if iovs_len == 1 and iovs + 8 <= mem.size:
-                p, ln = _IOVEC.unpack_from(mem.view, iovs)
+            if iovs_len == 1 and not iovs & 3 and iovs + 8 <= mem.size:
+                i = iovs >> 2
+                p, ln = mem.v32[i], mem.v32[i + 1]
                 if p + ln > mem.size and not mem.check(p, ln):
                     return abi.EFAULT
                 n = os.write(d.host_fd, mem.view[p:p + ln])
@@ -354,29 +359,28 @@ class Wasi:
                 n = os.writev(d.host_fd, bufs) if bufs else 0
         except OSError as e:
             return abi.from_oserror(e)
-        if nwritten + 4 > mem.size and not mem.check(nwritten, 4):
-            return abi.EFAULT
-        _U32.pack_into(mem.view, nwritten, n)
-        return 0
+        return self._put_u32(nwritten, n)
 
     def fd_read(self, fd: int, iovs: int, iovs_len: int, nread: int) -> int:
         d = self.fds.get(fd)
-        if d is None:
+        if d is None or not d.rights_base & abi.R_FD_READ:
             return abi.EBADF
-        if not d.rights_base & abi.R_FD_READ:
-            return abi.EBADF
-        bufs = self._iovecs(iovs, iovs_len)
-        if bufs is None:
-            return abi.EFAULT
+        mem = self.mem
         try:
-            n = os.readv(d.host_fd, bufs) if bufs else 0
+            if iovs_len == 1 and not iovs & 3 and iovs + 8 <= mem.size:
+                i = iovs >> 2
+                p, ln = mem.v32[i], mem.v32[i + 1]
+                if p + ln > mem.size and not mem.check(p, ln):
+                    return abi.EFAULT
+                n = os.readv(d.host_fd, (mem.view[p:p + ln],))
+            else:
+                bufs = self._iovecs(iovs, iovs_len)
+                if bufs is None:
+                    return abi.EFAULT
+                n = os.readv(d.host_fd, bufs) if bufs else 0
         except OSError as e:
             return abi.from_oserror(e)
-        mem = self.mem
-        if nread + 4 > mem.size and not mem.check(nread, 4):
-            return abi.EFAULT
-        _U32.pack_into(mem.view, nread, n)
-        return 0
+        return self._put_u32(nread, n)
 
     def fd_pread(self, fd: int, iovs: int, iovs_len: int, offset: int, nread: int) -> int:
         d = self.fds.get(fd)

@@ -1,0 +1,102 @@
+"""The WASI state is plain data: it serializes to JSON and restores, open files included."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import struct
+
+from foglayer.wasi import GuestMemory, Preopen, Wasi, WasiState
+from foglayer.wasi import _abi as abi
+
+
+class Guest:
+    """A real block of memory standing in for linear memory, with helpers to call WASI."""
+
+    def __init__(self, wasi: Wasi, size: int = 1 << 16) -> None:
+        self.buf = (ctypes.c_ubyte * size)()
+        self.wasi = wasi
+        wasi.attach_memory(GuestMemory(ctypes.addressof(self.buf), lambda: size))
+        self.mem = memoryview(self.buf).cast("B")
+
+    def put(self, addr: int, data: bytes) -> tuple[int, int]:
+        self.mem[addr:addr + len(data)] = data
+        return addr, len(data)
+
+    def open(self, dirfd: int, path: str, oflags: int = 0, write: bool = False,
+             fdflags: int = 0) -> int:
+        p, n = self.put(1024, path.encode())
+        rights = abi.R_FD_READ | abi.R_FD_SEEK | abi.R_FD_TELL | (abi.R_FD_WRITE if write else 0)
+        err = self.wasi.path_open(dirfd, 0, p, n, oflags, rights, 0, fdflags, 0)
+        assert err == 0, err
+        return struct.unpack_from("<I", self.mem, 0)[0]
+
+    def write(self, fd: int, data: bytes) -> int:
+        self.put(4096, data)
+        struct.pack_into("<II", self.mem, 64, 4096, len(data))
+        assert self.wasi.fd_write(fd, 64, 1, 72) == 0
+        return struct.unpack_from("<I", self.mem, 72)[0]
+
+    def read(self, fd: int, n: int) -> bytes:
+        struct.pack_into("<II", self.mem, 64, 8192, n)
+        assert self.wasi.fd_read(fd, 64, 1, 72) == 0
+        got = struct.unpack_from("<I", self.mem, 72)[0]
+        return bytes(self.mem[8192:8192 + got])
+
+    def seek(self, fd: int, offset: int, whence: int = 0) -> int:
+        assert self.wasi.fd_seek(fd, offset, whence, 80) == 0
+        return struct.unpack_from("<Q", self.mem, 80)[0]
+
+
+def test_state_round_trips_through_json_with_open_files(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "in.txt").write_bytes(b"0123456789abcdef")
+    wasi = Wasi.create(["app", "x"], {"K": "V"}, [Preopen(str(data), "/data")])
+    g = Guest(wasi)
+    rd = g.open(3, "in.txt")
+    assert g.read(rd, 4) == b"0123"
+    wr = g.open(3, "out.log", abi.O_CREAT, write=True, fdflags=abi.FDFLAG_APPEND)
+    g.write(wr, b"first ")
+    wasi.state.monotonic_offset_ns += 10**12  # guest clock far ahead of the host's
+
+    text = json.dumps(wasi.state.to_dict())
+    wasi.close()
+    state = WasiState.from_dict(json.loads(text))
+    assert state.args == ["app", "x"] and state.env == {"K": "V"}
+    assert [p.guest for p in state.preopens] == ["/data"]
+    assert state.fds[rd].offset == 4 and state.fds[rd].guest_path == "/data/in.txt"
+
+    restored = Wasi.restore(state)
+    g2 = Guest(restored)
+    assert g2.read(rd, 4) == b"4567"  # continues at the saved offset
+    g2.write(wr, b"second")  # still appends
+    assert (data / "out.log").read_bytes() == b"first second"
+    assert state.monotonic_offset_ns > 10**12 - 10**10  # the guest clock did not go back
+    restored.close()
+
+
+def test_state_restores_into_a_remapped_directory(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    (a / "f").write_bytes(b"hello world")
+    wasi = Wasi.create(["app"], {}, [Preopen(str(a), "/work")])
+    g = Guest(wasi)
+    fd = g.open(3, "f")
+    g.seek(fd, 6)
+    saved = wasi.state.to_dict()
+    wasi.close()
+    os.rename(a, b)
+    state = WasiState.from_dict(saved)
+    state.remap({"/work": str(b)})
+    restored = Wasi.restore(state)
+    assert Guest(restored).read(fd, 5) == b"world"
+    restored.close()
+
+
+def test_state_refuses_unknown_version():
+    import pytest
+
+    with pytest.raises(ValueError, match="version"):
+        WasiState.from_dict({"version": 99})
