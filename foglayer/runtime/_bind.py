@@ -23,28 +23,49 @@ _NO_FINALIZER = ctypes.cast(None, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
 _RAW_BYTES = 16 * 10  # wasmtime_val_raw_t is 16 bytes; path_open takes 9 arguments
 
 _TEMPLATE = """
-def {name}(env, caller, args, nargs):
-    try:
-        v32, v64 = views[args]
-    except KeyError:
-        v32, v64 = views[args] = make_views(args)
-    counts[{index}] += 1
-    g = gate[0]
-    if g is not None and g({index}):
+def factory(views, make_views, counts, gate, impl, WasiError, ProcExit, from_oserror,
+            exit_trap, internal_error, mem_refresh, index, name):
+    def host(env, caller, args, nargs):
+        try:
+            v32, v64 = views[args]
+        except KeyError:
+            v32, v64 = views[args] = make_views(args)
+        counts[index] += 1
+        g = gate[0]
+        if g is not None and g(index):
+            return 0
+        try:
+            {refresh}r = impl({argv})
+        except WasiError as e:
+            r = e.errno
+        except OSError as e:
+            r = from_oserror(e)
+        except ProcExit:
+            return exit_trap()
+        except BaseException as e:
+            return internal_error(name, e)
+        {store}
         return 0
-    try:
-        {refresh}r = impl({argv})
-    except WasiError as e:
-        r = e.errno
-    except OSError as e:
-        r = from_oserror(e)
-    except ProcExit:
-        return exit_trap()
-    except BaseException as e:
-        return internal_error({name!r}, e)
-    {store}
-    return 0
+    return host
 """
+_FACTORIES: dict[tuple[str, str, bool], Callable] = {}
+
+
+def _factory(params: str, result: str, refresh: bool) -> Callable:
+    """The trampoline maker for one signature, compiled once per process."""
+    key = (params, result, refresh)
+    fn = _FACTORIES.get(key)
+    if fn is None:
+        argv = ", ".join(f"v32[{4 * k}]" if t == "i" else f"v64[{2 * k}]"
+                         for k, t in enumerate(params))
+        store = {"": "", "i": "v32[0] = r & 0xFFFFFFFF",
+                 "I": "v64[0] = r & 0xFFFFFFFFFFFFFFFF"}[result]
+        src = _TEMPLATE.format(argv=argv, store=store,
+                               refresh="mem_refresh()\n            " if refresh else "")
+        scope: dict = {}
+        exec(src, scope)  # noqa: S102 - generated from fixed signatures, no user text
+        fn = _FACTORIES[key] = scope["factory"]
+    return fn
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,23 +120,11 @@ class Binding:
         views: dict[int, tuple[memoryview, memoryview]] = {}
         types = {"i": wasmtime.ValType.i32(), "I": wasmtime.ValType.i64()}
         for index, f in enumerate(functions):
-            argv = ", ".join(
-                f"v32[{4 * k}]" if t == "i" else f"v64[{2 * k}]" for k, t in enumerate(f.params))
-            store = {"": "", "i": "v32[0] = r & 0xFFFFFFFF",
-                     "I": "v64[0] = r & 0xFFFFFFFFFFFFFFFF"}[f.result]
-            fname = f"host_{index}"
-            src = _TEMPLATE.format(
-                name=fname, index=index, argv=argv, store=store,
-                refresh="" if f.module == MODULE and f.name in HOT else "mem_refresh()\n        ")
-            scope = {
-                "views": views, "make_views": _make_views, "counts": self.counts,
-                "gate": self._gate, "impl": f.impl, "WasiError": WasiError,
-                "ProcExit": ProcExit, "from_oserror": abi.from_oserror,
-                "exit_trap": self._exit_trap, "internal_error": self._internal_error,
-                "mem_refresh": lambda: wasi.mem.refresh(),
-            }
-            exec(src, scope)  # noqa: S102 - generated from fixed signatures, no user text
-            cb = _CALLBACK(scope[fname])
+            make = _factory(f.params, f.result, not (f.module == MODULE and f.name in HOT))
+            cb = _CALLBACK(make(
+                views, _make_views, self.counts, self._gate, f.impl, WasiError, ProcExit,
+                abi.from_oserror, self._exit_trap, self._internal_error,
+                lambda: wasi.mem.refresh(), index, self.names[index]))
             ty = wasmtime.FuncType([types[t] for t in f.params],
                                    [types[f.result]] if f.result else [])
             self._keep += [cb, ty]

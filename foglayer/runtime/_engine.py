@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ class EngineSettings:
     simd: bool = True
 
     def key(self) -> str:
-        text = repr(sorted(asdict(self).items())) + WASMTIME_VERSION + platform.machine()
+        text = repr(sorted(asdict(self).items())) + WASMTIME_VERSION + os.uname().machine
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def config(self) -> wasmtime.Config:
