@@ -191,9 +191,10 @@ class Wasi:
         if d is None:
             raise WasiError(abi.EBADF)
         if d.kind != abi.FT_DIR:
-            raise WasiError(abi.ENOTDIR)
+            raise WasiError(abi.EBADF)  # as wasmtime: a file fd is no directory capability
         if not d.rights_base & right:
-            raise WasiError(abi.ENOTCAPABLE)
+            # A read-only tree refuses changes with EPERM, as wasmtime's DirPerms::READ does.
+            raise WasiError(abi.EPERM if d.readonly and right & abi.RIGHTS_WRITE else abi.ENOTCAPABLE)
         return d
 
     def _fd(self, fd: int, right: int = 0) -> Descriptor:
@@ -336,7 +337,7 @@ class Wasi:
         raise ProcExit(code)
 
     def proc_raise(self, sig: int) -> int:
-        return abi.ENOSYS
+        return abi.ENOTSUP  # as wasmtime: signals do not exist in the sandbox
 
     # -- descriptors: data --------------------------------------------------------------
 
@@ -534,9 +535,10 @@ class Wasi:
         return self._put_filestat(out, os.fstat(d.host_fd))
 
     def fd_filestat_set_size(self, fd: int, size: int) -> int:
-        d = self._fd(fd, abi.R_FD_WRITE)
+        d = self._fd(fd)
         if d.kind != abi.FT_REG:
             return abi.EBADF
+        self._mutable(d)
         if size >= 1 << 63:
             return abi.EINVAL
         os.ftruncate(d.host_fd, size)
@@ -544,8 +546,7 @@ class Wasi:
 
     def fd_filestat_set_times(self, fd: int, atim: int, mtim: int, fst: int) -> int:
         d = self._fd(fd)
-        if d.kind == abi.FT_REG and not d.rights_base & abi.R_FD_WRITE:
-            return abi.EBADF
+        self._mutable(d)
         os.utime(d.host_fd, ns=_times(os.fstat(d.host_fd), atim, mtim, fst))
         return 0
 
@@ -575,7 +576,7 @@ class Wasi:
     def fd_readdir(self, fd: int, buf: int, buf_len: int, cookie: int, bufused: int) -> int:
         d = self._fd(fd)
         if d.kind != abi.FT_DIR:
-            return abi.ENOTDIR
+            return abi.EBADF
         if not d.rights_base & abi.R_FD_READDIR:
             return abi.ENOTCAPABLE
         if cookie == 0 or d.dir_cache is None:
@@ -608,6 +609,9 @@ class Wasi:
 
     def path_open(self, dirfd: int, dirflags: int, path: int, path_len: int, oflags: int,
                   rights_base: int, rights_inheriting: int, fdflags: int, fd_out: int) -> int:
+        src = self.fds.get(dirfd)
+        if src is not None and src.kind == abi.FT_REG and src.stdio < 0:
+            return abi.ENOTDIR  # as wasmtime: opening below a file
         d, host = self._path(dirfd, abi.R["path_open"], path, path_len,
                              bool(dirflags & abi.LOOKUP_SYMLINK_FOLLOW))
         write = bool(rights_base & _WRITE_RIGHTS_FOR_OPEN) or bool(fdflags & abi.FDFLAG_APPEND)
