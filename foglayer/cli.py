@@ -142,5 +142,219 @@ def compile(module, output, all_variants) -> None:  # noqa: A001 - the command's
         click.echo(line)
 
 
+@cli.group()
+def bench() -> None:
+    """Benchmarks: native vs fog run vs raw wasmtime, side by side in one run."""
+
+
+def _bench_done(result) -> None:
+    from foglayer.bench import show
+
+    show(result)
+    sys.exit(0 if result.ok else 1)
+
+
+@bench.command("polybench")
+@click.option("--dataset", default="LARGE", show_default=True, metavar="NAME",
+              help="MINI, SMALL, MEDIUM, LARGE or EXTRALARGE.")
+@click.option("--runs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--kernels", metavar="A,B,...", help="Only these kernels (default: all 30).")
+@click.option("--out", type=click.Path(file_okay=False), metavar="DIR",
+              help="Results directory (default: results/polybench-<timestamp>).")
+def bench_polybench(dataset, runs, kernels, out) -> None:
+    """PolyBench/C 4.2.1: 30 kernels, Wasm checksums checked against native."""
+    from foglayer.bench import polybench
+
+    names = [k for k in kernels.split(",") if k.strip()] if kernels else None
+    _bench_done(polybench(dataset, runs, names, out=out))
+
+
+@bench.command("speedtest")
+@click.option("--size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--runs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--disk", is_flag=True, help="An on-disk database in a preopened dir (not in memory).")
+@click.option("--both", is_flag=True, help="In memory and on disk, interleaved in one run.")
+@click.option("--out", type=click.Path(file_okay=False), metavar="DIR",
+              help="Results directory (default: results/speedtest-<timestamp>).")
+def bench_speedtest(size, runs, disk, both, out) -> None:
+    """SQLite speedtest1: 32 tests, per-test check values compared with native."""
+    from foglayer.bench import speedtest
+
+    modes = ("memory", "disk") if both else ("disk",) if disk else ("memory",)
+    _bench_done(speedtest(size, runs, modes, out=out))
+
+
+@bench.command("runtime")
+@click.option("--runs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), metavar="DIR",
+              help="Results directory (default: results/runtime-<timestamp>).")
+def bench_runtime(runs, out) -> None:
+    """WASI call costs, compute and cold start: native, fog run, raw wasmtime."""
+    from foglayer.bench import runtime
+
+    _bench_done(runtime(runs, out=out))
+
+
+# -- the continuum (foglayer.cluster) ----------------------------------------------------------
+
+
+def _conn_options(f):
+    f = click.option("--tls-ca", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="CA certificate to verify a tls:// server.")(f)
+    f = click.option("--creds", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="Credentials file (default: $FOG_CREDS, or the one `fog up` wrote).")(f)
+    f = click.option("--server", metavar="URL", help="NATS server, e.g. nats://host:4222 or tls://host:4222.")(f)
+    return f
+
+
+def _creds(server, creds, tls_ca):
+    from foglayer.cluster import Creds, resolve
+
+    c = resolve(server, creds)
+    if tls_ca:
+        c = Creds(**{**c.__dict__, "ca": tls_ca})
+    return c
+
+
+def _print(renderable) -> None:
+    from rich.console import Console
+
+    Console(soft_wrap=False).print(renderable)
+
+
+@cli.command()
+@_conn_options
+@click.option("--name", required=True, help="This node's name (its credentials must match).")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label. Repeatable.")
+@click.option("--max-memory", callback=_size, metavar="SIZE", help="Memory for apps (default: all).")
+@click.option("--fuel-rate", type=click.FloatRange(min=1), metavar="N",
+              help="Throttle apps to N Wasm instructions per second.")
+@click.option("--latency", "latency", multiple=True, metavar="SITE=MS",
+              help="Round-trip time to a site, in milliseconds. Repeatable.")
+@click.option("--cpus", type=click.IntRange(min=1), help="CPUs to advertise (default: all).")
+@click.option("--no-simd", is_flag=True, help="Compile without Wasm SIMD (and say so).")
+@click.option("--heartbeat", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+              metavar="SECONDS", help="Heartbeat interval.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where app directories live.")
+def node(server, creds, tls_ca, name, labels, max_memory, fuel_rate, latency, cpus, no_simd,
+         heartbeat, data_dir) -> None:
+    """Run a node agent: register, send heartbeats, run what the controller places here."""
+    from pathlib import Path
+
+    from foglayer.cluster import NodeConfig, parse_labels, run_node
+
+    lat = {k: float(v) for k, v in parse_labels(latency, "--latency").items() if _float(v, k)}
+    run_node(NodeConfig(name=name, creds=_creds(server, creds, tls_ca), labels=parse_labels(labels),
+                        max_memory=max_memory, fuel_rate=fuel_rate, heartbeat=heartbeat,
+                        data_dir=Path(data_dir) if data_dir else None, latency=lat,
+                        simd=not no_simd, cpus=cpus))
+
+
+def _float(v: str, k: str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        raise click.BadParameter(f"{k}={v}: expected milliseconds", param_hint="--latency") from None
+    return True
+
+
+@cli.command()
+@_conn_options
+@click.option("--name", help="This controller's name (default: random).")
+@click.option("--node-timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              metavar="SECONDS", help="A node silent this long is lost.")
+@click.option("--lease-ttl", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              metavar="SECONDS", help="A leader silent this long is replaced.")
+def controller(server, creds, tls_ca, name, node_timeout, lease_ttl) -> None:
+    """Run a controller (several may run: a KV lease elects the leader)."""
+    from foglayer.cluster import ControllerConfig, run_controller
+
+    run_controller(ControllerConfig(creds=_creds(server, creds, tls_ca), name=name,
+                                    node_timeout=node_timeout, lease_ttl=lease_ttl))
+
+
+@cli.command()
+@_conn_options
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--wait", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              metavar="SECONDS", help="Wait this long for the app to be placed (0: do not wait).")
+def deploy(server, creds, tls_ca, manifest, wait) -> None:
+    """Deploy the app MANIFEST (YAML): upload its module, then the controller places it."""
+    from foglayer.cluster import deploy as do_deploy
+    from foglayer.cluster import load_manifest
+
+    load_manifest(manifest)  # a bad manifest is reported before any connection
+    for line in do_deploy(manifest, creds=_creds(server, creds, tls_ca), wait=wait):
+        click.echo(line)
+
+
+@cli.command()
+@_conn_options
+def ps(server, creds, tls_ca) -> None:
+    """List the apps, their replicas, where they run and their state."""
+    from foglayer.cluster import ps as do_ps
+
+    _print(do_ps(creds=_creds(server, creds, tls_ca)))
+
+
+@cli.command()
+@_conn_options
+def nodes(server, creds, tls_ca) -> None:
+    """List the nodes, their capabilities and what they hold."""
+    from foglayer.cluster import nodes as do_nodes
+
+    _print(do_nodes(creds=_creds(server, creds, tls_ca)))
+
+
+@cli.command()
+@_conn_options
+@click.argument("app")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new output (Ctrl-C stops).")
+def logs(server, creds, tls_ca, app, follow) -> None:
+    """Print the stdout and stderr of APP (from every node that ran it)."""
+    from foglayer.cluster import logs as do_logs
+    from foglayer.cluster import write_chunk
+
+    do_logs(app, write_chunk, follow=follow, creds=_creds(server, creds, tls_ca))
+
+
+@cli.command()
+@_conn_options
+@click.argument("app")
+def stop(server, creds, tls_ca, app) -> None:
+    """Stop APP: remove its desired state; the controller stops its instances."""
+    from foglayer.cluster import stop as do_stop
+
+    click.echo(do_stop(app, creds=_creds(server, creds, tls_ca)))
+
+
+@cli.command()
+@_conn_options
+@click.argument("app")
+def explain(server, creds, tls_ca, app) -> None:
+    """Show the scheduler's table for APP's last placement: filters, scores, winner."""
+    from foglayer.cluster import explain as do_explain
+
+    for table in do_explain(app, creds=_creds(server, creds, tls_ca)):
+        _print(table)
+
+
+@cli.command()
+@_conn_options
+@click.argument("app")
+@click.argument("function")
+@click.argument("payload", required=False, default="")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              show_default=True, metavar="SECONDS", help="How long to wait for the answer.")
+def invoke(server, creds, tls_ca, app, function, payload, timeout) -> None:
+    """Call FUNCTION of the service APP with PAYLOAD ('-' reads stdin); print the result."""
+    from foglayer.cluster import invoke as do_invoke
+
+    data = sys.stdin.buffer.read() if payload == "-" else payload.encode()
+    out = do_invoke(app, function, data, creds=_creds(server, creds, tls_ca), timeout=timeout)
+    sys.stdout.buffer.write(out + (b"" if out.endswith(b"\n") or not sys.stdout.isatty() else b"\n"))
+    sys.stdout.flush()
+
+
 if __name__ == "__main__":
     main()

@@ -88,9 +88,16 @@ cfg.argv = spec["argv"]
 cfg.env = sorted(spec["env"].items())
 for host, guest, ro in spec["dirs"]:
     cfg.preopen_dir(host, guest, not ro)
+if spec["stdin"]:
+    cfg.stdin_file = spec["stdin"]
 cfg.stdout_file = spec["stdout"]
 cfg.stderr_file = spec["stderr"]
-engine = wasmtime.Engine()
+config = wasmtime.Config()
+try:
+    config.cache = True  # wasmtime's own compile cache: skips Cranelift on repeat runs
+except wasmtime.WasmtimeError:
+    pass
+engine = wasmtime.Engine(config)
 store = wasmtime.Store(engine)
 store.set_wasi(cfg)
 linker = wasmtime.Linker(engine)
@@ -114,13 +121,19 @@ def run_ref(
     args: Sequence[str] = (),
     dirs: Dirs = (),
     env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
 ) -> Run:
     """Run ``wasm`` under wasmtime's built-in WASI (in a subprocess)."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="fog-ref-") as td:
         out, err = Path(td, "stdout"), Path(td, "stderr")
+        stdin_path = ""
+        if stdin is not None:
+            stdin_path = str(Path(td, "stdin"))
+            Path(stdin_path).write_bytes(stdin)
         spec = {
+            "stdin": stdin_path,
             "wasm": str(wasm),
             "argv": [str(wasm), *map(str, args)],
             "env": dict(env or {}),
@@ -156,6 +169,7 @@ def run_ours(
     args: Sequence[str] = (),
     dirs: Dirs = (),
     env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
 ) -> Run:
     """Run ``wasm`` under ``fog run`` (foglayer's own WASI)."""
     cmd = [*_fog_cmd(), "run"]
@@ -165,7 +179,11 @@ def run_ours(
         cmd += ["--env", f"{k}={v}"]
     cmd += [str(wasm), *map(str, args)]
     proc = subprocess.run(
-        cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=RUN_TIMEOUT
+        cmd,
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
+        capture_output=True,
+        timeout=RUN_TIMEOUT,
     )
     return Run(
         proc.returncode,

@@ -87,15 +87,21 @@ def test_native_and_wasm_agree(builds, tmp_path):
     (tmp_path / "n").mkdir()
     (tmp_path / "wm").mkdir()
     (tmp_path / "wd").mkdir()
+    (tmp_path / "wn").mkdir()
     n_mem = _native(exe, "--size", "5")
     n_disk = _native(exe, "--size", "5", "--disk", str(tmp_path / "n" / "t.db"))
+    n_dot = _native(exe, "--size", "1", "--disk", str(tmp_path / "n" / "u.db"), "--vfs", "unix-dotfile")
     w_mem = _wasm(engine, module, tmp_path / "wm", "--size", "5")
     w_disk = _wasm(engine, module, tmp_path / "wd", "--size", "5", "--disk", "/data/t.db")
+    # Dotfile locking (SQLite's WASI default) at --size 1: a lock directory per transaction.
+    w_dot = _wasm(engine, module, tmp_path / "wn", "--size", "1", "--disk", "/data/t.db",
+                  "--vfs", "unix-dotfile")
     assert n_mem[100]["name"] == "2500 INSERTs into table with no index"
     assert (tmp_path / "n" / "t.db").stat().st_size > 0
     assert (tmp_path / "wd" / "data" / "t.db").stat().st_size > 0
     assert _checks(w_mem) == _checks(n_mem)
     assert _checks(w_disk) == _checks(n_disk)
+    assert _checks(w_dot) == _checks(n_dot)
     # Results do not depend on where the database lives.
     assert _checks(n_disk) == _checks(n_mem)
     # Every test is checked: write-only ones hash their row counts.
@@ -109,6 +115,8 @@ def test_sqlite_error_exits_nonzero(builds, tmp_path):
     assert proc.returncode != 0
     assert proc.stdout == ""
     assert "speedtest1:" in proc.stderr
+    proc = subprocess.run([str(exe), "--size", "1", "--vfs", "nope"], capture_output=True, text=True)
+    assert proc.returncode != 0 and proc.stdout == "" and "no such VFS" in proc.stderr
 
 
 def _tgz(files: dict[str, bytes]) -> bytes:

@@ -71,6 +71,18 @@ def test_fd_fdstat_set_rights(program_run):
         )
 
 
+def test_sync_fdflags(program_run):
+    """DSYNC/RSYNC/SYNC on path_open: supported (and reported by fd_fdstat_get), or refused
+    with ENOTSUP (58) as wasmtime does."""
+    o = program_run("fd_stat_flags", "sync-flags")
+    assert o.run.code == 0, o.run.describe()
+    for name in ("dsync", "rsync", "sync"):
+        assert o.line(f"path_open fdflags {name} -> ") in (
+            f"path_open fdflags {name} -> 0 reported: yes write -> 0",
+            f"path_open fdflags {name} -> 58",
+        )
+
+
 def test_fd_filestat_get(out):
     out.expect(
         "fd_filestat_get O_RDONLY file -> 0 type=file size=11 nlink=1",

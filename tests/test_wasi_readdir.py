@@ -71,6 +71,10 @@ def test_readdir_large_directory_and_cookies(out):
     assert len(names) == 150 and names[-1] == "zz-subdir"
 
 
+def test_d_ino_matches_stat(out):
+    out.expect("d_ino == lstat st_ino for every entry: yes")
+
+
 def test_scandir(out):
     ln = out.line("scandir sub -> ")
     assert ln.replace(" . ..", "").replace("-> 5:", "-> 3:") == "scandir sub -> 3: a.txt b.txt deeper"

@@ -113,6 +113,21 @@ int main(void) {
     printf("many: entries after seekdir = count-10: %s\n", yn(rest == count - 10));
     closedir(d);
 
+    /* d_ino agrees with stat's st_ino for every entry but ".." (wasmtime's ".." d_ino is
+     * not its parent's inode) */
+    d = opendir("/sandbox/sub");
+    int ino_ok = 1, checked = 0;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, "..")) continue;
+        char p[300];
+        snprintf(p, sizeof p, "/sandbox/sub/%s", de->d_name);
+        struct stat st;
+        if (lstat(p, &st) != 0 || st.st_ino != de->d_ino) ino_ok = 0;
+        checked++;
+    }
+    closedir(d);
+    printf("d_ino == lstat st_ino for every entry: %s\n", yn(ino_ok && checked >= 3));
+
     struct dirent **nl;
     int sn = scandir("/sandbox/sub", &nl, NULL, alphasort);
     printf("scandir sub -> %d:", sn);

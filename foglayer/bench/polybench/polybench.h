@@ -150,6 +150,48 @@ static inline void pb_ck_ints(pb_checksum *ck, const int *v, size_t n)
 }
 
 /* ------------------------------------------------------------------ */
+/* Shared init step of cholesky, lu and ludcmp                         */
+/* ------------------------------------------------------------------ */
+/* A := A * A' for an n x n row-major matrix, bit-identical to PolyBench's
+ *
+ *     for (r..) for (s..) B[r][s] = 0;
+ *     for (t = 0; t < n; ++t) for (r..) for (s..) B[r][s] += A[r][t] * A[s][t];
+ *     A = B;
+ *
+ * Every B[r][s] still starts at 0 and accumulates the same products in the
+ * same order (t ascending), so the result is the same to the bit; only the
+ * traversal is blocked and reads a transposed copy, because PolyBench's
+ * column-strided A[s][t] makes this (untimed) step take minutes at LARGE. */
+static inline void pb_init_aat(int n, double *A)
+{
+    enum { RB = 32, SB = 512 };
+    size_t nn = (size_t)n * (size_t)n;
+    double *AT = (double *)pb_alloc(nn * sizeof(double));
+    double *B = (double *)pb_alloc(nn * sizeof(double)); /* zero-filled */
+    for (int r = 0; r < n; r++)
+        for (int t = 0; t < n; t++)
+            AT[(size_t)t * n + r] = A[(size_t)r * n + t];
+    for (int r0 = 0; r0 < n; r0 += RB) {
+        int r1 = r0 + RB < n ? r0 + RB : n;
+        for (int s0 = 0; s0 < n; s0 += SB) {
+            int s1 = s0 + SB < n ? s0 + SB : n;
+            for (int t = 0; t < n; t++) {
+                const double *at = &AT[(size_t)t * n];
+                for (int r = r0; r < r1; r++) {
+                    double art = A[(size_t)r * n + t];
+                    double *br = &B[(size_t)r * n];
+                    for (int s = s0; s < s1; s++)
+                        br[s] += art * at[s];
+                }
+            }
+        }
+    }
+    memcpy(A, B, nn * sizeof(double));
+    free(AT);
+    free(B);
+}
+
+/* ------------------------------------------------------------------ */
 /* Output                                                              */
 /* ------------------------------------------------------------------ */
 /* The one line on stdout. A non-finite sum (not valid JSON as a number) is

@@ -7,13 +7,15 @@
 ** scaling, with upstream's default options (no --primarykey, --notnull,
 ** --without-rowid, --big-transactions, journal mode or cache size).
 **
-**   speedtest1 [--size N] [--disk PATH]
+**   speedtest1 [--size N] [--disk PATH] [--vfs NAME]
 **
 **   --size N     relative size, default 100 (test 100 inserts N*500 rows)
 **   --disk PATH  use a database file at PATH (deleted first); the default is
 **                an in-memory database with PRAGMA temp_store=memory, as
 **                upstream's --memdb.  On disk, temporary files go to the
 **                directory of PATH (WASI guests see no /tmp).
+**   --vfs NAME   open the database with this VFS (as upstream's --vfs), e.g.
+**                unix-dotfile; default: the build's SQLITE_DEFAULT_UNIX_VFS
 **
 ** stdout: one JSON object per test, then {"done":32,"sqlite":"3.x.y"}:
 **   {"test":100,"name":"...","time_s":0.012345678,"check":"<16 hex digits>"}
@@ -598,12 +600,12 @@ static void testset_main(int size) {
 /* ---- main --------------------------------------------------------------- */
 
 static void usage(const char *argv0) {
-  die("usage: %s [--size N] [--disk PATH]", argv0);
+  die("usage: %s [--size N] [--disk PATH] [--vfs NAME]", argv0);
 }
 
 int main(int argc, char **argv) {
   int i, size = 100;
-  const char *disk = 0;
+  const char *disk = 0, *vfs = 0;
 
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -614,24 +616,34 @@ int main(int argc, char **argv) {
       size = (int)v;
     } else if (strcmp(a, "--disk") == 0 && i + 1 < argc) {
       disk = argv[++i];
+    } else if (strcmp(a, "--vfs") == 0 && i + 1 < argc) {
+      vfs = argv[++i];
     } else {
       usage(argv[0]);
     }
   }
 
   if (sqlite3_initialize() != SQLITE_OK) die("sqlite3_initialize failed");
+  if (vfs && !sqlite3_vfs_find(vfs)) die("no such VFS: %s", vfs);
   if (disk) {
-    /* Start from an empty database, as upstream does. */
+    /* Start from an empty database, as upstream does; also drop what a
+    ** killed run may have left: a journal, a unix-dotfile lock directory. */
     char *journal = sqlite3_mprintf("%s-journal", disk);
+    char *lockdir = sqlite3_mprintf("%s.lock", disk);
     const char *slash = strrchr(disk, '/');
+    if (!journal || !lockdir) die("out of memory");
     unlink(disk);
     unlink(journal);
+    rmdir(lockdir);
     sqlite3_free(journal);
-    sqlite3_temp_directory = slash ? sqlite3_mprintf("%.*s", (int)(slash - disk) + (slash == disk), disk)
-                                   : sqlite3_mprintf(".");
+    sqlite3_free(lockdir);
+    if (!slash)
+      sqlite3_temp_directory = sqlite3_mprintf(".");
+    else /* "/db" -> "/", "/data/t.db" -> "/data" */
+      sqlite3_temp_directory = sqlite3_mprintf("%.*s", (int)(slash - disk) + (slash == disk), disk);
   }
   if (sqlite3_open_v2(disk ? disk : ":memory:", &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 0) != SQLITE_OK)
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs) != SQLITE_OK)
     die("cannot open %s: %s", disk ? disk : ":memory:", db ? sqlite3_errmsg(db) : "out of memory");
   sqlite3_create_function(db, "random", 0, SQLITE_UTF8, 0, random_fn, 0, 0);
   if (!disk) exec("PRAGMA temp_store=memory");

@@ -1,0 +1,34 @@
+"""Run a suite end to end: plan -> rows -> SuiteResult with JSON, CSV and figures written."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from foglayer.bench._harness import Plan, environment, execute, make_workroot, out_dir
+from foglayer.bench._report import SuiteResult, write_files
+
+
+def run_suite(suite: str, title: str, params: dict, plan: Plan, *,
+              out: str | os.PathLike | None, write: bool = True, extra_env: dict | None = None,
+              notes: list[str] | None = None) -> SuiteResult:
+    d = out_dir(suite, out) if write else None
+    workroot = make_workroot()
+    try:
+        env = environment(plan.runners, plan.wasmtime_settings, workroot)
+        env.update(extra_env or {})
+        rows = execute(plan, workroot)
+    finally:
+        shutil.rmtree(workroot, ignore_errors=True)
+    result = SuiteResult(suite, title, {**params, "runs": plan.runs}, env, plan.runners, rows,
+                         out_dir=d, notes=list(notes or []))
+    if d is not None:
+        write_files(result)
+        try:
+            from foglayer.bench._figures import draw
+
+            result.files += draw(result)
+        except ImportError:
+            result.notes.append("matplotlib is not installed (pip install 'foglayer[bench]'): "
+                                "no figures")
+    return result

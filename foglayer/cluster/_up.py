@@ -1,0 +1,357 @@
+"""``fog up``: a whole continuum on one machine, as separate processes.
+
+A :class:`Continuum` under ``root`` (default ``<data dir>/continuum``) holds:
+
+- ``nats/``: the embedded server's config, users, credentials (``creds/*.creds``) and JetStream
+  state;
+- ``nodes/<name>/``: each node's app directories;
+- ``logs/``: one log file per process;
+- ``up.json``: the port and the nodes, so that running ``fog up`` again resumes the same
+  continuum.
+
+Node profiles stand for the tiers: ``cloud`` (all cores, 8 GiB for apps), ``edge`` (1 GiB)
+and ``iot`` (64 MiB, throttled by a fuel rate).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from foglayer.cluster._bus import check_name
+from foglayer.cluster._server import EmbeddedServer
+from foglayer.errors import FogError
+
+PROFILES: dict[str, dict] = {
+    "cloud": {"labels": {"tier": "cloud", "site": "cloud"}, "max_memory": "8GiB",
+              "latency": {"edge": 40, "iot": 45}},
+    "edge": {"labels": {"tier": "edge", "site": "edge"}, "max_memory": "1GiB",
+             "latency": {"cloud": 40, "iot": 5}, "cpus": 2},
+    "iot": {"labels": {"tier": "iot", "site": "iot"}, "max_memory": "64MiB",
+            "latency": {"edge": 5, "cloud": 45}, "cpus": 1, "fuel_rate": 100_000_000},
+}
+DEFAULT_NODES = "cloud,edge,iot"
+
+
+@dataclass
+class NodeSpec:
+    name: str
+    profile: str
+    args: list[str] = field(default_factory=list)  # extra `fog node` arguments
+
+
+def parse_nodes(text: str) -> list[NodeSpec]:
+    """``cloud,edge,iot`` or ``cloud=2,iot=3`` (names ``cloud-1``, ``cloud-2``, ...)."""
+    out: list[NodeSpec] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        m = re.fullmatch(r"([a-z]+)(?:[=:](\d+))?", part)
+        if not m or m.group(1) not in PROFILES:
+            raise FogError(f"--nodes: {part!r}: expected PROFILE or PROFILE=COUNT with a profile "
+                           f"among {', '.join(PROFILES)}")
+        prof, count = m.group(1), int(m.group(2) or 1)
+        if not 1 <= count <= 32:
+            raise FogError(f"--nodes: {part!r}: count must be between 1 and 32")
+        for i in range(count):
+            out.append(NodeSpec(prof if count == 1 else f"{prof}-{i + 1}", prof))
+    if not out:
+        raise FogError("--nodes: no nodes given")
+    names = [n.name for n in out]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise FogError(f"--nodes: node {dup!r} is named twice")
+    return out
+
+
+def node_args(spec: NodeSpec) -> list[str]:
+    prof = PROFILES[spec.profile]
+    args = ["--max-memory", str(prof["max_memory"])]
+    for k, v in prof["labels"].items():
+        args += ["--label", f"{k}={v}"]
+    for site, ms in prof.get("latency", {}).items():
+        args += ["--latency", f"{site}={ms}"]
+    if prof.get("cpus"):
+        args += ["--cpus", str(min(prof["cpus"], os.cpu_count() or 1))]
+    if prof.get("fuel_rate"):
+        args += ["--fuel-rate", str(prof["fuel_rate"])]
+    return args + spec.args
+
+
+def _fog(*args: str) -> list[str]:
+    return [sys.executable, "-m", "foglayer.cli", *args]
+
+
+class Continuum:
+    """The server, controllers and nodes of one continuum, each a process of its own."""
+
+    def __init__(self, root: str | os.PathLike, nodes: list[NodeSpec], *, port: int | None = None,
+                 controllers: int = 1, node_timeout: float = 5.0, lease_ttl: float = 5.0,
+                 heartbeat: float = 1.0, env: dict[str, str] | None = None) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        for n in nodes:
+            check_name(n.name)
+        self.nodes = {n.name: n for n in nodes}
+        self.controllers = controllers
+        self.node_timeout, self.lease_ttl, self.heartbeat = node_timeout, lease_ttl, heartbeat
+        self.env = {**os.environ, **(env or {})}
+        self.server = EmbeddedServer(self.root / "nats", port, nodes=tuple(self.nodes))
+        self.procs: dict[str, subprocess.Popen] = {}
+        (self.root / "logs").mkdir(exist_ok=True)
+
+    # -- processes --------------------------------------------------------------------------
+
+    def _spawn(self, key: str, argv: list[str]) -> subprocess.Popen:
+        from foglayer.cluster._proc import die_with_parent
+
+        log = open(self.root / "logs" / f"{key}.log", "ab")
+        try:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=self.env,
+                                    preexec_fn=die_with_parent)
+        finally:
+            log.close()
+        self.procs[key] = proc
+        return proc
+
+    def creds(self, user: str) -> Path:
+        return self.server.creds_path(user)
+
+    def start_controller(self, i: int = 0) -> subprocess.Popen:
+        return self._spawn(f"controller-{i}", _fog(
+            "controller", "--creds", str(self.creds("controller")), "--name", f"controller-{i}",
+            "--node-timeout", str(self.node_timeout), "--lease-ttl", str(self.lease_ttl)))
+
+    def start_node(self, name: str) -> subprocess.Popen:
+        spec = self.nodes[name]
+        return self._spawn(f"node-{name}", _fog(
+            "node", "--name", name, "--creds", str(self.creds(f"node-{name}")),
+            "--heartbeat", str(self.heartbeat), "--data-dir", str(self.root / "nodes" / name),
+            *node_args(spec)))
+
+    def add_node(self, spec: NodeSpec, start: bool = True) -> subprocess.Popen | None:
+        self.nodes[spec.name] = spec
+        self.server.add_node(spec.name)
+        return self.start_node(spec.name) if start else None
+
+    def kill(self, key: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs[key]
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            proc.wait(10)
+
+    def start(self) -> Continuum:
+        self.server.start()
+        self._ensure_state()
+        for i in range(self.controllers):
+            self.start_controller(i)
+        for name in self.nodes:
+            self.start_node(name)
+        return self
+
+    def _ensure_state(self) -> None:
+        import asyncio
+
+        from foglayer.cluster._bus import connect, ensure_state
+
+        async def go() -> None:
+            nc = await connect(creds=self.server.creds("admin"), reconnect=False)
+            try:
+                await ensure_state(nc.jetstream())
+            finally:
+                await nc.drain()
+
+        asyncio.run(go())
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Nodes first, then controllers (the state stays as it was), then the server."""
+        order = sorted(self.procs, key=lambda k: (not k.startswith("node-"), k))
+        for key in order:
+            p = self.procs[key]
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for key in order:
+            p = self.procs[key]
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.server.stop()
+
+    def __enter__(self) -> Continuum:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def log_tail(self, key: str, lines: int = 20) -> str:
+        try:
+            text = (self.root / "logs" / f"{key}.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+# -- fog up -------------------------------------------------------------------------------------
+
+
+def _state_file(root: Path) -> Path:
+    return root / "up.json"
+
+
+def up(nodes: str | None = None, *, root: str | os.PathLike | None = None, port: int | None = None,
+       view: bool | None = None, echo=print) -> None:
+    """Run ``fog up`` until Ctrl-C; resume the state of a previous run under ``root``."""
+    import fcntl
+
+    from foglayer._dirs import atomic_write, data_dir
+    from foglayer.cluster._server import free_port
+
+    root = Path(root) if root else data_dir("continuum")
+    root.mkdir(parents=True, exist_ok=True)
+    lock = open(root / "up.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise FogError(f"fog up is already running on {root} (stop it with Ctrl-C first)") from None
+    saved = {}
+    if _state_file(root).exists():
+        try:
+            saved = json.loads(_state_file(root).read_text())
+        except (OSError, ValueError):
+            saved = {}
+    specs = parse_nodes(nodes or saved.get("nodes") or DEFAULT_NODES)
+    if port is None:
+        port = saved.get("port") or (4222 if _port_free(4222) else free_port())
+    text = nodes or saved.get("nodes") or DEFAULT_NODES
+    atomic_write(_state_file(root), json.dumps({"port": port, "nodes": text}).encode())
+    c = Continuum(root, specs, port=port)
+    resumed = bool(saved)
+    echo(f"fog up: {'resuming' if resumed else 'starting'} a continuum in {root}")
+    c.start()
+    echo(f"fog up: nats-server on {c.server.url} (JetStream in {c.server.root / 'jetstream'}), "
+         f"a controller, nodes {', '.join(f'{s.name} ({s.profile})' for s in specs)}")
+    echo(f"fog up: credentials in {c.server.root / 'creds'}; other shells use them by default "
+         f"(`fog nodes`, `fog deploy APP.yaml`)")
+    try:
+        _watch(c, view if view is not None else sys.stdout.isatty(), echo)
+    finally:
+        echo("fog up: stopping (the state stays; `fog up` resumes it)")
+        c.stop()
+        lock.close()
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _watch(c: Continuum, live: bool, echo) -> None:
+    """The status view until SIGINT/SIGTERM: nodes, apps, events (or event lines without a TTY)."""
+    import asyncio
+
+    from foglayer.cluster._client import Client
+    from foglayer.cluster._proc import run_until_signal
+
+    async def main(stop: asyncio.Event) -> None:
+        client = None
+        for _ in range(50):
+            try:
+                client = await Client.open(c.server.creds("admin"), "fog-up")
+                break
+            except FogError:
+                await asyncio.sleep(0.1)
+        if client is None:
+            raise FogError("fog up: cannot reach the embedded server")
+        try:
+            if live:
+                await _live(c, client, stop)
+            else:
+                await _lines(c, client, stop, echo)
+        finally:
+            await client.close()
+
+    run_until_signal(main)
+
+
+async def _snapshot(client) -> tuple:
+    return (await client.nodes(), await client.apps(), await client.placements(),
+            await client.events(12))
+
+
+def _dead(c: Continuum) -> list[str]:
+    return [f"{k} exited ({p.returncode}): see {c.root / 'logs' / (k + '.log')}"
+            for k, p in c.procs.items() if p.poll() is not None]
+
+
+async def _live(c: Continuum, client, stop) -> None:
+    import asyncio
+
+    from rich.console import Group
+    from rich.live import Live
+    from rich.text import Text
+
+    from foglayer.cluster._render import events_table, nodes_table, ps_table
+
+    def render(snap) -> Group:
+        nodes, apps, placements, events = snap
+        parts = [Text(f"fog up — {c.server.url} — Ctrl-C stops (the state stays)", style="bold"),
+                 nodes_table(nodes, placements, apps), ps_table(apps, placements),
+                 events_table(events)]
+        parts += [Text(d, style="red") for d in _dead(c)]
+        return Group(*parts)
+
+    with Live(render(await _snapshot(client)), refresh_per_second=4, screen=False) as live:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), 0.5)
+            except asyncio.TimeoutError:
+                pass
+            try:
+                live.update(render(await _snapshot(client)))
+            except Exception:  # noqa: BLE001 - the next refresh tries again
+                pass
+
+
+async def _lines(c: Continuum, client, stop, echo) -> None:
+    import asyncio
+
+    seen: set[tuple] = set()
+    dead: set[str] = set()
+    first = True
+    while not stop.is_set():
+        try:
+            events = await client.events(50)
+        except Exception:  # noqa: BLE001
+            events = []
+        for e in events:
+            key = (e["time"], e["message"])
+            if key not in seen:
+                seen.add(key)
+                if not first or time.time() - e["time"] < 5:
+                    echo(f"{time.strftime('%H:%M:%S', time.localtime(e['time']))} {e['message']}")
+        first = False
+        for d in _dead(c):
+            if d not in dead:
+                dead.add(d)
+                echo(f"fog up: {d}")
+        try:
+            await asyncio.wait_for(stop.wait(), 0.5)
+        except asyncio.TimeoutError:
+            pass
