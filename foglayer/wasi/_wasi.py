@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from foglayer.wasi import _abi as abi
 from foglayer.wasi._memory import GuestMemory, NoMemory
-from foglayer.wasi._paths import WasiError, check_new_name, resolve
+from foglayer.wasi._paths import Target, WasiError, check_new_name, resolve
 from foglayer.wasi._state import Descriptor, Preopen, WasiState
 
 _U32 = struct.Struct("<I")
@@ -205,9 +205,10 @@ class Wasi:
             raise WasiError(abi.EBADF if right & (abi.R_FD_READ | abi.R_FD_WRITE) else abi.ENOTCAPABLE)
         return d
 
-    def _path(self, fd: int, right: int, ptr: int, length: int, follow: bool) -> tuple[Descriptor, str]:
+    def _path(self, fd: int, right: int, ptr: int, length: int,
+              follow: bool) -> tuple[Descriptor, Target]:
         d = self._dir(fd, right)
-        return d, resolve(d.host_path, self._string(ptr, length), follow)
+        return d, resolve(d.host_fd, d.host_path, self._string(ptr, length), follow)
 
     def _mutable(self, d: Descriptor) -> None:
         if d.readonly:
@@ -580,7 +581,7 @@ class Wasi:
         if not d.rights_base & abi.R_FD_READDIR:
             return abi.ENOTCAPABLE
         if cookie == 0 or d.dir_cache is None:
-            d.dir_cache = _list_dir(d.host_path)
+            d.dir_cache = _list_dir(d.host_fd)
         mem = self.mem
         if not mem.check(buf, buf_len):
             return abi.EFAULT
@@ -612,18 +613,23 @@ class Wasi:
         src = self.fds.get(dirfd)
         if src is not None and src.kind == abi.FT_REG and src.stdio < 0:
             return abi.ENOTDIR  # as wasmtime: opening below a file
-        d, host = self._path(dirfd, abi.R["path_open"], path, path_len,
-                             bool(dirflags & abi.LOOKUP_SYMLINK_FOLLOW))
+        follow = bool(dirflags & abi.LOOKUP_SYMLINK_FOLLOW)
+        d, t = self._path(dirfd, abi.R["path_open"], path, path_len, follow)
+        with t:
+            return self._open_at(d, t, self._string(path, path_len), oflags, rights_base,
+                                 rights_inheriting, fdflags, fd_out)
+
+    def _open_at(self, d: Descriptor, t: Target, path: str, oflags: int, rights_base: int,
+                 rights_inheriting: int, fdflags: int, fd_out: int) -> int:
         write = bool(rights_base & _WRITE_RIGHTS_FOR_OPEN) or bool(fdflags & abi.FDFLAG_APPEND)
         read = bool(rights_base & _READ_RIGHTS_FOR_OPEN) or not write
         if d.readonly and (write or oflags & (abi.O_CREAT | abi.O_TRUNC)):
             return abi.EPERM
         if oflags & abi.O_DIRECTORY and write:
             return abi.EISDIR
-        flags = os.O_CLOEXEC
-        if not dirflags & abi.LOOKUP_SYMLINK_FOLLOW:
-            flags |= os.O_NOFOLLOW
-        if oflags & abi.O_DIRECTORY:
+        # Symlinks were expanded by the walk: the kernel must not follow one now.
+        flags = os.O_CLOEXEC | os.O_NOFOLLOW
+        if oflags & abi.O_DIRECTORY or t.slash:
             flags |= os.O_DIRECTORY
         flags |= os.O_RDWR if read and write else os.O_WRONLY if write else os.O_RDONLY
         for wasi_flag, host_flag in ((abi.FDFLAG_APPEND, os.O_APPEND), (abi.FDFLAG_DSYNC, os.O_DSYNC),
@@ -633,27 +639,24 @@ class Wasi:
                 flags |= host_flag
         create = 0
         if oflags & abi.O_CREAT:
-            check_new_name(self._string(path, path_len))
+            check_new_name(path)
             create |= os.O_CREAT
         if oflags & abi.O_EXCL:
             create |= os.O_EXCL
         if oflags & abi.O_TRUNC:
-            if not write:
-                return abi.ENOTCAPABLE
-            create |= os.O_TRUNC
+            create |= os.O_TRUNC  # as Linux and wasmtime, even on a read-only open
         try:
-            hfd = os.open(host, flags | create, 0o666)
+            hfd = os.open(t.name, flags | create, 0o666, dir_fd=t.dirfd)
         except IsADirectoryError:
             return abi.EISDIR
         try:
             kind = _filetype(os.fstat(hfd).st_mode)
             base, inh = _rights_for(kind, read, write, d.readonly)
             base &= rights_base | (abi.RIGHTS_DIRECTORY if kind == abi.FT_DIR else 0)
-            new = Descriptor(kind=kind, host_path=host.rstrip("/"),
-                             guest_path=os.path.join(d.guest_path, self._string(path, path_len)),
+            new = Descriptor(kind=kind, host_path=t.host,
+                             guest_path=os.path.normpath(os.path.join(d.guest_path, path)),
                              rights_base=base, rights_inheriting=inh & rights_inheriting,
-                             flags=fdflags,
-                             open_flags=flags, readonly=d.readonly)
+                             flags=fdflags, open_flags=flags, readonly=d.readonly)
             new.host_fd = hfd
             fd = self._free_fd()
             err = self._put_u32(fd_out, fd)
@@ -667,43 +670,53 @@ class Wasi:
         return 0
 
     def path_create_directory(self, fd: int, path: int, path_len: int) -> int:
-        d, host = self._path(fd, abi.R["path_create_directory"], path, path_len, False)
-        self._mutable(d)
-        check_new_name(self._string(path, path_len))
-        os.mkdir(host.rstrip("/"))
+        d, t = self._path(fd, abi.R["path_create_directory"], path, path_len, False)
+        with t:
+            self._mutable(d)
+            check_new_name(self._string(path, path_len))
+            os.mkdir(t.name, dir_fd=t.dirfd)
         return 0
 
     def path_filestat_get(self, fd: int, flags: int, path: int, path_len: int, out: int) -> int:
         follow = bool(flags & abi.LOOKUP_SYMLINK_FOLLOW)
-        _, host = self._path(fd, abi.R["path_filestat_get"], path, path_len, follow)
-        return self._put_filestat(out, os.stat(host, follow_symlinks=follow))
+        _, t = self._path(fd, abi.R["path_filestat_get"], path, path_len, follow)
+        with t:
+            st = t.lstat()
+            if t.slash and not stat.S_ISDIR(st.st_mode):
+                return abi.ENOTDIR
+            return self._put_filestat(out, st)
 
     def path_filestat_set_times(self, fd: int, flags: int, path: int, path_len: int,
                                 atim: int, mtim: int, fst: int) -> int:
         follow = bool(flags & abi.LOOKUP_SYMLINK_FOLLOW)
-        d, host = self._path(fd, abi.R["path_filestat_set_times"], path, path_len, follow)
-        self._mutable(d)
-        st = os.stat(host, follow_symlinks=follow)
-        os.utime(host, ns=_times(st, atim, mtim, fst), follow_symlinks=follow)
+        d, t = self._path(fd, abi.R["path_filestat_set_times"], path, path_len, follow)
+        with t:
+            self._mutable(d)
+            os.utime(t.name, ns=_times(t.lstat(), atim, mtim, fst), dir_fd=t.dirfd,
+                     follow_symlinks=False)
         return 0
 
     def path_link(self, old_fd: int, old_flags: int, old_path: int, old_len: int,
                   new_fd: int, new_path: int, new_len: int) -> int:
         follow = bool(old_flags & abi.LOOKUP_SYMLINK_FOLLOW)
         d1, src = self._path(old_fd, abi.R["path_link_source"], old_path, old_len, follow)
-        d2, dst = self._path(new_fd, abi.R["path_link_target"], new_path, new_len, False)
-        self._mutable(d1)
-        self._mutable(d2)
-        check_new_name(self._string(new_path, new_len))
-        if dst.endswith("/"):
-            return abi.ENOENT if not os.path.lexists(dst.rstrip("/")) else abi.EEXIST
-        os.link(src.rstrip("/"), dst, follow_symlinks=follow)
+        with src:
+            d2, dst = self._path(new_fd, abi.R["path_link_target"], new_path, new_len, False)
+            with dst:
+                self._mutable(d1)
+                self._mutable(d2)
+                check_new_name(self._string(new_path, new_len))
+                if dst.slash:
+                    return abi.EEXIST if _exists(dst) else abi.ENOENT
+                os.link(src.name, dst.name, src_dir_fd=src.dirfd, dst_dir_fd=dst.dirfd,
+                        follow_symlinks=False)
         return 0
 
     def path_readlink(self, fd: int, path: int, path_len: int, buf: int, buf_len: int,
                       bufused: int) -> int:
-        _, host = self._path(fd, abi.R["path_readlink"], path, path_len, False)
-        target = os.readlink(host.rstrip("/")).encode()
+        _, t = self._path(fd, abi.R["path_readlink"], path, path_len, False)
+        with t:
+            target = os.readlink(t.name, dir_fd=t.dirfd).encode()
         n = min(len(target), buf_len)
         mem = self.mem
         if not mem.check(buf, n):
@@ -712,52 +725,58 @@ class Wasi:
         return self._put_u32(bufused, n)
 
     def path_remove_directory(self, fd: int, path: int, path_len: int) -> int:
-        d, host = self._path(fd, abi.R["path_remove_directory"], path, path_len, False)
-        self._mutable(d)
-        name = self._string(path, path_len).rstrip("/").rsplit("/", 1)[-1]
-        if name in (".", ""):
-            return abi.EINVAL if name == "." else abi.EPERM
-        if host.rstrip("/") == d.host_path:
-            return abi.EPERM
-        os.rmdir(host.rstrip("/"))
+        d, t = self._path(fd, abi.R["path_remove_directory"], path, path_len, False)
+        with t:
+            self._mutable(d)
+            name = self._string(path, path_len).rstrip("/").rsplit("/", 1)[-1]
+            if name in (".", ""):
+                return abi.EINVAL if name == "." else abi.EPERM
+            if t.name == ".":
+                return abi.EPERM  # the path climbed back to a directory we hold open
+            os.rmdir(t.name, dir_fd=t.dirfd)
         return 0
 
     def path_rename(self, fd: int, old_path: int, old_len: int, new_fd: int, new_path: int,
                     new_len: int) -> int:
         d1, src = self._path(fd, abi.R["path_rename_source"], old_path, old_len, False)
-        d2, dst = self._path(new_fd, abi.R["path_rename_target"], new_path, new_len, False)
-        self._mutable(d1)
-        self._mutable(d2)
-        for s in (self._string(old_path, old_len), self._string(new_path, new_len)):
-            if s.rstrip("/").rsplit("/", 1)[-1] in (".", ".."):
-                return abi.EINVAL
-        if (src.endswith("/") or dst.endswith("/")) and not os.path.isdir(src.rstrip("/")):
-            return abi.ENOTDIR
-        if src.rstrip("/") in (d1.host_path,) or dst.rstrip("/") in (d2.host_path,):
-            return abi.EPERM
-        os.rename(src.rstrip("/"), dst.rstrip("/"))
+        with src:
+            d2, dst = self._path(new_fd, abi.R["path_rename_target"], new_path, new_len, False)
+            with dst:
+                self._mutable(d1)
+                self._mutable(d2)
+                for s in (self._string(old_path, old_len), self._string(new_path, new_len)):
+                    if s.rstrip("/").rsplit("/", 1)[-1] in (".", ".."):
+                        return abi.EINVAL
+                if src.name == "." or dst.name == ".":
+                    return abi.EPERM
+                if (src.slash or dst.slash) and not stat.S_ISDIR(src.lstat().st_mode):
+                    return abi.ENOTDIR
+                os.rename(src.name, dst.name, src_dir_fd=src.dirfd, dst_dir_fd=dst.dirfd)
         return 0
 
     def path_symlink(self, old_path: int, old_len: int, fd: int, new_path: int,
                      new_len: int) -> int:
         target = self._string(old_path, old_len)
-        d, host = self._path(fd, abi.R["path_symlink"], new_path, new_len, False)
-        self._mutable(d)
-        if target.startswith("/"):
-            return abi.EPERM
-        check_new_name(self._string(new_path, new_len))
-        if host.endswith("/"):
-            return abi.ENOENT if not os.path.lexists(host.rstrip("/")) else abi.EEXIST
-        os.symlink(target, host)
+        d, t = self._path(fd, abi.R["path_symlink"], new_path, new_len, False)
+        with t:
+            self._mutable(d)
+            if target.startswith("/"):
+                return abi.EPERM
+            if "\0" in target:
+                return abi.EINVAL
+            check_new_name(self._string(new_path, new_len))
+            if t.slash:
+                return abi.EEXIST if _exists(t) else abi.ENOENT
+            os.symlink(target, t.name, dir_fd=t.dirfd)
         return 0
 
     def path_unlink_file(self, fd: int, path: int, path_len: int) -> int:
-        d, host = self._path(fd, abi.R["path_unlink_file"], path, path_len, False)
-        self._mutable(d)
-        if host.endswith("/"):
-            st = os.lstat(host.rstrip("/"))
-            return abi.EISDIR if stat.S_ISDIR(st.st_mode) else abi.ENOTDIR
-        os.unlink(host)
+        d, t = self._path(fd, abi.R["path_unlink_file"], path, path_len, False)
+        with t:
+            self._mutable(d)
+            if t.slash or t.name == ".":
+                return abi.EISDIR if stat.S_ISDIR(t.lstat().st_mode) else abi.ENOTDIR
+            os.unlink(t.name, dir_fd=t.dirfd)
         return 0
 
     # -- poll ---------------------------------------------------------------------------
@@ -895,10 +914,18 @@ def _times(st: os.stat_result, atim: int, mtim: int, fst: int) -> tuple[int, int
     return a, m
 
 
-def _list_dir(host: str) -> list[tuple[bytes, int, int]]:
-    entries = [(b".", os.stat(host).st_ino, abi.FT_DIR),
-               (b"..", os.stat(os.path.dirname(host) or host).st_ino, abi.FT_DIR)]
-    with os.scandir(host) as it:
+def _exists(t: Target) -> bool:
+    try:
+        t.lstat()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _list_dir(dirfd: int) -> list[tuple[bytes, int, int]]:
+    entries = [(b".", os.fstat(dirfd).st_ino, abi.FT_DIR),
+               (b"..", os.stat("..", dir_fd=dirfd).st_ino, abi.FT_DIR)]
+    with os.scandir(dirfd) as it:
         for e in it:
             try:
                 kind = _filetype(e.stat(follow_symlinks=False).st_mode)
