@@ -110,22 +110,115 @@ def cli() -> None:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Cap wall-clock time.")
 @click.option("--stats", is_flag=True, help="Print fuel, peak memory, wall time, WASI calls.")
+@click.option("--checkpointable", is_flag=True,
+              help="Rewrite the module (once, cached) so that it can be checkpointed: "
+                   "SIGUSR1 or fog checkpoint PID writes a snapshot.")
+@click.option("--checkpoint-to", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Where snapshots go (default: MODULE-PID.fogsnap here).")
+@click.option("--checkpoint-every", type=click.FloatRange(min=0, min_open=True),
+              metavar="SECONDS", help="Write a snapshot periodically.")
+@click.option("--stop-after-checkpoint", is_flag=True,
+              help="Exit right after the first snapshot is written (as a migration does).")
+@click.option("--with-files", is_flag=True,
+              help="Pack the preopened directories into each snapshot.")
 @click.argument("module", type=click.Path(dir_okay=False))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def run(dirs, envs, max_memory, fuel, timeout, stats, module, args) -> None:
+def run(dirs, envs, max_memory, fuel, timeout, stats, checkpointable, checkpoint_to,
+        checkpoint_every, stop_after_checkpoint, with_files, module, args) -> None:
     """Run a WASI command MODULE to completion; exit with its exit code."""
     from foglayer.runtime import Limits
     from foglayer.runtime import run as run_module
 
     preopens, env = _preopens(dirs), _env(envs)
+    limits = Limits(max_memory=max_memory, fuel=fuel, timeout=timeout)
     sys.stdout.flush()
-    result = run_module(module, args, env=env, preopens=preopens, stats=stats,
-                        limits=Limits(max_memory=max_memory, fuel=fuel, timeout=timeout))
+    if checkpointable or checkpoint_to or checkpoint_every or stop_after_checkpoint or with_files:
+        from foglayer.snapshot import CheckpointOptions, run_checkpointable
+
+        options = CheckpointOptions(path=checkpoint_to, every=checkpoint_every,
+                                    stop_after=stop_after_checkpoint, with_files=with_files)
+        outcome = run_checkpointable(module, args, env=env, preopens=preopens, limits=limits,
+                                     options=options, stats=stats)
+        _finish(outcome, stats)
+    result = run_module(module, args, env=env, preopens=preopens, stats=stats, limits=limits)
     if stats:
         from foglayer._report import print_stats
 
         print_stats(result.stats)
     sys.exit(result.exit_code & 0xFF if result.exit_code >= 0 else 1)
+
+
+def _finish(outcome, stats: bool) -> None:
+    """Report how a checkpointable run ended, and exit as it did."""
+    if stats:
+        from foglayer._report import print_stats
+
+        print_stats(outcome.result.stats)
+    if outcome.stopped:
+        click.echo(f"fog: stopped after checkpoint {outcome.checkpoints[-1].path}", err=True)
+        sys.exit(0)
+    code = outcome.exit_code
+    sys.exit(code & 0xFF if code >= 0 else 1)
+
+
+@cli.command()
+@click.argument("pid", type=click.IntRange(min=1))
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0,
+              show_default=True, metavar="SECONDS", help="How long to wait for the snapshot.")
+def checkpoint(pid, timeout) -> None:
+    """Snapshot the checkpointable fog run PID (it goes on); print the snapshot's path."""
+    from foglayer.snapshot import checkpoint_pid
+
+    click.echo(checkpoint_pid(pid, timeout))
+
+
+@cli.command()
+@click.argument("snapshot", type=click.Path(dir_okay=False))
+@click.option("--dir", "dirs", multiple=True, metavar="HOST:GUEST",
+              help="Put the preopen GUEST on another host directory. Repeatable.")
+@click.option("--force", is_flag=True, help="Resume even over open files that changed.")
+@click.option("--files-to", type=click.Path(file_okay=False), metavar="DIR",
+              help="Unpack the files of a --with-files snapshot under DIR.")
+@click.option("--module", type=click.Path(dir_okay=False),
+              help="The module (original or checkpointable), if the snapshot does not carry it.")
+@click.option("--max-memory", callback=_size, metavar="SIZE", help="Cap linear memory (64MiB).")
+@click.option("--checkpoint-to", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Where further snapshots go.")
+@click.option("--checkpoint-every", type=click.FloatRange(min=0, min_open=True),
+              metavar="SECONDS", help="Write a snapshot periodically.")
+@click.option("--stop-after-checkpoint", is_flag=True,
+              help="Exit right after the next snapshot is written.")
+@click.option("--with-files", is_flag=True,
+              help="Pack the preopened directories into further snapshots.")
+def restore(snapshot, dirs, force, files_to, module, max_memory, checkpoint_to,
+            checkpoint_every, stop_after_checkpoint, with_files) -> None:
+    """Resume the app in SNAPSHOT here; exit with its exit code."""
+    from foglayer.runtime import Limits
+    from foglayer.snapshot import CheckpointOptions
+    from foglayer.snapshot import restore as restore_snapshot
+
+    mapping = {}
+    for spec in dirs:
+        host, sep, guest = spec.rpartition(":")
+        if not sep or not host or not guest:
+            raise click.BadParameter(f"{spec!r}: expected HOST:GUEST", param_hint="--dir")
+        mapping[guest] = host
+    options = CheckpointOptions(path=checkpoint_to, every=checkpoint_every,
+                                stop_after=stop_after_checkpoint, with_files=with_files)
+    sys.stdout.flush()
+    outcome = restore_snapshot(snapshot, dirs=mapping, force=force, files_to=files_to,
+                               module=module, limits=Limits(max_memory=max_memory),
+                               options=options)
+    _finish(outcome, False)
+
+
+@cli.command()
+@click.argument("snapshot", type=click.Path(dir_okay=False))
+def inspect(snapshot) -> None:
+    """Show what SNAPSHOT holds: module, memory, globals, descriptors, format version."""
+    from foglayer.snapshot import describe
+
+    click.echo(describe(snapshot))
 
 
 @cli.command()
@@ -219,7 +312,26 @@ def _creds(server, creds, tls_ca):
 def _print(renderable) -> None:
     from rich.console import Console
 
-    Console(soft_wrap=False).print(renderable)
+    console = Console(soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(soft_wrap=False, width=200)
+    console.print(renderable)
+
+
+@cli.command()
+@click.option("--nodes", metavar="PROFILES",
+              help="Node profiles: cloud,edge,iot (the default) or counts like cloud=2,iot=3.")
+@click.option("--port", type=click.IntRange(1, 65535), help="NATS port (default: 4222 if free).")
+@click.option("--dir", "root", type=click.Path(file_okay=False),
+              help="State directory (default: <user data dir>/continuum).")
+@click.option("--view/--no-view", default=None,
+              help="Live status view (default: on a terminal; otherwise event lines).")
+def up(nodes, port, root, view) -> None:
+    """Run a whole continuum here: a NATS server, a controller and node agents (Ctrl-C stops;
+    running it again resumes the same state)."""
+    from foglayer.cluster import up as do_up
+
+    do_up(nodes, root=root, port=port, view=view, echo=click.echo)
 
 
 @cli.command()
@@ -346,13 +458,14 @@ def explain(server, creds, tls_ca, app) -> None:
 @click.argument("payload", required=False, default="")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
               show_default=True, metavar="SECONDS", help="How long to wait for the answer.")
-def invoke(server, creds, tls_ca, app, function, payload, timeout) -> None:
+@click.option("--raw", is_flag=True, help="Print the result as it is (no newline added).")
+def invoke(server, creds, tls_ca, app, function, payload, timeout, raw) -> None:
     """Call FUNCTION of the service APP with PAYLOAD ('-' reads stdin); print the result."""
     from foglayer.cluster import invoke as do_invoke
 
     data = sys.stdin.buffer.read() if payload == "-" else payload.encode()
     out = do_invoke(app, function, data, creds=_creds(server, creds, tls_ca), timeout=timeout)
-    sys.stdout.buffer.write(out + (b"" if out.endswith(b"\n") or not sys.stdout.isatty() else b"\n"))
+    sys.stdout.buffer.write(out if raw or out.endswith(b"\n") else out + b"\n")
     sys.stdout.flush()
 
 

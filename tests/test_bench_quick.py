@@ -34,13 +34,12 @@ def test_polybench_mini_all_kernels(tmp_path):
 
 
 def test_speedtest_size5_memory_and_disk(tmp_path):
-    # Native against fog run: the reference engine columns only cost time here.
-    res = speedtest(5, runs=1, modes=("memory", "disk"), out=tmp_path, progress=False,
-                    runners=("native-baseline", "fog"))
+    res = speedtest(5, runs=1, modes=("memory", "disk"), out=tmp_path, progress=False)
     assert res.ok, [(r.group, r.name, r.problems()) for r in res.rows if not r.ok]
     for group in ("in-memory", "on disk"):
         rows = [r for r in res.rows if r.group == group]
         assert [int(r.name) for r in rows] == list(SPEEDTEST_TESTS)  # all 32 tests
         for r in rows:
-            assert r.cells["fog"].checks == r.cells["native-baseline"].checks, r.name
+            checks = {c for cell in r.cells.values() for c in cell.checks}
+            assert len(checks) == 1 and all(c.checks for c in r.cells.values()), r.name
     assert res.env["sqlite"]

@@ -39,6 +39,11 @@ EXPECTED: dict[str, dict[str, tuple[int, ...]]] = {
         "path_open ../outside dir": DENY,
         "path_open sub/.. dir": OK,  # stays inside
         "path_open ../sandbox/hello.txt": DENY,  # leaves and comes back: still out
+        "path_open ..//outside//canary.txt": DENY,
+        "path_open ../outside/ dir": DENY,
+        "path_open sub//..//..//outside/canary.txt": DENY,
+        "path_open sub/deeper/../.. dir": OK,
+        "path_open (sub/../)x60 sub/deeper/../../../outside/canary.txt": DENY,
         "path_filestat_get ../outside/canary.txt": DENY,
         "path_filestat_get ..": DENY,
         "path_open (sub fd) ../hello.txt": DENY,  # a dir fd is its own sandbox
@@ -91,6 +96,13 @@ EXPECTED: dict[str, dict[str, tuple[int, ...]]] = {
         "path_open guest_esc follow": (*DENY, ENOENT),
         "path_symlink ../../outside <- sub/guest_esc_dir": (0, *DENY),
         "path_open sub/guest_esc_dir/canary.txt follow": (*DENY, ENOENT),
+        "path_symlink .. <- guest_up": (0, *DENY),
+        "path_open guest_up/outside/canary.txt follow": (*DENY, ENOENT),
+        "path_open guest_up/sandbox/hello.txt follow": (*DENY, ENOENT),
+        "path_open guest_up follow dir": (*DENY, ENOENT),
+        "path_symlink . <- guest_dot": (0, *DENY),
+        "path_open guest_dot/guest_dot/hello.txt follow": (0, ENOENT),
+        "path_open guest_dot/../outside/canary.txt follow": (*DENY, ENOENT),
         "libc open /sandbox/esc_rel": DENY,
         "libc open /sandbox/esc_rel_dir/secretdir/inner.txt": DENY,
     },
@@ -240,6 +252,9 @@ def check_mode(runtime: Runner, build, tmp_path: Path, mode: str) -> None:
         ("path_symlink ../outside/canary.txt <- guest_esc", "path_open guest_esc follow"),
         ("path_symlink <host abs canary> <- guest_abs", "path_open guest_abs follow"),
         ("path_symlink /etc <- guest_etc", "path_open guest_etc/passwd follow"),
+        ("path_symlink .. <- guest_up", "path_open guest_up/outside/canary.txt follow"),
+        ("path_symlink .. <- guest_up", "path_open guest_up/sandbox/hello.txt follow"),
+        ("path_symlink .. <- guest_up", "path_open guest_up follow dir"),
     ]:
         if got.get(made) == 0:
             assert got[used] in DENY, report

@@ -3,7 +3,10 @@ top (program: poll.c)."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
+from conftest import RUNNERS, _fog_cmd, make_world
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +29,8 @@ def test_poll_oneoff_clocks(out):
         "poll_oneoff realtime relative 15ms -> 0 nevents=1 {ud=9 type=clock err=0}",
         "  waited >= 15ms: yes",
         "poll_oneoff relative 0 -> 0 nevents=1 {ud=10 type=clock err=0}",
-        "poll_oneoff clocks 400ms+10ms -> 0 nevents=1 {ud=2 type=clock err=0}",
-        "  returned before the 400ms clock: yes",
+        "poll_oneoff clocks 3s+10ms -> 0 nevents=1 {ud=2 type=clock err=0}",
+        "  returned before the 3s clock: yes",
     )
 
 
@@ -85,3 +88,42 @@ def test_poll_oneoff_bad_fd(quirks):
         "poll_oneoff fd_read closed fd + 5s clock -> 8 nevents=0",
     )
     quirks.expect("  returned without waiting for the clock: yes")
+
+
+@pytest.mark.parametrize("data", [b"some input\n", None], ids=["data", "eof"])
+def test_poll_oneoff_stdin_ready(runtime_name, build, tmp_path, data):
+    world = make_world(tmp_path / "world")
+    run = RUNNERS[runtime_name](build("poll"), ["stdin"], world.dirs, {}, stdin=data)
+    assert run.code == 0, run.describe()
+    assert run.lines == [
+        "poll_oneoff fd_read stdin + 5s clock -> 0 nevents=1 ud=500 type=fd_read err=0",
+        "  returned without waiting for the clock: yes",
+        f"read stdin after poll -> {len(data or b'')}",
+    ]
+
+
+def test_poll_oneoff_idle_stdin_pipe_times_out(ours, build, tmp_path):
+    """fog only (the reference cannot be given a live pipe): stdin is an open pipe that never
+    gets data; the clock must fire and the program must finish."""
+    world = make_world(tmp_path / "world")
+    cmd = [*_fog_cmd(), "run"]
+    for host, guest, ro in world.dirs:
+        cmd += ["--dir", f"{host}:{guest}" + (":ro" if ro else "")]
+    cmd += [str(build("poll")), "stdin-timeout"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        code = proc.wait(timeout=30)
+        stdout = proc.stdout.read().decode()
+        stderr = proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdin.close()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert code == 0, stderr
+    assert stdout.splitlines() == [
+        "poll_oneoff fd_read idle stdin + 300ms clock -> 0 nevents=1 {ud=601 type=clock err=0}",
+        "  waited >= 300ms: yes, < 3s: yes",
+    ], stderr

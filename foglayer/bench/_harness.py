@@ -116,6 +116,12 @@ class Program:
     deps: tuple[Path, ...] = ()
     workdir: Path | None = None  # preopened as /data; None with fresh_workdir: a new one per run
     fresh_workdir: bool = False
+    only: tuple[str, ...] | None = None  # the runners it runs under (None: all of the plan's)
+    # For Wasm runners: (runner kind, module, args) -> argv, instead of fog run / the reference.
+    launch: Callable[[str, Path, list[str]], list[str]] | None = None
+
+    def runs_under(self, runner: str) -> bool:
+        return self.only is None or runner in self.only
 
 
 @dataclass
@@ -376,7 +382,13 @@ def _build_all(plan: Plan, bar: _Progress) -> dict[tuple[str, str], Path | str]:
     from foglayer.toolchain import CompileError, compile_c
 
     wanted = sorted({RUNNERS[r].build for r in plan.runners})
-    jobs = [(p, BUILDS[b]) for p in plan.programs for b in wanted]
+    jobs = [(p, BUILDS[b]) for p in plan.programs for b in wanted
+            if any(p.runs_under(r) and RUNNERS[r].build == b for r in plan.runners)]
+    # Programs that share sources and flags (speedtest1 in memory and on disk) share a build:
+    # compile each distinct one once, never twice at the same time.
+    unique: dict[tuple, tuple[Program, Build]] = {}
+    for prog, build in jobs:
+        unique.setdefault((prog.sources, prog.flags, prog.deps, build.key), (prog, build))
 
     def one(job: tuple[Program, Build]) -> Path | str:
         prog, build = job
@@ -385,13 +397,20 @@ def _build_all(plan: Plan, bar: _Progress) -> dict[tuple[str, str], Path | str]:
                              flags=[*build.flags, *prog.flags], deps=prog.deps)
         except CompileError as e:
             return f"build failed: {e}"
+        except OSError as e:
+            return f"build failed: {e.strerror or e}"
 
-    out: dict[tuple[str, str], Path | str] = {}
+    built: dict[tuple, Path | str] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        for (prog, build), res in zip(jobs, pool.map(one, jobs), strict=True):
+        for key, res in zip(unique, pool.map(one, unique.values()), strict=True):
+            prog, build = unique[key]
             bar.doing(f"build {prog.name} ({build.key})")
-            out[(prog.name, build.key)] = res
+            built[key] = res
             bar.done()
+    bar.done(len(jobs) - len(unique))  # the shared ones
+    out: dict[tuple[str, str], Path | str] = {}
+    for prog, build in jobs:
+        out[(prog.name, build.key)] = built[(prog.sources, prog.flags, prog.deps, build.key)]
     return out
 
 
@@ -405,7 +424,7 @@ def _warm(plan: Plan, builds: dict[tuple[str, str], Path | str], bar: _Progress
         wasm = builds.get((prog.name, "wasm"))
         for key in plan.runners:
             kind = RUNNERS[key].kind
-            if kind == "exe":
+            if kind == "exe" or not prog.runs_under(key):
                 continue
             bar.doing(f"AOT compile {prog.name} ({RUNNERS[key].label})")
             if isinstance(wasm, Path):
@@ -451,6 +470,8 @@ def _one_run(plan: Plan, prog: Program, runner: Runner, binary: Path, workroot: 
                                cwd=str(data) if data else None)
         args = [a.replace("{data}", "/data") for a in prog.args]
         dirs = [(str(data), "/data")] if data else []
+        if prog.launch is not None:
+            return run_process(prog.launch(runner.kind, binary, args), timeout=plan.timeout)
         if runner.kind == "fog":
             return run_process(fog_argv(binary, args, dirs), timeout=plan.timeout)
         cache = wasmtime_cache_path(binary, plan.wasmtime_settings)
@@ -476,7 +497,7 @@ def execute(plan: Plan, workroot: Path) -> list[Row]:
         builds = _build_all(plan, bar)
         broken = _warm(plan, builds, bar)
         for prog in plan.programs:
-            for key in plan.runners:
+            for key in filter(prog.runs_under, plan.runners):
                 b = builds[(prog.name, RUNNERS[key].build)]
                 why = b if isinstance(b, str) else broken.get((prog.name, key))
                 if why:
@@ -486,7 +507,7 @@ def execute(plan: Plan, workroot: Path) -> list[Row]:
         for rep in range(plan.runs):
             order = [plan.runners[(i + rep) % n] for i in range(n)]
             for prog in plan.programs:
-                for key in order:
+                for key in filter(prog.runs_under, order):
                     runner = RUNNERS[key]
                     bar.doing(f"{prog.name} · {runner.label} · run {rep + 1}/{plan.runs}")
                     binary = builds[(prog.name, runner.build)]

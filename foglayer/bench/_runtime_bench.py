@@ -5,6 +5,8 @@ raw wasmtime with its built-in WASI, measured side by side in one run.
 - (b) reading a 64 MiB file in 4 KiB chunks;
 - (c) 100,000 ``clock_gettime(CLOCK_MONOTONIC)`` calls;
 - (d) 100,000 ``sched_yield()`` calls: one trip into the host and back, the floor under (c);
+- (e) 100,000 calls of a no-op host import: foglayer's trampoline (a ``HostFunction`` beside
+  our WASI) against wasmtime-py's ``Func``; Wasm only;
 - a compute-bound matrix multiply (~1 s native);
 - cold start: a whole ``fog run`` process of a tiny program, warm and cold AOT cache.
 
@@ -61,8 +63,15 @@ BENCHES = {
                "(b) read 64 MiB in 4 KiB chunks"),
     "clock": ("clock.c", (str(CALLS),), CALLS, "(c) 100,000 clock_gettime(MONOTONIC)"),
     "yield": ("yield.c", (str(CALLS),), CALLS, "(d) 100,000 sched_yield (host-call floor)"),
+    "noop": ("noop.c", (str(CALLS),), CALLS, "(e) 100,000 calls of a no-op host import"),
     "matmul": ("matmul.c", (str(MATMUL_N),), None, f"matmul {MATMUL_N}x{MATMUL_N} doubles"),
 }
+PROBE = Path(__file__).with_name("_hostcall_probe.py")
+
+
+def _probe_argv(kind: str, wasm: Path, args: list[str]) -> list[str]:
+    """(e) runs under foglayer's runtime (a HostFunction) or wasmtime-py's ``Func``."""
+    return [sys.executable, str(PROBE), "fog" if kind == "fog" else "func", str(wasm), *args]
 
 # Issue 9's targets: (numerator, denominator, limit) or ("us_per_call", runner, limit).
 TARGETS = {
@@ -190,9 +199,12 @@ def runtime(runs: int = 5, *, out: str | os.PathLike | None = None, write: bool 
                 args = (str(matmul_n),)
             elif name != "read4k":
                 args = tuple(str(calls) if a == str(CALLS) else a for a in args)
+            wasm_only = name == "noop"
             programs.append(Program(name=name, sources=(SOURCE_DIR / src,), flags=(),
                                     parse=_parser(name), rows=(name,), args=args,
-                                    workdir=data, deps=(SOURCE_DIR / "rtbench.h",)))
+                                    workdir=data, deps=(SOURCE_DIR / "rtbench.h",),
+                                    only=("fog", "wasmtime") if wasm_only else None,
+                                    launch=_probe_argv if wasm_only else None))
         plan = Plan(programs, runners=RUNTIME_RUNNERS, runs=runs, timeout=timeout,
                     wasmtime_settings="fog", progress=progress)
         env = environment(plan.runners, "fog", workroot)
@@ -337,6 +349,8 @@ def print_runtime(result: RuntimeResult, console=None) -> None:
     console.print(f"[dim]  fog run: {env['fog_engine']}[/]")
     console.print(f"[dim]  raw wasmtime: {env['wasmtime_engine']} (the same engine settings as "
                   "fog run, so the compute row compares like with like)[/]")
+    console.print("[dim]  (e) is not fog run: foglayer's runtime with one extra HostFunction (the "
+                  "trampoline every WASI call takes) vs wasmtime-py's Func, both no-ops[/]")
     for p in result.files:
         console.print(f"wrote {p}")
     if not result.ok:

@@ -78,10 +78,12 @@ def speedtest(size: int = 100, runs: int = 5, modes: Sequence[str] = ("memory",)
     progs = programs(size, modes)  # fetches SQLite on first use (a one-line error without npm)
     plan = Plan(progs, runners=tuple(runners), runs=runs, timeout=timeout,
                 wasmtime_settings="default", progress=progress)
-    notes = []
+    from foglayer.bench.speedtest import SQLITE_DEFINES
+
+    notes = [f"SQLite built with {' '.join(SQLITE_DEFINES)} on both sides"]
     if "disk" in modes:
-        notes.append("on disk: a fresh directory per run, preopened as /data for Wasm; "
-                     "SQLite's unix-dotfile VFS on both sides (WASI has no fcntl locks)")
+        notes.append("on disk: a fresh directory per run (in the system temp dir), preopened as "
+                     "/data for Wasm")
     return run_suite("speedtest", f"speedtest1 --size {size}",
                      {"size": size, "modes": list(modes), "row_label": "test"}, plan, out=out,
                      write=write, extra_env={"sqlite": sqlite_version()}, notes=notes)

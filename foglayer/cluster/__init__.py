@@ -35,13 +35,16 @@ from foglayer.cluster._ops import (
     stop,
     write_chunk,
 )
-from foglayer.cluster._scheduler import FILTERS, SCORERS, Decision, NodeView, schedule
+from foglayer.cluster._scheduler import FILTERS, SCORERS, App, Decision, NodeView, passes, schedule
 from foglayer.cluster._server import EmbeddedServer, free_port
+from foglayer.cluster._sync import SyncClient, wait_until
+from foglayer.cluster._up import PROFILES, Continuum, NodeSpec, parse_nodes, up
 
 __all__ = [
-    "FILTERS", "SCORERS", "Agent", "BusError", "Client", "Controller", "ControllerConfig", "Creds",
+    "FILTERS", "SCORERS", "Agent", "App", "passes", "BusError", "Client", "Controller", "ControllerConfig", "Creds",
     "Decision", "EmbeddedServer", "Manifest", "ManifestError", "NodeConfig", "NodeView", "Service",
     "ServiceError", "UnknownApp", "connect", "deploy", "explain", "free_port", "invoke",
     "load_manifest", "logs", "nodes", "parse_labels", "parse_manifest", "ps", "resolve",
-    "run_controller", "run_node", "schedule", "stop", "write_chunk",
+    "run_controller", "run_node", "schedule", "stop", "write_chunk", "PROFILES", "Continuum",
+    "NodeSpec", "parse_nodes", "up", "SyncClient", "wait_until",
 ]

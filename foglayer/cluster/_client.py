@@ -291,6 +291,21 @@ class Client:
             await sub.unsubscribe()
         return n
 
+    async def heartbeats(self, seconds: float = 1.0) -> dict[str, dict]:
+        """The latest heartbeat of every node heard within ``seconds``."""
+        latest: dict[str, dict] = {}
+
+        async def cb(msg) -> None:
+            try:
+                latest[msg.subject.split(".")[2]] = json.loads(msg.data)
+            except ValueError:
+                pass
+
+        sub = await self.nc.subscribe("fog.node.*.hb", cb=cb)
+        await asyncio.sleep(seconds)
+        await sub.unsubscribe()
+        return latest
+
     async def events(self, last: int = 20) -> list[dict]:
         """The last ``last`` controller events."""
         try:

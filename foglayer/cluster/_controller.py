@@ -227,6 +227,7 @@ class Controller:
 
     async def _heartbeat(self, node: str, hb: dict) -> None:
         rec = self.nodes.get(node)
+        restarted = rec is not None and rec.get("boot") != hb["boot"]
         if rec is None or rec.get("state") != "ready" or rec.get("caps") != hb["caps"] \
                 or rec.get("boot") != hb["boot"]:
             back = rec is not None and rec.get("state") == "lost"
@@ -247,8 +248,8 @@ class Controller:
         for key, p in list(self.placements.items()):
             if p.get("node") != node or p["instance"] in reported or p["state"] not in ACTIVE:
                 continue
-            if now - self._sent.get(p["instance"], 0) < self.cfg.start_grace:
-                continue
+            if not restarted and now - self._sent.get(p["instance"], 0) < self.cfg.start_grace:
+                continue  # (a node that restarted cannot hold what it held before)
             if p["state"] == "running":
                 await self._set(key, p, state="failed", error="the instance vanished from its "
                                 "node (the node restarted?)", ended=time.time())

@@ -320,16 +320,62 @@ def required_features(wasm: bytes, where: str = "module") -> list[str]:
     return out
 
 
-def initial_memory(wasm: bytes) -> int:
-    """The bytes of linear memory the module starts with (its memory's minimum)."""
-    import wasmtime
+def _leb(b: bytes, i: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = b[i]
+        i += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return result, i
 
-    module = wasmtime.Module(_engine_all(), wasm)
-    pages = 0
-    for item in [*module.exports, *module.imports]:
-        ty = item.type
-        if isinstance(ty, wasmtime.MemoryType):
-            pages = max(pages, ty.limits.min)
+
+def _limits(b: bytes, i: int) -> tuple[int, int]:
+    flags = b[i]
+    lo, i = _leb(b, i + 1)
+    if flags & 1:
+        _, i = _leb(b, i)
+    return lo, i
+
+
+def initial_memory(wasm: bytes) -> int:
+    """The bytes of linear memory the module starts with (its memory's minimum).
+
+    Read from the memory and import sections (the module is already validated)."""
+    pages, i = 0, 8
+    try:
+        while i < len(wasm):
+            sid = wasm[i]
+            size, i = _leb(wasm, i + 1)
+            end = i + size
+            if sid == 2:  # imports
+                n, j = _leb(wasm, i)
+                for _ in range(n):
+                    for _ in range(2):  # module and field names
+                        ln, j = _leb(wasm, j)
+                        j += ln
+                    kind = wasm[j]
+                    j += 1
+                    if kind == 0:
+                        _, j = _leb(wasm, j)
+                    elif kind == 1:
+                        _, j = _limits(wasm, j + 1)
+                    elif kind == 2:
+                        lo, j = _limits(wasm, j)
+                        pages = max(pages, lo)
+                    elif kind == 3:
+                        j += 2
+                    else:
+                        _, j = _leb(wasm, j + 1)
+            elif sid == 5:  # memories
+                n, j = _leb(wasm, i)
+                for _ in range(n):
+                    lo, j = _limits(wasm, j)
+                    pages = max(pages, lo)
+            i = end
+    except IndexError:
+        pass
     return pages * 65536
 
 

@@ -79,6 +79,8 @@ def explain_table(decision: dict) -> list[Table]:
         when = time.strftime("%H:%M:%S", time.localtime(d["time"]))
         title = (f"{decision['app']}.{r}: {d.get('why', 'placed')} at {when} -> "
                  f"{d['winner'] or 'no node fits'}")
+        if d.get("examined", 0) < d.get("nodes", 0):
+            title += f" ({d['examined']} of {d['nodes']} nodes examined)"
         t = Table(title=title, title_justify="left")
         names: list[str] = []
         for row in d["rows"]:

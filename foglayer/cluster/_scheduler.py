@@ -30,111 +30,123 @@ class NodeView:
     used_memory: int = 0
     apps: set[str] = field(default_factory=set)  # apps with an instance placed here
 
-    @property
-    def max_memory(self) -> int:
-        return int(self.caps.get("max_memory") or 0)
+    def __post_init__(self) -> None:
+        c = self.caps
+        self.max_memory = int(c.get("max_memory") or 0)
+        self.features = frozenset(c.get("features") or ())
+        self.labels = dict(c.get("labels") or {})
+        self.tee = list(c.get("tee") or ())
+        self.arch = c.get("arch")
+        self.speed = float(c.get("speed") or 0)
+        self.latency = dict(c.get("latency") or {})
 
     @property
     def free_memory(self) -> int:
         return self.max_memory - self.used_memory
 
 
+class App:
+    """What the filters and scorers need of an app spec, computed once per decision."""
+
+    def __init__(self, spec: dict) -> None:
+        cons = spec["constraints"]
+        prefs = spec.get("preferences") or {}
+        self.spec = spec
+        self.name = spec["name"]
+        self.need = app_memory(spec)
+        self.features = tuple(cons.get("features") or ())
+        self.tee = cons.get("tee")
+        self.labels = tuple((cons.get("labels") or {}).items())
+        self.arch = cons.get("arch")
+        self.site = prefs.get("low_latency_to") or prefs.get("site")
+        self.strict_site = bool(prefs.get("site") and not prefs.get("low_latency_to"))
+
+
 # -- filters: a reason to refuse, or None -------------------------------------------------
 
 
-def f_ready(spec: dict, n: NodeView) -> str | None:
+def f_ready(a: App, n: NodeView) -> str | None:
     return None if n.ready else "node is not ready (lost or gone)"
 
 
-def f_memory(spec: dict, n: NodeView) -> str | None:
-    need = app_memory(spec)
-    if need > n.free_memory:
-        return (f"needs {format_size(need)}, node has {format_size(max(0, n.free_memory))} free "
+def f_memory(a: App, n: NodeView) -> str | None:
+    if a.need > n.max_memory - n.used_memory:
+        return (f"needs {format_size(a.need)}, node has {format_size(max(0, n.free_memory))} free "
                 f"of {format_size(n.max_memory)}")
     return None
 
 
-def f_features(spec: dict, n: NodeView) -> str | None:
-    have = set(n.caps.get("features") or ())
-    missing = [f for f in spec["constraints"].get("features") or () if f not in have]
+def f_features(a: App, n: NodeView) -> str | None:
+    missing = [f for f in a.features if f not in n.features]
     return f"lacks Wasm feature {', '.join(missing)}" if missing else None
 
 
-def f_tee(spec: dict, n: NodeView) -> str | None:
-    want = spec["constraints"].get("tee")
-    if not want:
+def f_tee(a: App, n: NodeView) -> str | None:
+    if not a.tee or (a.tee == "any" and n.tee) or a.tee in n.tee:
         return None
-    have = list(n.caps.get("tee") or ())
-    if (want == "any" and have) or want in have:
-        return None
-    return f"requires TEE {want}, node has {', '.join(have) or 'none'}"
+    return f"requires TEE {a.tee}, node has {', '.join(n.tee) or 'none'}"
 
 
-def f_labels(spec: dict, n: NodeView) -> str | None:
-    labels = n.caps.get("labels") or {}
-    for k, v in (spec["constraints"].get("labels") or {}).items():
-        if labels.get(k) != v:
-            have = labels.get(k)
+def f_labels(a: App, n: NodeView) -> str | None:
+    for k, v in a.labels:
+        have = n.labels.get(k)
+        if have != v:
             return f"label {k}={v} required, node has {f'{k}={have}' if have is not None else f'no {k}'}"
     return None
 
 
-def f_arch(spec: dict, n: NodeView) -> str | None:
-    want = spec["constraints"].get("arch")
-    if want and n.caps.get("arch") != want:
-        return f"arch {want} required, node is {n.caps.get('arch')}"
+def f_arch(a: App, n: NodeView) -> str | None:
+    if a.arch and n.arch != a.arch:
+        return f"arch {a.arch} required, node is {n.arch}"
     return None
 
 
-FILTERS: list[tuple[str, Callable[[dict, NodeView], str | None]]] = [
+FILTERS: list[tuple[str, Callable[[App, NodeView], str | None]]] = [
     ("ready", f_ready), ("memory", f_memory), ("features", f_features), ("tee", f_tee),
     ("labels", f_labels), ("arch", f_arch),
 ]
 
 
+def passes(spec: dict | App, n: NodeView) -> bool:
+    """Whether node ``n`` passes every filter for the app."""
+    a = spec if isinstance(spec, App) else App(spec)
+    return all(f(a, n) is None for _, f in FILTERS)
+
+
 # -- scorers: 0..100 ------------------------------------------------------------------------
 
 
-def _latency(n: NodeView, site: str) -> float | None:
-    if (n.caps.get("labels") or {}).get("site") == site:
-        return 0.0
-    ms = (n.caps.get("latency") or {}).get(site)
-    return float(ms) if ms is not None else None
-
-
-def s_latency(spec: dict, n: NodeView, ctx: dict) -> float | None:
-    prefs = spec.get("preferences") or {}
-    site = prefs.get("low_latency_to") or prefs.get("site")
-    if not site:
+def s_latency(a: App, n: NodeView, ctx: dict) -> float | None:
+    if not a.site:
         return None  # not part of this decision
-    ms = _latency(n, site)
+    ms = 0.0 if n.labels.get("site") == a.site else n.latency.get(a.site)
     if ms is None:
         return 0.0
-    if prefs.get("site") and not prefs.get("low_latency_to"):
+    if a.strict_site:
         return 100.0 if ms == 0 else 50.0 * 10 / (10 + ms)
     return 100.0 * 10 / (10 + ms)  # 0 ms -> 100, 10 ms -> 50, 90 ms -> 10
 
 
-def s_capacity(spec: dict, n: NodeView, ctx: dict) -> float:
+def s_capacity(a: App, n: NodeView, ctx: dict) -> float:
     if n.max_memory <= 0:
         return 0.0
-    return 100.0 * max(0, n.free_memory - app_memory(spec)) / n.max_memory
+    return 100.0 * max(0, n.max_memory - n.used_memory - a.need) / n.max_memory
 
 
-def s_speed(spec: dict, n: NodeView, ctx: dict) -> float:
+def s_speed(a: App, n: NodeView, ctx: dict) -> float:
     fastest = ctx["fastest"]
-    return 100.0 * float(n.caps.get("speed") or 0) / fastest if fastest > 0 else 0.0
+    return 100.0 * n.speed / fastest if fastest > 0 else 0.0
 
 
-def s_security(spec: dict, n: NodeView, ctx: dict) -> float:
-    return 100.0 if n.caps.get("tee") else 0.0
+def s_security(a: App, n: NodeView, ctx: dict) -> float:
+    return 100.0 if n.tee else 0.0
 
 
-def s_spread(spec: dict, n: NodeView, ctx: dict) -> float:
-    return 0.0 if spec["name"] in n.apps else 100.0
+def s_spread(a: App, n: NodeView, ctx: dict) -> float:
+    return 0.0 if a.name in n.apps else 100.0
 
 
-SCORERS: list[tuple[str, float, Callable[[dict, NodeView, dict], float | None]]] = [
+SCORERS: list[tuple[str, float, Callable[[App, NodeView, dict], float | None]]] = [
     ("latency", 3.0, s_latency), ("capacity", 1.0, s_capacity), ("speed", 1.0, s_speed),
     ("security", 0.5, s_security), ("spread", 2.0, s_spread),
 ]
@@ -142,22 +154,30 @@ SCORERS: list[tuple[str, float, Callable[[dict, NodeView, dict], float | None]]]
 
 @dataclass
 class Decision:
-    """One placement decision: a row per node, and the winner (None: no node fits)."""
+    """One placement decision: a row per examined node, and the winner (None: no node fits).
+
+    Like the Kubernetes scheduler (``percentageOfNodesToScore``), a large cluster is not
+    searched whole: past 100 nodes the search stops once enough feasible nodes are found,
+    starting where the previous decision stopped. ``examined`` of ``nodes`` were looked at.
+    """
 
     app: str
     replica: int
     winner: str | None
     rows: list[dict]
     time: float
+    examined: int = 0
+    nodes: int = 0
 
     def to_dict(self) -> dict:
         return {"app": self.app, "replica": self.replica, "winner": self.winner,
-                "rows": self.rows, "time": self.time}
+                "rows": self.rows, "time": self.time, "examined": self.examined, "nodes": self.nodes}
 
     def summary(self) -> str:
         if self.winner is None:
-            reasons = "; ".join(f"{r['node']}: {r['filter']} ({r['reason']})" for r in self.rows)
-            return f"{self.app}.{self.replica}: no node fits: {reasons or 'no nodes'}"
+            reasons = "; ".join(f"{r['node']}: {r['filter']} ({r['reason']})" for r in self.rows[:8])
+            more = f"; and {len(self.rows) - 8} more" if len(self.rows) > 8 else ""
+            return f"{self.app}.{self.replica}: no node fits: {reasons or 'no nodes'}{more}"
         row = next(r for r in self.rows if r["node"] == self.winner)
         scores = ", ".join(f"{k} {v:.0f}" for k, v in row["scores"].items())
         dropped = sum(1 for r in self.rows if r["filter"])
@@ -165,38 +185,65 @@ class Decision:
                 f"{dropped} of {len(self.rows)} nodes filtered out)")
 
 
+def feasible_to_find(n: int) -> int:
+    """How many feasible nodes are enough (Kubernetes' adaptive percentage)."""
+    if n <= 100:
+        return n
+    pct = max(5.0, 50.0 - n / 125.0)
+    return max(100, int(n * pct / 100))
+
+
+_cursor = [0]
+
+
 def schedule(spec: dict, nodes: Iterable[NodeView], replica: int = 0,
-             exclude: Iterable[str] = ()) -> Decision:
+             exclude: Iterable[str] = (), *, enough: int | None = None) -> Decision:
     """Pick a node for replica ``replica`` of the app ``spec``. Never one that fails a filter."""
+    a = App(spec)
     excluded = set(exclude)
+    nodes = list(nodes)
+    total_nodes = len(nodes)
+    want = enough if enough is not None else feasible_to_find(total_nodes)
+    start = _cursor[0] % total_nodes if total_nodes > want else 0
     rows: list[dict] = []
     feasible: list[tuple[NodeView, dict]] = []
-    for n in sorted(nodes, key=lambda n: n.name):
-        row: dict = {"node": n.name, "filter": None, "reason": None, "scores": {}, "total": None}
-        rows.append(row)
+    examined = 0
+    for i in range(total_nodes):
+        n = nodes[(start + i) % total_nodes]
+        examined += 1
         if n.name in excluded:
-            row["filter"], row["reason"] = "ready", "the node the app is moving off"
+            rows.append({"node": n.name, "filter": "ready",
+                         "reason": "the node the app is moving off", "scores": {}, "total": None})
             continue
         for fname, f in FILTERS:
-            why = f(spec, n)
+            why = f(a, n)
             if why is not None:
-                row["filter"], row["reason"] = fname, why
+                rows.append({"node": n.name, "filter": fname, "reason": why, "scores": {},
+                             "total": None})
                 break
         else:
+            row = {"node": n.name, "filter": None, "reason": None, "scores": {}, "total": None}
+            rows.append(row)
             feasible.append((n, row))
-    ctx = {"fastest": max((float(n.caps.get("speed") or 0) for n, _ in feasible), default=0.0)}
+            if len(feasible) >= want:
+                break
+    if total_nodes > want:
+        _cursor[0] = (start + examined) % total_nodes
+    ctx = {"fastest": max((n.speed for n, _ in feasible), default=0.0)}
     best: tuple[float, str] | None = None
     for n, row in feasible:
         total = weight = 0.0
+        scores = row["scores"]
         for sname, w, s in SCORERS:
-            v = s(spec, n, ctx)
+            v = s(a, n, ctx)
             if v is None:
                 continue
-            row["scores"][sname] = round(v, 1)
+            scores[sname] = v
             total += w * v
             weight += w
-        row["total"] = round(total / weight, 2) if weight else 0.0
-        key = (row["total"], n.name)
-        if best is None or key[0] > best[0] or (key[0] == best[0] and key[1] < best[1]):
-            best = key
-    return Decision(spec["name"], replica, best[1] if best else None, rows, time.time())
+        t = row["total"] = total / weight if weight else 0.0
+        if best is None or t > best[0] or (t == best[0] and n.name < best[1]):
+            best = (t, n.name)
+    rows.sort(key=lambda r: r["node"])
+    return Decision(spec["name"], replica, best[1] if best else None, rows, time.time(),
+                    examined, total_nodes)

@@ -194,6 +194,12 @@ class Continuum:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def client(self, name: str = "fog-test"):
+        """A :class:`SyncClient` as ``admin`` (close it when done)."""
+        from foglayer.cluster._sync import SyncClient
+
+        return SyncClient(self.server.creds("admin"), name)
+
     def log_tail(self, key: str, lines: int = 20) -> str:
         try:
             text = (self.root / "logs" / f"{key}.log").read_text(errors="replace")
@@ -321,7 +327,7 @@ async def _live(c: Continuum, client, stop) -> None:
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), 0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             try:
                 live.update(render(await _snapshot(client)))
@@ -353,5 +359,5 @@ async def _lines(c: Continuum, client, stop, echo) -> None:
                 echo(f"fog up: {d}")
         try:
             await asyncio.wait_for(stop.wait(), 0.5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass

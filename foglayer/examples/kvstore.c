@@ -1,8 +1,8 @@
 /* The example service: a key-value store held in linear memory.
  *
  * It follows foglayer's service ABI (docs/service-abi.md):
- *   fog_alloc(len) -> ptr       the host asks for an input buffer and writes the payload there
- *   fog_free(ptr, len)          the host gives the input buffer back after the call
+ *   fog_alloc(len) -> ptr       a payload buffer; the host keeps it for later calls that fit
+ *   fog_free(ptr, len)          the host gives a buffer back before asking for a bigger one
  *   NAME(ptr, len) -> i64       a service function: the payload in, (ptr << 32 | len) out;
  *                               bit 63 set means an error, whose message is at ptr/len
  *

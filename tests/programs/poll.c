@@ -89,9 +89,44 @@ static int quirks_mode(void) {
     return 0;
 }
 
+/* stdin readiness: the harness gives stdin data (or EOF): fd_read is ready at once. */
+static int stdin_mode(void) {
+    __wasi_subscription_t in[2];
+    __wasi_event_t out[2];
+    __wasi_size_t n = 0;
+    in[0] = fd_sub(500, __WASI_EVENTTYPE_FD_READ, 0);
+    in[1] = clock_sub(501, __WASI_CLOCKID_MONOTONIC, 5000 * MS, 0);
+    __wasi_timestamp_t t0 = mono();
+    __wasi_errno_t e = __wasi_poll_oneoff(in, out, 2, &n);
+    printf("poll_oneoff fd_read stdin + 5s clock -> %d nevents=%u ud=%llu type=%s err=%d\n", e, (unsigned)n,
+           (unsigned long long)out[0].userdata, etype(out[0].type), out[0].error);
+    printf("  returned without waiting for the clock: %s\n", yn(mono() - t0 < 2000 * MS));
+    char buf[64];
+    ssize_t r = read(0, buf, sizeof buf);
+    printf("read stdin after poll -> %zd\n", r);
+    return 0;
+}
+
+/* stdin is an open pipe with no data: poll must time out on the clock, not block. */
+static int stdin_timeout_mode(void) {
+    __wasi_subscription_t in[2];
+    __wasi_event_t out[2];
+    __wasi_size_t n = 0;
+    in[0] = fd_sub(600, __WASI_EVENTTYPE_FD_READ, 0);
+    in[1] = clock_sub(601, __WASI_CLOCKID_MONOTONIC, 300 * MS, 0);
+    __wasi_timestamp_t t0 = mono();
+    __wasi_errno_t e = __wasi_poll_oneoff(in, out, 2, &n);
+    __wasi_timestamp_t dt = mono() - t0;
+    show("poll_oneoff fd_read idle stdin + 300ms clock", e, out, n);
+    printf("  waited >= 300ms: %s, < 3s: %s\n", yn(dt >= 300 * MS), yn(dt < 3000 * MS));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc > 1 && strcmp(argv[1], "quirks") == 0) return quirks_mode();
+    if (argc > 1 && strcmp(argv[1], "stdin-timeout") == 0) return stdin_timeout_mode();
+    if (argc > 1 && strcmp(argv[1], "stdin") == 0) return stdin_mode();
     __wasi_subscription_t in[4];
     __wasi_event_t out[4];
     __wasi_size_t n = 0;
@@ -134,13 +169,13 @@ int main(int argc, char **argv) {
     show("poll_oneoff relative 0", e, out, n);
 
     /* two clocks: only the earlier one fires */
-    in[0] = clock_sub(1, __WASI_CLOCKID_MONOTONIC, 400 * MS, 0);
+    in[0] = clock_sub(1, __WASI_CLOCKID_MONOTONIC, 3000 * MS, 0);
     in[1] = clock_sub(2, __WASI_CLOCKID_MONOTONIC, 10 * MS, 0);
     t0 = mono();
     e = __wasi_poll_oneoff(in, out, 2, &n);
     t1 = mono();
-    show("poll_oneoff clocks 400ms+10ms", e, out, n);
-    printf("  returned before the 400ms clock: %s\n", yn(t1 - t0 < 400 * MS));
+    show("poll_oneoff clocks 3s+10ms", e, out, n);
+    printf("  returned before the 3s clock: %s\n", yn(t1 - t0 < 3000 * MS));
 
     /* regular files are always ready for reading and writing */
     int rfd = open("/sandbox/hello.txt", O_RDONLY);

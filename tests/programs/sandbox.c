@@ -79,6 +79,21 @@ static int dotdot(void) {
     try_open(SB, 0, "../outside", __WASI_OFLAGS_DIRECTORY, R_DIR);
     try_open(SB, 0, "sub/..", __WASI_OFLAGS_DIRECTORY, R_DIR);  /* stays inside: allowed */
     try_open(SB, 0, "../sandbox/hello.txt", 0, R_READ);     /* leaves and re-enters: denied */
+    try_open(SB, 0, "..//outside//canary.txt", 0, R_READ);
+    try_open(SB, 0, "../outside/", __WASI_OFLAGS_DIRECTORY, R_DIR);
+    try_open(SB, 0, "sub//..//..//outside/canary.txt", 0, R_READ);
+    try_open(SB, 0, "sub/deeper/../..", __WASI_OFLAGS_DIRECTORY, R_DIR);  /* back at the root: allowed */
+    /* deep descent then one ".." too many */
+    static char deep[4096];
+    strcpy(deep, "");
+    for (int i = 0; i < 60; i++) strcat(deep, "sub/../");
+    strcat(deep, "sub/deeper/");
+    for (int i = 0; i < 3; i++) strcat(deep, "../");
+    strcat(deep, "outside/canary.txt");
+    __wasi_fd_t dfd;
+    __wasi_errno_t de = __wasi_path_open(SB, 0, deep, 0, R_READ, R_READ, 0, &dfd);
+    printf("path_open (sub/../)x60 sub/deeper/../../../outside/canary.txt -> %d\n", de);
+    if (de == 0) { leak_check("deep", dfd); (void)__wasi_fd_close(dfd); }
     try_stat(SB, 0, "../outside/canary.txt");
     try_stat(SB, 0, "..");
     /* a directory fd opened inside the sandbox is a capability of its own: ".." out of it
@@ -167,8 +182,20 @@ static int symlink_rel(void) {
     e = __wasi_path_symlink("../../outside", SB, "sub/guest_esc_dir");
     printf("path_symlink ../../outside <- sub/guest_esc_dir -> %d\n", e);
     try_open(SB, FOLLOW, "sub/guest_esc_dir/canary.txt", 0, R_READ);
+    /* a link to ".." and one to "." used as stepping stones */
+    e = __wasi_path_symlink("..", SB, "guest_up");
+    printf("path_symlink .. <- guest_up -> %d\n", e);
+    try_open(SB, FOLLOW, "guest_up/outside/canary.txt", 0, R_READ);
+    try_open(SB, FOLLOW, "guest_up/sandbox/hello.txt", 0, R_READ);
+    try_open(SB, FOLLOW, "guest_up", __WASI_OFLAGS_DIRECTORY, R_DIR);
+    e = __wasi_path_symlink(".", SB, "guest_dot");
+    printf("path_symlink . <- guest_dot -> %d\n", e);
+    try_open(SB, FOLLOW, "guest_dot/guest_dot/hello.txt", 0, R_READ);  /* inside: allowed */
+    try_open(SB, FOLLOW, "guest_dot/../outside/canary.txt", 0, R_READ);
     libc_open("/sandbox/esc_rel", O_RDONLY);
     libc_open("/sandbox/esc_rel_dir/secretdir/inner.txt", O_RDONLY);
+    (void)__wasi_path_unlink_file(SB, "guest_up");
+    (void)__wasi_path_unlink_file(SB, "guest_dot");
     (void)__wasi_path_unlink_file(SB, "guest_esc");
     (void)__wasi_path_unlink_file(SB, "sub/guest_esc_dir");
     return 0;

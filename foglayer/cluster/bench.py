@@ -1,0 +1,249 @@
+"""The continuum's benchmark: ``python -m foglayer.cluster.bench``.
+
+On a ``fog up`` continuum (a nats-server, two controllers, nodes cloud, edge and iot, each a
+process, with ``fog up``'s default timeouts), it measures and prints side by side:
+
+- deploy-to-running latency (``fog deploy`` until the replica runs), p50 and p99, over 100 apps;
+- ``fog invoke`` round trip against a bare NATS request-reply on the same server;
+- failover: ``kill -9`` of the node running an app, until the app runs elsewhere;
+- takeover: ``kill -9`` of the leading controller, until the standby holds the lease;
+- the scheduler alone: decisions per second with 1,000 simulated nodes and 10,000 apps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from foglayer.cluster._lease import KEY
+from foglayer.cluster._manifest import BASELINE, FEATURES, load
+from foglayer.cluster._scheduler import NodeView, schedule
+from foglayer.cluster._sync import wait_until
+from foglayer.cluster._up import Continuum, NodeSpec
+from foglayer.examples import EXAMPLES
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = (len(xs) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _manifest(d: Path, name: str, extra: str = "") -> Path:
+    p = d / f"{name}.yaml"
+    p.write_text(f"name: {name}\nmodule: {EXAMPLES / 'kvstore.c'}\nkind: service\n"
+                 f"limits: {{memory: 4MiB}}\n{extra}")
+    return p
+
+
+def _leader(client) -> str | None:
+    try:
+        entry = client.run(client.client.kv["fog-leader"].get(KEY))
+        return json.loads(entry.value)["holder"] if entry.value else None
+    except Exception:  # noqa: BLE001
+        return None
+
+
+_ECHO = """
+import asyncio, json, sys
+from foglayer.cluster._bus import Creds, connect
+async def main():
+    nc = await connect(creds=Creds.load(sys.argv[1]))
+    async def cb(msg):
+        await nc.publish(msg.reply, msg.data)
+    await nc.subscribe("bench.echo", cb=cb)
+    await nc.flush()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+def bare_rtt(c: Continuum, client, n: int) -> list[float]:
+    """Request-reply to an echo responder in its own process (as a node is), same server."""
+    proc = subprocess.Popen([sys.executable, "-c", _ECHO, str(c.creds("controller"))],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+
+        async def go() -> list[float]:
+            nc = client.client.nc
+            out = []
+            for _ in range(50):
+                await nc.request("bench.echo", b"name", timeout=5)
+            for _ in range(n):
+                t = time.perf_counter()
+                await nc.request("bench.echo", b"name", timeout=5)
+                out.append(time.perf_counter() - t)
+            return out
+
+        return client.run(go(), timeout=600)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def invoke_rtt(client, app: str, n: int) -> list[float]:
+    async def go() -> list[float]:
+        cl = client.client
+        out = []
+        for _ in range(50):
+            await cl.invoke(app, "get", b"name")
+        for _ in range(n):
+            t = time.perf_counter()
+            await cl.invoke(app, "get", b"name")
+            out.append(time.perf_counter() - t)
+        return out
+
+    return client.run(go(), timeout=600)
+
+
+def scheduler_rate(n_nodes: int, n_apps: int, seed: int = 1) -> tuple[float, int, int]:
+    rng = random.Random(seed)
+    nodes = []
+    for i in range(n_nodes):
+        tier = rng.choice(["cloud", "edge", "iot"])
+        nodes.append(NodeView(f"n{i:04d}", {
+            "arch": rng.choice(["x86_64", "x86_64", "aarch64"]),
+            "max_memory": {"cloud": 8192, "edge": 1024, "iot": 64}[tier] << 20,
+            "speed": rng.uniform(1e8, 2e9), "features": [*BASELINE, *FEATURES], "tee": [],
+            "labels": {"tier": tier, "site": f"site-{i % 50}"}, "latency": {}}))
+    placed = pending = 0
+    t0 = time.perf_counter()
+    for i in range(n_apps):
+        spec = {"name": f"app{i}", "limits": {"memory": rng.choice([4, 16, 32]) << 20},
+                "constraints": {"labels": rng.choice([{}, {}, {"tier": "edge"}]), "features": [],
+                                "tee": None, "arch": rng.choice([None, None, "x86_64"]),
+                                "min_memory": None},
+                "preferences": rng.choice([{}, {"site": f"site-{rng.randrange(50)}"}]),
+                "initial_memory": 0}
+        d = schedule(spec, nodes)
+        if d.winner is None:
+            pending += 1
+            continue
+        placed += 1
+        node = next(n for n in nodes if n.name == d.winner)
+        node.used_memory += spec["limits"]["memory"]
+        node.apps.add(spec["name"])
+    return n_apps / (time.perf_counter() - t0), placed, pending
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m foglayer.cluster.bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--apps", type=int, default=100, help="apps to deploy (default 100)")
+    ap.add_argument("--invokes", type=int, default=1000, help="invocations to time (default 1000)")
+    ap.add_argument("--sim-nodes", type=int, default=1000)
+    ap.add_argument("--sim-apps", type=int, default=10000)
+    args = ap.parse_args(argv)
+    results: list[tuple[str, str]] = []
+
+    with tempfile.TemporaryDirectory(prefix="fog-bench-") as tmp:
+        d = Path(tmp)
+        say("== starting a continuum (fog up's profiles and timeouts; two controllers)")
+        c = Continuum(d / "continuum", [NodeSpec(n, n) for n in ("cloud", "edge", "iot")],
+                      controllers=2)
+        c.start()
+        client = c.client("fog-bench")
+        try:
+            wait_until(lambda: len([n for n in client.nodes().values() if n["state"] == "ready"]) == 3,
+                       120, "three nodes")
+            say(f"== deploy-to-running over {args.apps} apps (each: upload, desired state, "
+                "schedule, fetch, compile, instantiate)")
+            lat, ctl = [], []
+            first = None
+            for i in range(args.apps):
+                m = load(_manifest(d, f"app{i:03d}"))
+                t = time.perf_counter()
+                rec = client.deploy(m)
+                (p,) = client.wait(m.name, rec["generation"], 1, 60, states=("running",))
+                dt = time.perf_counter() - t
+                if first is None:
+                    first = dt  # the first one also compiles the module
+                else:
+                    lat.append(dt)
+                ctl.append(p["running_at"] - p["scheduled_at"])
+                if (i + 1) % 20 == 0:
+                    say(f"   {i + 1}/{args.apps}")
+            results.append(("deploy-to-running p50 / p99",
+                            f"{1e3 * pct(lat, 50):.1f} / {1e3 * pct(lat, 99):.1f} ms "
+                            f"(first, with the compile: {1e3 * (first or 0):.0f} ms)"))
+            results.append(("  of which placement-to-running p50 / p99",
+                            f"{1e3 * pct(ctl, 50):.1f} / {1e3 * pct(ctl, 99):.1f} ms"))
+            for i in range(args.apps):
+                client.stop(f"app{i:03d}")
+            wait_until(lambda: not client.placements(), 60, "the apps to go")
+
+            say(f"== invoke round trip, {args.invokes} calls, against bare NATS request-reply")
+            m = load(_manifest(d, "kv", "preferences: {site: edge}\n"))
+            rec = client.deploy(m)
+            client.wait("kv", rec["generation"], 1, 60, states=("running",))
+            client.invoke("kv", "put", b"name=ada")
+            bare = bare_rtt(c, client, args.invokes)
+            inv = invoke_rtt(client, "kv", args.invokes)
+            results.append(("bare NATS request-reply p50 / p99",
+                            f"{1e6 * pct(bare, 50):.0f} / {1e6 * pct(bare, 99):.0f} µs"))
+            results.append(("fog invoke (kv get) p50 / p99",
+                            f"{1e6 * pct(inv, 50):.0f} / {1e6 * pct(inv, 99):.0f} µs"))
+            results.append(("  invoke overhead over bare NATS (p50)",
+                            f"{1e6 * (pct(inv, 50) - pct(bare, 50)):.0f} µs "
+                            f"({pct(inv, 50) / pct(bare, 50):.2f}x)"))
+
+            say("== failover: kill -9 the node running kv")
+            victim = client.app_placements("kv", 1)[0]["node"]
+            t_kill = time.time()
+            c.kill(f"node-{victim}")
+            p = wait_until(lambda: (q := client.app_placements("kv", 1)[0])["state"] == "running"
+                           and q["node"] != victim and q, 60, "kv to move")
+            results.append((f"failover ({victim} killed -> kv running on {p['node']})",
+                            f"{p['running_at'] - t_kill:.2f} s after kill -9 "
+                            f"(node timeout {c.node_timeout:g} s); "
+                            f"{1e3 * (p['running_at'] - p['lost_at']):.0f} ms after the loss was detected"))
+
+            say("== takeover: kill -9 the leading controller")
+            lead = wait_until(lambda: _leader(client), 30, "a leader")
+            t_kill = time.time()
+            c.kill(lead)
+            new = wait_until(lambda: (h := _leader(client)) and h != lead and h, 60, "a new leader")
+            took = time.time() - t_kill
+            m = load(_manifest(d, "after"))
+            t = time.perf_counter()
+            rec = client.deploy(m)
+            client.wait("after", rec["generation"], 1, 60, states=("running",))
+            results.append((f"takeover ({lead} killed -> {new} leads)",
+                            f"{took:.2f} s (lease ttl {c.lease_ttl:g} s); the next deploy ran in "
+                            f"{1e3 * (time.perf_counter() - t):.0f} ms"))
+        finally:
+            client.close()
+            c.stop()
+
+    say(f"== scheduler alone: {args.sim_nodes} simulated nodes, {args.sim_apps} apps")
+    rate, placed, pending = scheduler_rate(args.sim_nodes, args.sim_apps)
+    results.append((f"scheduler, {args.sim_nodes} nodes / {args.sim_apps} apps",
+                    f"{rate:,.0f} decisions/s ({placed} placed, {pending} pending)"))
+
+    width = max(len(k) for k, _ in results)
+    print("\nfoglayer continuum benchmark (one machine, every component a process)")
+    for k, v in results:
+        print(f"  {k.ljust(width)}  {v}")
+    from foglayer.cluster._agent import _cpu_model
+
+    print(f"  machine: {_cpu_model()}, {os.cpu_count()} cpus, python {sys.version.split()[0]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Checkpoint and restore of running Wasm apps, open files included: the portable snapshot.
+
+Public API:
+
+- :func:`make_checkpointable` – rewrite a command module once (safepoints, Asyncify,
+  exported globals), cached by digest: a :class:`Rewritten`.
+- :func:`run_checkpointable` – ``fog run --checkpointable``: run, checkpoint on SIGUSR1,
+  on a timer or at :meth:`Session.request`; :class:`CheckpointOptions`, :class:`Outcome`.
+- :func:`restore` – ``fog restore``: resume a snapshot (preopens remapped, files checked).
+- :func:`open_session` – the same, stepwise: a :class:`Session` ready to ``run()``.
+- :func:`checkpoint_pid` – ``fog checkpoint PID``.
+- :func:`snapshot_instance` / :func:`restore_instance` – service (reactor) instances,
+  between two calls of their exports.
+- :func:`load_snapshot`, :func:`parse_snapshot`, :func:`describe` – read and show a snapshot.
+- :func:`diff_pages` – which pages changed between two snapshots (pre-copy migration).
+- :class:`SnapshotError`, :class:`RewriteError`, :class:`FilesChanged`.
+"""
+
+from foglayer.snapshot._capture import Checkpoint, CheckpointOptions, Session
+from foglayer.snapshot._errors import FilesChanged, RewriteError, SnapshotError
+from foglayer.snapshot._format import FORMAT_VERSION, PageDiff, Snapshot, diff_pages
+from foglayer.snapshot._format import load as load_snapshot
+from foglayer.snapshot._format import parse as parse_snapshot
+from foglayer.snapshot._inspect import describe
+from foglayer.snapshot._registry import checkpoint_pid
+from foglayer.snapshot._rewrite import Rewritten, make_checkpointable
+from foglayer.snapshot._run import Outcome, open_session, restore, run_checkpointable
+from foglayer.snapshot._service import restore_instance, snapshot_instance
+
+__all__ = [
+    "FORMAT_VERSION", "Checkpoint", "CheckpointOptions", "FilesChanged", "Outcome", "PageDiff",
+    "RewriteError", "Rewritten", "Session", "Snapshot", "SnapshotError", "checkpoint_pid",
+    "describe", "diff_pages", "load_snapshot", "make_checkpointable", "open_session",
+    "parse_snapshot", "restore", "restore_instance", "run_checkpointable", "snapshot_instance",
+]

@@ -1,0 +1,379 @@
+"""Checkpoints of a running command module: request, unwind, capture, rewind.
+
+The rewritten module calls ``fog.safepoint`` every few thousand loop headers, and every
+WASI call passes the binding's gate. When a checkpoint is pending, whichever comes first
+starts Asyncify's unwind and returns (a gated WASI call is skipped, not run). The stack
+unwinds into the Asyncify buffer in linear memory and ``_start`` returns to the host,
+which captures memory, globals and WASI state. To go on, the host starts a rewind and
+calls ``_start`` again: the stack is rebuilt, the same import is called again, sees the
+rewind, stops it and returns normally (a gated WASI call now runs for real, once).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import stat
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+
+from foglayer.runtime import HostFunction, Instance, Limits, LoadedModule, RunResult, Trapped
+from foglayer.snapshot import _files, _format
+from foglayer.snapshot._errors import RewriteError, SnapshotError
+from foglayer.snapshot._rewrite import DEFAULT_COUNTDOWN, GLOBAL_PREFIX, SAFEPOINT, Rewritten
+from foglayer.wasi import Wasi
+
+NORMAL, UNWINDING, REWINDING = 0, 1, 2
+BUFFER_PAGES = 16  # 1 MiB of Asyncify stack data (zero pages cost nothing in a snapshot)
+KIND = "command"
+SAFEPOINT_INTERVAL = 0.001  # seconds between safepoint calls, by adapting the countdown
+COUNTDOWN_MIN, COUNTDOWN_MAX = 64, 1 << 26
+
+
+@dataclass(slots=True)
+class CheckpointOptions:
+    """Where and when a checkpointable run writes its snapshots."""
+
+    path: str | None = None
+    every: float | None = None  # seconds between periodic checkpoints
+    stop_after: bool = False  # exit right after the first checkpoint (a migration)
+    with_files: bool = False  # pack the preopened trees into each snapshot
+    level: int | None = _format.DEFAULT_LEVEL  # zstd level; None stores raw pages
+    fsync: bool = True
+    countdown: int | None = None  # fixed loop headers between safepoints (None: adaptive)
+    after_safepoints: int | None = None  # request one checkpoint at that safepoint call
+    on_written: Callable[[dict[str, Any]], None] | None = None
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    """What one checkpoint did and how long it took."""
+
+    path: str | None
+    meta: dict[str, Any]
+    requested: float  # perf_counter at the request
+    unwound: float  # the stack was in the buffer
+    written: float  # the snapshot was on disk
+    resumed: float = 0.0  # the app went on (0 if it stopped)
+
+    @property
+    def pause(self) -> float:
+        return (self.resumed or self.written) - self.requested
+
+    @property
+    def latency(self) -> float:
+        """From the request to the snapshot on disk."""
+        return self.written - self.requested
+
+
+def _encode_global(value: Any, kind: str) -> Any:
+    if kind in ("f32", "f64"):
+        return float(value).hex()
+    return int(value)
+
+
+def _decode_global(value: Any, kind: str) -> Any:
+    if kind in ("f32", "f64"):
+        return float.fromhex(value)
+    return int(value)
+
+
+def _stdio_offsets(stdio: tuple[int, ...]) -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    for n, fd in enumerate(stdio[:3]):
+        try:
+            out[str(n)] = os.lseek(fd, 0, os.SEEK_CUR) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        except OSError:
+            out[str(n)] = None
+    return out
+
+
+class Session:
+    """A checkpointable command instance: run it, checkpoint it, let it go on or stop."""
+
+    def __init__(self, rewritten: Rewritten, module: LoadedModule, wasi: Wasi,
+                 limits: Limits = Limits(), options: CheckpointOptions | None = None, *,
+                 module_path: str = "", lineage: dict[str, Any] | None = None,
+                 countdown: int = DEFAULT_COUNTDOWN) -> None:
+        self.rewritten = rewritten
+        self.options = options or CheckpointOptions()
+        self.module_path = module_path
+        self.countdown = self.options.countdown or countdown
+        self.adaptive = self.options.countdown is None
+        self._after = self.options.after_safepoints
+        self.safepoints = 0
+        self.lineage = dict(lineage or {"checkpoints": 0, "restores": 0})
+        self.pending = False
+        self.rewinding = False
+        self.stopped = False
+        self.history: list[Checkpoint] = []
+        self.resumed_at: float | None = None  # perf_counter when a rewind reached its import
+        self._requested = 0.0
+        self._lock = threading.Lock()
+        sp = HostFunction(SAFEPOINT[0], SAFEPOINT[1], "", "i", self._safepoint)
+        self.inst = Instance(module, wasi, limits, host_functions=(sp,))
+        ex = self.inst.exports
+        try:
+            self._start_unwind = ex["asyncify_start_unwind"]
+            self._stop_unwind = ex["asyncify_stop_unwind"]
+            self._start_rewind = ex["asyncify_start_rewind"]
+            self._stop_rewind = ex["asyncify_stop_rewind"]
+            self._get_state = ex["asyncify_get_state"]
+        except KeyError:
+            raise RewriteError(f"{module.path}: not a checkpointable module "
+                               f"(no asyncify exports)") from None
+        if self.inst.memory is None:
+            raise RewriteError(f"{module.path}: exports no memory; cannot be checkpointed")
+        self.globals: list[tuple[int, wasmtime.Global]] = sorted(
+            (int(name[len(GLOBAL_PREFIX):]), g) for name, g in ex.items()
+            if name.startswith(GLOBAL_PREFIX) and isinstance(g, wasmtime.Global))
+        self.buffer = 0
+        self._used = 0
+        self._module_zst: bytes | None = None
+        self.last_bytes: bytes | None = None
+        self._last_sp = time.perf_counter()
+
+    # -- memory ---------------------------------------------------------------------------
+
+    @property
+    def store(self) -> wasmtime.Store:
+        return self.inst.store
+
+    def view(self) -> memoryview:
+        mem = self.inst.wasi.mem
+        mem.refresh()
+        return mem.view
+
+    def memory_pages(self) -> int:
+        assert self.inst.memory is not None
+        return self.inst.memory.size(self.store)
+
+    def grow_to(self, pages: int) -> None:
+        assert self.inst.memory is not None
+        have = self.memory_pages()
+        if pages > have:
+            try:
+                self.inst.memory.grow(self.store, pages - have)
+            except wasmtime.WasmtimeError:
+                raise SnapshotError(f"cannot grow linear memory to {pages} pages "
+                                    f"({pages * 64 // 1024} MiB): over the memory limit?") from None
+        self.inst.wasi.mem.refresh()
+
+    def reserve_buffer(self) -> None:
+        """Grow memory once for the Asyncify stack data, before the app runs."""
+        self.buffer = self.memory_pages() * _format.PAGE
+        self.grow_to(self.memory_pages() + BUFFER_PAGES)
+
+    def _arm_buffer(self) -> None:
+        struct.pack_into("<II", self.view(), self.buffer, self.buffer + 8,
+                         self.buffer + BUFFER_PAGES * _format.PAGE)
+
+    # -- the request --------------------------------------------------------------------
+
+    def request(self) -> None:
+        """Ask for a checkpoint at the next safepoint or WASI call (any thread, signals)."""
+        if not self.pending:
+            self._requested = time.perf_counter()
+            self.pending = True
+            self.inst.binding.gate = self._gate
+
+    def _begin_unwind(self) -> None:
+        self._arm_buffer()
+        self._start_unwind(self.store, self.buffer)
+
+    def _end_rewind(self) -> None:
+        self._stop_rewind(self.store)
+        self.rewinding = False
+        if self._used > 8:  # zero the stack data the rewind has consumed
+            self.view()[self.buffer + 8:self.buffer + self._used] = bytes(self._used - 8)
+            self._used = 0
+        self.resumed_at = time.perf_counter()
+        if not self.pending:
+            self.inst.binding.gate = None
+
+    def _safepoint(self) -> int:
+        if self.rewinding:
+            self._end_rewind()
+            return self.countdown
+        self.safepoints += 1
+        if self._after is not None and self.safepoints >= self._after:
+            self._after = None
+            self.request()
+        if self.pending:
+            self._begin_unwind()
+            return 0
+        if not self.adaptive:
+            return self.countdown
+        # Adapt the countdown so that safepoints come about every SAFEPOINT_INTERVAL:
+        # rare enough to cost nothing, often enough for a prompt checkpoint.
+        now = time.perf_counter()
+        dt, self._last_sp = now - self._last_sp, now
+        if dt < SAFEPOINT_INTERVAL / 2 and self.countdown < COUNTDOWN_MAX:
+            self.countdown *= 2
+        elif dt > SAFEPOINT_INTERVAL * 2 and self.countdown > COUNTDOWN_MIN:
+            self.countdown //= 2
+        return self.countdown
+
+    def _gate(self, index: int) -> bool:
+        if self.rewinding:
+            self._end_rewind()
+            return False
+        if self.pending:
+            self._begin_unwind()
+            return True
+        return False
+
+    # -- the run loop -------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        """Run (or, after :meth:`load`, resume) ``_start`` until it exits or stops."""
+        while True:
+            try:
+                result = self.inst.run()
+            except Trapped as e:
+                if self.pending and self._get_state(self.store) == UNWINDING:
+                    raise SnapshotError(
+                        f"checkpoint failed while unwinding the stack ({e}); the call stack "
+                        f"may be deeper than the {BUFFER_PAGES * 64} KiB Asyncify buffer") from None
+                raise
+            if self._get_state(self.store) != UNWINDING:
+                return result
+            unwound = time.perf_counter()
+            self._stop_unwind(self.store)
+            cp = self._write(unwound)
+            if self.options.stop_after:
+                self.stopped = True
+                self.inst.close()
+                return RunResult(0, result.stats)
+            self._rewind()
+            cp.resumed = time.perf_counter()
+
+    def _rewind(self) -> None:
+        self.rewinding = True
+        self.inst.binding.gate = self._gate
+        self._start_rewind(self.store, self.buffer)
+
+    # -- capture ------------------------------------------------------------------------
+
+    def capture_meta(self) -> dict[str, Any]:
+        """Everything but the memory pages, as plain data."""
+        store = self.store
+        used = self._used = struct.unpack_from("<I", self.view(), self.buffer)[0] - self.buffer
+        globals_ = []
+        for index, g in self.globals:
+            ty = g.type(store)
+            kind = str(ty.content)
+            globals_.append({"index": index, "type": kind, "mutable": ty.mutable,
+                             "value": _encode_global(g.value(store), kind)})
+        state = self.inst.wasi.state
+        self.lineage["checkpoints"] += 1
+        from foglayer import __version__
+
+        return {
+            "kind": KIND,
+            "module": {"digest": self.rewritten.digest,
+                       "original_digest": self.rewritten.original_digest,
+                       "path": self.module_path, "rewritten_size": self.rewritten.size},
+            "globals": globals_,
+            "asyncify": {"buffer": self.buffer, "size": BUFFER_PAGES * _format.PAGE,
+                         "used": used},
+            "wasi": state.to_dict(),
+            "files": _files.open_files(state),
+            "stdio": _stdio_offsets(self.inst.wasi.stdio),
+            "lineage": dict(self.lineage),
+            "created": time.time(),
+            "host": {"node": platform.node(), "machine": platform.machine()},
+            "foglayer": __version__,
+        }
+
+    def _module_blob(self) -> bytes:
+        if self._module_zst is None:
+            self._module_zst = _format.zstandard.ZstdCompressor(level=3).compress(
+                self.rewritten.path.read_bytes())
+        return self._module_zst
+
+    def _write(self, unwound: float) -> Checkpoint:
+        opts = self.options
+        meta = self.capture_meta()
+        blobs = {"module": self._module_blob()}
+        if opts.with_files:
+            meta["with_files"] = True
+            blobs["files"] = _files.pack_trees(self.inst.wasi.state,
+                                               exclude={opts.path} if opts.path else set())
+        view = self.view()
+        path = opts.path
+        if path is not None:
+            meta = _format.save(path, meta, view, level=opts.level, blobs=blobs,
+                                fsync=opts.fsync)
+        else:
+            import io
+
+            buf = io.BytesIO()
+            meta = _format.write_snapshot(buf, meta, view, level=opts.level, blobs=blobs)
+            self.last_bytes = buf.getvalue()
+        written = time.perf_counter()
+        cp = Checkpoint(path, meta, self._requested, unwound, written)
+        self.history.append(cp)
+        self.pending = False
+        if opts.on_written is not None:
+            opts.on_written(meta)
+        return cp
+
+    # -- restore ------------------------------------------------------------------------
+
+    def load(self, snap: _format.Snapshot) -> None:
+        """Put a snapshot's memory and globals into this fresh instance; arm the rewind."""
+        meta = snap.meta
+        load_memory(self.inst, snap)
+        by_index = dict(self.globals)
+        if sorted(by_index) != [g["index"] for g in meta["globals"]]:
+            raise SnapshotError(f"{snap.where}: the module's globals do not match the snapshot's")
+        for g in meta["globals"]:
+            glob = by_index[g["index"]]
+            value = _decode_global(g["value"], g["type"])
+            if g["mutable"]:
+                glob.set_value(self.store, value)
+        self.buffer = int(meta["asyncify"]["buffer"])
+        self._used = int(meta["asyncify"]["used"])
+        self.lineage = dict(meta.get("lineage") or self.lineage)
+        self.lineage["restores"] = self.lineage.get("restores", 0) + 1
+        self._rewind()
+
+
+def load_memory(inst: Instance, snap: _format.Snapshot) -> None:
+    """Make a fresh instance's linear memory equal to the snapshot's."""
+    memory = inst.memory
+    if memory is None:
+        raise SnapshotError(f"{snap.where}: the module exports no memory")
+    pages = snap.meta["memory"]["pages"]
+    initial = memory.size(inst.store)
+    if pages < initial:
+        raise SnapshotError(f"{snap.where}: memory of {pages} pages is smaller than the "
+                            f"module's initial {initial}: not a snapshot of this module")
+    if pages > initial:
+        try:
+            memory.grow(inst.store, pages - initial)
+        except wasmtime.WasmtimeError:
+            raise SnapshotError(f"{snap.where}: cannot grow linear memory to "
+                                f"{pages * _format.PAGE >> 20} MiB (over the memory limit?)") from None
+    mem = inst.wasi.mem
+    mem.refresh()
+    view = mem.view
+    stored = {e[0] for e in snap.meta["memory"]["table"]}
+    initial_view = view[:initial * _format.PAGE]
+    for index in _format.nonzero_pages(initial_view):  # data the snapshot has as zeros
+        if index not in stored:
+            view[index * _format.PAGE:(index + 1) * _format.PAGE] = _format.ZERO_PAGE
+    snap.load_into(view)
+
+
+def default_checkpoint_path(module_path: str) -> str:
+    stem = Path(module_path).stem or "app"
+    return os.path.abspath(f"{stem}-{os.getpid()}.fogsnap")

@@ -1,0 +1,97 @@
+"""Snapshots of service (reactor) instances, taken between two calls of their exports.
+
+Between calls a reactor has no call stack: its state is linear memory, its globals and
+its WASI state, so no rewrite is needed. Exported globals are captured by name; the
+others (the compiler's ``__stack_pointer``) are back at their initial values whenever no
+call is running.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Sequence
+
+import wasmtime
+
+from foglayer.runtime import EngineSettings, HostFunction, Instance, Limits, LoadedModule, load_module
+from foglayer.snapshot import _files, _format
+from foglayer.snapshot._capture import _decode_global, _encode_global, load_memory
+from foglayer.snapshot._errors import SnapshotError
+
+KIND = "service"
+
+
+def snapshot_instance(inst: Instance, *, level: int | None = _format.DEFAULT_LEVEL) -> bytes:
+    """A snapshot (bytes) of a reactor instance between two calls."""
+    from foglayer import __version__
+
+    store = inst.store
+    globals_ = []
+    for name, ext in inst.exports.items():
+        if isinstance(ext, wasmtime.Global):
+            ty = ext.type(store)
+            kind = str(ty.content)
+            globals_.append({"name": name, "type": kind, "mutable": ty.mutable,
+                             "value": _encode_global(ext.value(store), kind)})
+    state = inst.wasi.state
+    meta = {
+        "kind": KIND,
+        "module": {"digest": inst.module.digest, "original_digest": inst.module.digest,
+                   "path": inst.module.path},
+        "globals": globals_,
+        "wasi": state.to_dict(),
+        "files": _files.open_files(state),
+        "created": time.time(),
+        "foglayer": __version__,
+    }
+    view = None
+    if inst.memory is not None:
+        inst.wasi.mem.refresh()
+        view = inst.wasi.mem.view
+    buf = io.BytesIO()
+    _format.write_snapshot(buf, meta, view, level=level)
+    return buf.getvalue()
+
+
+def restore_instance(
+    module: LoadedModule | str | os.PathLike | bytes,
+    data: bytes,
+    *,
+    dirs: dict[str, str] | None = None,
+    force: bool = False,
+    limits: Limits = Limits(),
+    stdio: Sequence[int] = (0, 1, 2),
+    host_functions: tuple[HostFunction, ...] = (),
+    settings: EngineSettings = EngineSettings(),
+) -> Instance:
+    """A fresh instance of ``module`` holding the state of a :func:`snapshot_instance`."""
+    from foglayer.snapshot._run import prepare_wasi
+
+    snap = _format.parse(data)
+    meta = snap.meta
+    if meta.get("kind") != KIND:
+        raise SnapshotError(f"a {meta.get('kind')} snapshot, not a service snapshot: "
+                            f"resume it with fog restore")
+    if not isinstance(module, LoadedModule):
+        module = load_module(module, settings)
+    want = meta["module"]["digest"]
+    if module.digest != want:
+        raise SnapshotError(f"{module.path}: not the module of this snapshot (sha256 "
+                            f"{module.digest[:12]}; the snapshot is of {want[:12]})")
+    wasi = prepare_wasi(snap, dirs=dirs, force=force, stdio=stdio)
+    inst = Instance(module, wasi, limits, host_functions)
+    try:
+        load_memory(inst, snap)
+        exports = inst.exports
+        for g in meta["globals"]:
+            ext = exports[g["name"]] if g["name"] in exports else None
+            if not isinstance(ext, wasmtime.Global):
+                raise SnapshotError(f"the module has no exported global {g['name']!r}")
+            if g["mutable"]:
+                ext.set_value(inst.store, _decode_global(g["value"], g["type"]))
+    except BaseException:
+        inst.close()
+        raise
+    return inst
