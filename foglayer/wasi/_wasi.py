@@ -214,8 +214,14 @@ class Wasi:
         if d.readonly:
             raise WasiError(abi.EPERM)
 
-    def _iovecs(self, iovs: int, n: int) -> list[memoryview] | None:
+    def _iovecs(self, iovs: int, n: int) -> list[memoryview] | tuple[memoryview] | None:
+        """Views of the guest's buffers, or None if any lies outside memory (EFAULT)."""
         mem = self.mem
+        if n == 1 and not iovs & 3 and iovs + 8 <= mem.size:
+            p, ln = mem.v32[iovs >> 2], mem.v32[(iovs >> 2) + 1]
+            if p + ln > mem.size and not mem.check(p, ln):
+                return None
+            return (mem.view[p:p + ln],)
         if not mem.check(iovs, n * 8):
             return None
         view = mem.view
