@@ -5,8 +5,11 @@ filters at work, and the errors a user gets."""
 from __future__ import annotations
 
 import os
+import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -233,6 +236,25 @@ def test_cli(cluster, service, tmp_path):
     client.invoke("svc", "hello", b"cli")
     r = fog(c, "logs", "svc")
     assert r.returncode == 0 and b"hello from the service: cli" in r.stdout, r
+    # fog logs -f follows new output until Ctrl-C.
+    env = {**os.environ, "FOG_CREDS": str(c.creds("admin"))}
+    follow = subprocess.Popen([sys.executable, "-m", "foglayer.cli", "logs", "svc", "-f"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        seen = b""
+        deadline = time.monotonic() + 30
+        while b"service: followed" not in seen and time.monotonic() < deadline:
+            client.invoke("svc", "hello", b"followed")
+            ready, _, _ = select.select([follow.stdout], [], [], 0.5)
+            if ready:
+                seen += os.read(follow.stdout.fileno(), 65536)
+        assert b"hello from the service: followed" in seen
+        follow.send_signal(signal.SIGINT)
+        assert follow.wait(15) == 0
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait()
     # A deploy through the CLI waits for the placement and says where.
     path = manifest(tmp_path, "cli-app", f"module: {PROGRAMS / 'cluster_command.c'}\n")
     r = fog(c, "deploy", str(path))

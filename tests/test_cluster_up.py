@@ -24,6 +24,16 @@ def up(env, log):
                             stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
+def stop(proc) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def ready(env) -> bool:
     r = fog(env, "nodes")
     return r.returncode == 0 and r.stdout.decode().count("ready") == 2
@@ -49,9 +59,7 @@ def test_fog_up_deploy_ctrl_c_and_resume(tmp_path):
             proc.send_signal(signal.SIGINT)
             assert proc.wait(30) == 0
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            stop(proc)
         text = log_path.read_text()
         assert "stopping (the state stays" in text and "Traceback" not in text, text
         # Nothing is left behind: no server, no controller, no node.
@@ -68,7 +76,5 @@ def test_fog_up_deploy_ctrl_c_and_resume(tmp_path):
             proc.send_signal(signal.SIGINT)
             assert proc.wait(30) == 0
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            stop(proc)
     assert "resuming a continuum" in log_path.read_text()

@@ -140,6 +140,11 @@ async def connect(server: str | None = None, creds: Creds | None = None, *, name
     if creds.user:
         opts.update(user=creds.user, password=creds.password)
     if creds.jwt_file:
+        try:
+            import nkeys  # noqa: F401 - nats-py signs with it
+        except ImportError:
+            raise BusError(f"{creds.jwt_file}: a NATS .creds file needs the nkeys package "
+                           "(pip install nkeys)") from None
         opts["user_credentials"] = creds.jwt_file
     if inbox_prefix:
         opts["inbox_prefix"] = inbox_prefix
@@ -249,9 +254,3 @@ async def open_state(js) -> dict:
     except (BucketNotFoundError, NotFoundError):
         raise BusError("the cluster state does not exist yet: start a controller "
                        "(`fog controller` or `fog up`)") from None
-
-
-def now() -> float:
-    import time
-
-    return time.time()

@@ -59,7 +59,7 @@ class Lease:
                     self.revision = await self.kv.create(KEY, self._value())
                 else:
                     self.revision = await self.kv.update(KEY, self._value(), last=entry.revision)
-            except (KeyWrongLastSequenceError, Exception):  # noqa: B014 - lost the race
+            except Exception:  # noqa: BLE001 - another contender won the race
                 return False
             return self._won(now)
         try:

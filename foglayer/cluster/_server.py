@@ -195,9 +195,11 @@ class EmbeddedServer:
         self._write()
         log = open(self.root / "server.log", "ab")
         self._log_offset = log.tell()
+        from foglayer.cluster._proc import die_with_parent
+
         self.proc = subprocess.Popen([server_binary(), "-c", str(self.conf_path)],
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     preexec_fn=die_with_parent)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -55,6 +55,52 @@ class RunResult:
         return f"RunResult(exit_code={self.exit_code}, stats={self.stats})"
 
 
+_RAW_FIELD = {"i32": "i32", "i64": "i64", "f32": "f32", "f64": "f64"}
+
+
+class Function:
+    """An exported function called with raw values: ~20 µs a call, against ~200 µs for
+    wasmtime-py's ``Func.__call__``, which inspects the function's type on every call.
+
+    ``params``/``results`` are type names (``"i32"``, ``"i64"``, ``"f32"``, ``"f64"``).
+    Returns ``None``, one value, or a tuple for several results.
+    """
+
+    __slots__ = ("instance", "name", "params", "results", "_buf", "_ctx", "_ref", "_func")
+
+    def __init__(self, instance: Instance, name: str, func: wasmtime.Func) -> None:
+        ty = func.type(instance.store)
+        self.instance, self.name, self._func = instance, name, func
+        self.params = [str(t) for t in ty.params]
+        self.results = [str(t) for t in ty.results]
+        for t in (*self.params, *self.results):
+            if t not in _RAW_FIELD:
+                raise FogError(f"{name}: cannot call a function taking or returning {t}")
+        self._buf = (wasmtime._ffi.wasmtime_val_raw_t * max(1, len(self.params),
+                                                            len(self.results)))()
+        self._ctx = instance.store._context()
+        self._ref = ctypes.byref(func._func)
+
+    def __call__(self, *args: int | float) -> Any:
+        if len(args) != len(self.params):
+            raise FogError(f"{self.name}: expected {len(self.params)} arguments, got {len(args)}")
+        buf = self._buf
+        for i, (kind, a) in enumerate(zip(self.params, args, strict=True)):
+            setattr(buf[i], kind, a)
+        inst = self.instance
+        trap = ctypes.POINTER(wasmtime._ffi.wasm_trap_t)()
+        t0 = inst._enter()
+        error = wasmtime._ffi.wasmtime_func_call_unchecked(
+            self._ctx, self._ref, buf, len(buf), ctypes.byref(trap))
+        inst._leave(t0)
+        if error or trap:
+            e: Exception = (wasmtime.Trap._from_ptr(trap) if trap
+                            else wasmtime.WasmtimeError._from_ptr(error))
+            raise inst._failure(e, self.name) from None
+        out = [getattr(buf[i], kind) for i, kind in enumerate(self.results)]
+        return None if not out else out[0] if len(out) == 1 else tuple(out)
+
+
 def _check_imports(module: LoadedModule, extra: tuple[HostFunction, ...]) -> None:
     provided = {(f.module, f.name) for f in extra}
     for mod, name in module.imports():
@@ -99,6 +145,7 @@ class Instance:
         except wasmtime.WasmtimeError as e:
             raise ModuleError(f"{module.path}: cannot instantiate: {str(e).splitlines()[0]}") from None
         self.exports = self.instance.exports(self.store)
+        self._functions: dict[str, Function] = {}
         self.memory: wasmtime.Memory | None = None
         try:
             mem = self.exports["memory"]
@@ -160,21 +207,24 @@ class Instance:
             raise LimitExceeded("memory", self._memory_message(f"exit code {code}"))
         return RunResult(code, self.stats)
 
+    def function(self, name: str) -> Function:
+        """The exported function ``name``, ready for fast repeated calls."""
+        f = self._functions.get(name)
+        if f is None:
+            f = self._functions[name] = Function(self, name, self._export(name))
+        return f
+
     def call(self, name: str, *args: Any) -> Any:
         """Call an exported function (a reactor between calls keeps all its state)."""
-        f = self._export(name)
-        t0 = self._enter()
-        try:
-            result = f(self.store, *args)
-        except (wasmtime.Trap, wasmtime.WasmtimeError) as e:
-            self._leave(t0)
-            if self.binding.error is not None:
-                raise self.binding.error from e
-            if self.wasi.state.exit_code is not None:
-                raise Trapped(f"{name}: the module called proc_exit({self.wasi.state.exit_code})") from None
-            raise self._trapped(e, name) from None
-        self._leave(t0)
-        return result
+        return self.function(name)(*args)
+
+    def _failure(self, e: Exception, where: str) -> Exception:
+        """What a failed call raises: our own bug, an exit, a limit or a trap."""
+        if self.binding.error is not None:
+            return self.binding.error
+        if self.wasi.state.exit_code is not None:
+            return Trapped(f"{where}: the module called proc_exit({self.wasi.state.exit_code})")
+        return self._trapped(e, where)
 
     def initialize(self) -> None:
         """Run a reactor's ``_initialize`` if it has one (the WASI reactor convention)."""
@@ -194,10 +244,10 @@ class Instance:
 
     def _memory_exhausted(self) -> bool:
         # The engine refuses memory.grow past the limit without telling us; a guest that
-        # failed with its memory close under the limit (malloc grows in steps of a few
-        # MiB) ran out of it.
+        # failed with its memory close under the limit (malloc grows in steps of up to a
+        # few MiB) ran out of it.
         lim = self.limits.max_memory
-        return bool(lim) and self.stats.peak_memory >= lim - max(4 << 20, lim // 16)
+        return bool(lim) and self.stats.peak_memory >= lim - min(4 << 20, lim // 4)
 
     def _memory_message(self, how: str) -> str:
         return (f"memory limit exceeded: the app needed more than {format_size(self.limits.max_memory)}"

@@ -27,7 +27,7 @@ import wasmtime
 from foglayer.runtime import HostFunction, Instance, Limits, LoadedModule, RunResult, Trapped
 from foglayer.snapshot import _files, _format
 from foglayer.snapshot._errors import RewriteError, SnapshotError
-from foglayer.snapshot._rewrite import DEFAULT_COUNTDOWN, GLOBAL_PREFIX, SAFEPOINT, Rewritten
+from foglayer.snapshot._rewrite import GLOBAL_PREFIX, SAFEPOINT, Rewritten
 from foglayer.wasi import Wasi
 
 NORMAL, UNWINDING, REWINDING = 0, 1, 2
@@ -101,7 +101,7 @@ class Session:
     def __init__(self, rewritten: Rewritten, module: LoadedModule, wasi: Wasi,
                  limits: Limits = Limits(), options: CheckpointOptions | None = None, *,
                  module_path: str = "", lineage: dict[str, Any] | None = None,
-                 countdown: int = DEFAULT_COUNTDOWN) -> None:
+                 countdown: int = 1 << 14) -> None:
         self.rewritten = rewritten
         self.options = options or CheckpointOptions()
         self.module_path = module_path
@@ -134,6 +134,9 @@ class Session:
         self.globals: list[tuple[int, wasmtime.Global]] = sorted(
             (int(name[len(GLOBAL_PREFIX):]), g) for name, g in ex.items()
             if name.startswith(GLOBAL_PREFIX) and isinstance(g, wasmtime.Global))
+        cd = ex["fog_countdown"] if "fog_countdown" in ex else None
+        if isinstance(cd, wasmtime.Global):  # the first interval too, not just the later ones
+            cd.set_value(self.store, self.countdown)
         self.buffer = 0
         self._used = 0
         self._module_zst: bytes | None = None

@@ -295,8 +295,11 @@ def load(path: str | os.PathLike) -> Snapshot:
     try:
         snap = parse(mm, where)
     except BaseException:
-        mm.close()
         f.close()
+        try:
+            mm.close()
+        except BufferError:
+            pass  # views of it live on in the traceback; it closes when they go
         raise
     snap._keep += [mm, f]  # after the view: released first
     return snap

@@ -31,9 +31,10 @@ from pathlib import Path
 from foglayer.snapshot import _wasm
 from foglayer.snapshot._errors import RewriteError
 
-REWRITE_VERSION = 1
+REWRITE_VERSION = 2
 SAFEPOINT = ("fog", "safepoint")
 GLOBAL_PREFIX = "fog_global_"
+COUNTDOWN_EXPORT = "fog_countdown"  # the host sets the first countdown through it
 DEFAULT_COUNTDOWN = 1 << 16  # loop headers between two safepoint calls
 FEATURES = ("--enable-bulk-memory", "--enable-sign-ext", "--enable-mutable-globals",
             "--enable-nontrapping-float-to-int", "--enable-multivalue",
@@ -218,7 +219,8 @@ def instrument(wat: str, countdown: int = DEFAULT_COUNTDOWN) -> str:
         if i == last_import:
             out.append(f'  (import "{SAFEPOINT[0]}" "{SAFEPOINT[1]}" (func {_SP} (result i32)))')
         if i == max(last_global, last_import):
-            out.append(f"  (global {_G} (mut i32) (i32.const {countdown}))")
+            out.append(f'  (global {_G} (export "{COUNTDOWN_EXPORT}") (mut i32) '
+                       f"(i32.const {countdown}))")
     out[-1] += ")"
     return "\n".join(out) + "\n"
 

@@ -32,6 +32,7 @@ class Outcome:
     result: RunResult
     stopped: bool
     checkpoints: list[Checkpoint] = field(default_factory=list)
+    safepoints: int = 0  # safepoint calls the app made (rewinds not counted)
 
     @property
     def exit_code(self) -> int:
@@ -81,7 +82,7 @@ def _drive(session: Session) -> Outcome:
         if announcement is not None:
             announcement.withdraw()
         session.inst.close()
-    return Outcome(result, session.stopped, session.history)
+    return Outcome(result, session.stopped, session.history, session.safepoints)
 
 
 def run_checkpointable(
@@ -98,7 +99,7 @@ def run_checkpointable(
 ) -> Outcome:
     """``fog run --checkpointable``: rewrite (cached), run, checkpoint on request."""
     options = options or CheckpointOptions()
-    if options.path is None and (options.every or options.stop_after):
+    if options.path is None:
         options.path = default_checkpoint_path(os.fspath(module))
     rewritten = make_checkpointable(module, progress=progress)
     loaded = load_module(rewritten.path, _settings(limits, stats))
@@ -215,7 +216,10 @@ def restore(
     stats: bool = False,
 ) -> Outcome:
     """``fog restore``: resume a snapshot in this process, checkpointable again."""
+    options = options or CheckpointOptions()
     snap = _format.load(snapshot)
+    if options.path is None:
+        options.path = default_checkpoint_path(snap.meta.get("module", {}).get("path") or "app")
     try:
         session = open_session(snap, dirs=dirs, force=force, files_to=files_to, module=module,
                                limits=limits, stdio=stdio, options=options, stats=stats)

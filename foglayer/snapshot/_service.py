@@ -15,7 +15,14 @@ from collections.abc import Sequence
 
 import wasmtime
 
-from foglayer.runtime import EngineSettings, HostFunction, Instance, Limits, LoadedModule, load_module
+from foglayer.runtime import (
+    EngineSettings,
+    HostFunction,
+    Instance,
+    Limits,
+    LoadedModule,
+    load_module,
+)
 from foglayer.snapshot import _files, _format
 from foglayer.snapshot._capture import _decode_global, _encode_global, load_memory
 from foglayer.snapshot._errors import SnapshotError
