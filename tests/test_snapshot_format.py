@@ -12,13 +12,13 @@ from _programs import build, fog
 from foglayer.snapshot import (
     CheckpointOptions,
     SnapshotError,
+    _format,
     describe,
     diff_pages,
     load_snapshot,
     parse_snapshot,
     run_checkpointable,
 )
-from foglayer.snapshot import _format
 
 ROUNDS = "6"
 
@@ -51,7 +51,7 @@ def test_snapshot_holds_what_the_issue_lists(snapshot, compute):
         assert m["module"]["original_digest"] == hashlib.sha256(compute.read_bytes()).hexdigest()
         assert len(m["module"]["digest"]) == 64
         assert m["memory"]["pages"] > m["memory"]["stored"] > 0  # zero pages left out
-        for index, digest, _off, _len in m["memory"]["table"]:
+        for _index, digest, _off, _len in m["memory"]["table"]:
             assert len(digest) == 32
         pages = dict(snap.pages())
         for index, digest, _off, _len in m["memory"]["table"]:

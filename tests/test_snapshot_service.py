@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from _programs import build
 
-from foglayer.runtime import load_module
-from foglayer.runtime import Instance
+from foglayer.runtime import Instance, load_module
 from foglayer.snapshot import SnapshotError, restore_instance, snapshot_instance
 from foglayer.wasi import Preopen, Wasi
 

@@ -172,6 +172,9 @@ def print_result(result: SuiteResult, console=None) -> None:
                   + (f"; SQLite {env['sqlite']}" if env.get("sqlite") else "") + "[/]")
     for b, argv in env["builds"].items():
         console.print(f"[dim]  {b}: {argv}[/]")
+    for flags in env.get("program_flags", []):
+        if flags:
+            console.print(f"[dim]  + per program: {flags}[/]")
     console.print(f"[dim]  raw wasmtime: {env['wasmtime_engine']}[/]")
     for note in result.notes:
         console.print(f"[dim]  note: {note}[/]")

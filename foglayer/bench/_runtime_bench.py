@@ -53,7 +53,7 @@ RUNTIME_RUNNERS = ("native-baseline", "fog", "wasmtime")
 CALLS = 100_000
 READ_SIZE = 64 << 20
 CHUNK = 4096
-MATMUL_N = 900  # ~1 s at native speed on a 2020s x86 server core
+MATMUL_N = 1100  # ~1 s at native speed (-mcpu=baseline) on this 2-core AMD EPYC VM
 
 # name -> (source, args, calls per run or None, description)
 BENCHES = {

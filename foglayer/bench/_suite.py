@@ -16,6 +16,7 @@ def run_suite(suite: str, title: str, params: dict, plan: Plan, *,
     workroot = make_workroot()
     try:
         env = environment(plan.runners, plan.wasmtime_settings, workroot)
+        env["program_flags"] = sorted({" ".join(p.flags) for p in plan.programs})
         env.update(extra_env or {})
         rows = execute(plan, workroot)
     finally:

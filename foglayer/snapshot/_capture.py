@@ -35,6 +35,7 @@ BUFFER_PAGES = 16  # 1 MiB of Asyncify stack data (zero pages cost nothing in a 
 KIND = "command"
 SAFEPOINT_INTERVAL = 0.001  # seconds between safepoint calls, by adapting the countdown
 COUNTDOWN_MIN, COUNTDOWN_MAX = 64, 1 << 26
+_CAN_FORK = hasattr(os, "fork") and hasattr(os, "register_at_fork")
 
 
 @dataclass(slots=True)
@@ -47,9 +48,11 @@ class CheckpointOptions:
     with_files: bool = False  # pack the preopened trees into each snapshot
     level: int | None = _format.DEFAULT_LEVEL  # zstd level; None stores raw pages
     fsync: bool = True
+    background: bool = True  # a run that goes on writes from a forked child (no pause)
     countdown: int | None = None  # fixed loop headers between safepoints (None: adaptive)
     after_safepoints: int | None = None  # request one checkpoint at that safepoint call
     on_written: Callable[[dict[str, Any]], None] | None = None
+    on_failed: Callable[[str], None] | None = None
 
 
 @dataclass(slots=True)
@@ -60,11 +63,13 @@ class Checkpoint:
     meta: dict[str, Any]
     requested: float  # perf_counter at the request
     unwound: float  # the stack was in the buffer
-    written: float  # the snapshot was on disk
+    written: float  # the snapshot was on disk (0 while a background writer is at it)
     resumed: float = 0.0  # the app went on (0 if it stopped)
+    error: str | None = None  # a background writer failed
 
     @property
     def pause(self) -> float:
+        """From the request until the app went on (or the snapshot was written, if it stopped)."""
         return (self.resumed or self.written) - self.requested
 
     @property
@@ -142,6 +147,9 @@ class Session:
         self._module_zst: bytes | None = None
         self.last_bytes: bytes | None = None
         self._last_sp = time.perf_counter()
+        self._halt = False
+        self._writer: threading.Thread | None = None
+        self.on_resume: Callable[[], None] | None = None  # called when a rewind completes
 
     # -- memory ---------------------------------------------------------------------------
 
@@ -180,6 +188,11 @@ class Session:
 
     # -- the request --------------------------------------------------------------------
 
+    def halt(self) -> None:
+        """Stop the app at its next safepoint or WASI call, writing nothing."""
+        self._halt = True
+        self.request()
+
     def request(self) -> None:
         """Ask for a checkpoint at the next safepoint or WASI call (any thread, signals)."""
         if not self.pending:
@@ -198,17 +211,21 @@ class Session:
             self.view()[self.buffer + 8:self.buffer + self._used] = bytes(self._used - 8)
             self._used = 0
         self.resumed_at = time.perf_counter()
+        if self.on_resume is not None:
+            self.on_resume()
         if not self.pending:
             self.inst.binding.gate = None
 
     def _safepoint(self) -> int:
         if self.rewinding:
             self._end_rewind()
-            return self.countdown
-        self.safepoints += 1
-        if self._after is not None and self.safepoints >= self._after:
-            self._after = None
-            self.request()
+            if not self.pending:
+                return self.countdown
+        else:
+            self.safepoints += 1
+            if self._after is not None and self.safepoints >= self._after:
+                self._after = None
+                self.request()
         if self.pending:
             self._begin_unwind()
             return 0
@@ -227,7 +244,8 @@ class Session:
     def _gate(self, index: int) -> bool:
         if self.rewinding:
             self._end_rewind()
-            return False
+            if not self.pending:
+                return False
         if self.pending:
             self._begin_unwind()
             return True
@@ -250,6 +268,10 @@ class Session:
                 return result
             unwound = time.perf_counter()
             self._stop_unwind(self.store)
+            if self._halt:
+                self.stopped = True
+                self.pending = False
+                return RunResult(0, result.stats)
             cp = self._write(unwound)
             if self.options.stop_after:
                 self.stopped = True
@@ -304,14 +326,21 @@ class Session:
 
     def _write(self, unwound: float) -> Checkpoint:
         opts = self.options
+        self.wait_background()  # an older snapshot must never land after a newer one
         meta = self.capture_meta()
         blobs = {"module": self._module_blob()}
-        if opts.with_files:
+        if opts.with_files:  # now, before the app changes them
             meta["with_files"] = True
             blobs["files"] = _files.pack_trees(self.inst.wasi.state,
                                                exclude={opts.path} if opts.path else set())
         view = self.view()
         path = opts.path
+        self.pending = False
+        if path is not None and opts.background and not opts.stop_after and _CAN_FORK:
+            cp = Checkpoint(path, meta, self._requested, unwound, 0.0)
+            self.history.append(cp)
+            self._fork_writer(cp, view, blobs)
+            return cp
         if path is not None:
             meta = _format.save(path, meta, view, level=opts.level, blobs=blobs,
                                 fsync=opts.fsync)
@@ -321,13 +350,51 @@ class Session:
             buf = io.BytesIO()
             meta = _format.write_snapshot(buf, meta, view, level=opts.level, blobs=blobs)
             self.last_bytes = buf.getvalue()
-        written = time.perf_counter()
-        cp = Checkpoint(path, meta, self._requested, unwound, written)
+        cp = Checkpoint(path, meta, self._requested, unwound, time.perf_counter())
         self.history.append(cp)
-        self.pending = False
         if opts.on_written is not None:
             opts.on_written(meta)
         return cp
+
+    def _fork_writer(self, cp: Checkpoint, view: memoryview, blobs: dict[str, bytes]) -> None:
+        """Write the snapshot from a forked child: it sees memory as it is now (copy on
+        write) while the app goes on in this process, as Redis's BGSAVE does."""
+        opts = self.options
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: write, report, leave without running any cleanup
+            code = 0
+            try:
+                os.close(r)
+                _format.save(cp.path, cp.meta, view, level=opts.level, blobs=blobs,
+                             fsync=opts.fsync)
+            except BaseException as e:  # noqa: BLE001 - reported to the parent
+                os.write(w, str(e).encode()[:4000])
+                code = 1
+            os._exit(code)
+        os.close(w)
+
+        def reap() -> None:
+            _, status = os.waitpid(pid, 0)
+            with os.fdopen(r, "rb") as f:
+                error = f.read().decode(errors="replace")
+            cp.written = time.perf_counter()
+            if status == 0 and not error:
+                if opts.on_written is not None:
+                    opts.on_written(cp.meta)
+            else:
+                cp.error = error or f"the snapshot writer died (status {status})"
+                if opts.on_failed is not None:
+                    opts.on_failed(cp.error)
+
+        self._writer = threading.Thread(target=reap, name="fog-snapshot-writer", daemon=True)
+        self._writer.start()
+
+    def wait_background(self) -> None:
+        """Wait until the snapshot being written in the background is on disk."""
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
 
     # -- restore ------------------------------------------------------------------------
 

@@ -73,6 +73,23 @@ _local = threading.local()
 _pool: ThreadPoolExecutor | None = None
 
 
+def _get_pool(threads: int) -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(threads, thread_name_prefix="fog-snapshot")
+    return _pool
+
+
+def _forget_pool() -> None:
+    global _pool, _local
+    _pool = None  # its threads do not exist in a forked child
+    _local = threading.local()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _compressor(level: int) -> Callable[[memoryview], bytes]:
     cs = getattr(_local, "compressors", None)
     if cs is None:
@@ -99,15 +116,13 @@ def encode_pages(view: memoryview, level: int | None = DEFAULT_LEVEL,
     Hashing and compression run on ``threads`` threads (both release the GIL).
     Uncompressed pages are views into ``view``: write them out before memory changes.
     """
-    global _pool
     nonzero = nonzero_pages(view)
     if len(nonzero) < _PARALLEL_PAGES or threads < 2:
         return _encode(view, nonzero, level)
-    if _pool is None:
-        _pool = ThreadPoolExecutor(threads, thread_name_prefix="fog-snapshot")
     step = 64
     chunks = [nonzero[k:k + step] for k in range(0, len(nonzero), step)]
-    return [p for part in _pool.map(lambda c: _encode(view, c, level), chunks) for p in part]
+    return [p for part in _get_pool(threads).map(lambda c: _encode(view, c, level), chunks)
+            for p in part]
 
 
 class _CrcWriter:
@@ -204,19 +219,16 @@ class Snapshot:
                 out.append((index, self.data[off:off + length]))
         return out
 
-    def load_into(self, view: memoryview) -> None:
+    def load_into(self, view: memoryview, threads: int = 2) -> None:
         """Write every stored page into ``view`` (linear memory, already big enough)."""
         table = self.page_table()
-        if self.compression == "zstd":
-            decompress = zstandard.ZstdDecompressor().decompress
-            data = self.data
-            for index, _digest, off, length in table:
-                view[index * PAGE:(index + 1) * PAGE] = decompress(data[off:off + length],
-                                                                   max_output_size=PAGE)
-        else:
-            data = self.data
-            for index, _digest, off, _length in table:
-                view[index * PAGE:(index + 1) * PAGE] = data[off:off + PAGE]
+        zstd = self.compression == "zstd"
+        if len(table) < _PARALLEL_PAGES or threads < 2:
+            _load_pages(view, self.data, table, zstd)
+            return
+        step = 64
+        chunks = [table[k:k + step] for k in range(0, len(table), step)]
+        list(_get_pool(threads).map(lambda c: _load_pages(view, self.data, c, zstd), chunks))
 
     def blob(self, name: str) -> bytes | None:
         b = self.meta.get("blobs", {}).get(name)
@@ -232,6 +244,19 @@ class Snapshot:
             except BufferError:
                 pass  # a page view is still in use; the map closes when it is dropped
         self._keep.clear()
+
+
+def _load_pages(view: memoryview, data: memoryview, table: list[list], zstd: bool) -> None:
+    if zstd:
+        d = getattr(_local, "decompressor", None)
+        if d is None:
+            d = _local.decompressor = zstandard.ZstdDecompressor()
+        for index, _digest, off, length in table:
+            view[index * PAGE:(index + 1) * PAGE] = d.decompress(data[off:off + length],
+                                                                 max_output_size=PAGE)
+    else:
+        for index, _digest, off, _length in table:
+            view[index * PAGE:(index + 1) * PAGE] = data[off:off + PAGE]
 
 
 def _bad(where: str, what: str) -> SnapshotError:

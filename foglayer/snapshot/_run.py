@@ -62,6 +62,7 @@ def _drive(session: Session) -> Outcome:
                 user_hook(meta)
 
         opts.on_written = on_written
+        opts.on_failed = announcement.failed
     stop = threading.Event()
     if opts.every:
         def tick() -> None:
@@ -77,6 +78,7 @@ def _drive(session: Session) -> Outcome:
         raise
     finally:
         stop.set()
+        session.wait_background()
         if old_handler is not None:
             signal.signal(signal.SIGUSR1, old_handler)
         if announcement is not None:
