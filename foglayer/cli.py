@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
+from foglayer._exit import EXIT_USAGE, fail, report
 from foglayer.errors import FogError
-
-EXIT_USAGE = 2  # a user's mistake: bad flag, missing file, bad module
-EXIT_TRAP = 134  # as wasmtime: 128 + SIGABRT
-EXIT_LIMIT = 137  # a limit (memory, fuel, time) stopped the app
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
-    click.echo(f"fog: error: {message}", err=True)
-    sys.exit(code)
+    fail(message, code)
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
@@ -30,51 +25,12 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
         raise click.BadParameter(str(e)) from None
 
 
-def _preopens(specs: tuple[str, ...]) -> list:
-    from foglayer.wasi import Preopen
-
-    out = []
-    for spec in specs:
-        parts = spec.split(":")
-        readonly = len(parts) > 1 and parts[-1] == "ro"
-        if readonly:
-            parts = parts[:-1]
-        if not parts[0] or len(parts) > 2:
-            raise click.BadParameter(f"{spec!r}: expected HOST[:GUEST][:ro]", param_hint="--dir")
-        host = parts[0]
-        guest = parts[1] if len(parts) == 2 and parts[1] else host
-        if not os.path.isdir(host):
-            what = "not a directory" if os.path.exists(host) else "no such directory"
-            raise click.BadParameter(f"{spec!r}: {host}: {what}", param_hint="--dir")
-        out.append(Preopen(host=host, guest=guest, readonly=readonly))
-    return out
-
-
-def _env(pairs: tuple[str, ...]) -> dict[str, str]:
-    env = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r}: expected KEY=VALUE", param_hint="--env")
-        env[key] = value
-    return env
-
-
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except FogError as e:
-            from foglayer.runtime import LimitExceeded, Trapped
-
-            if isinstance(e, Trapped):
-                click.echo(f"fog: {'limit' if isinstance(e, LimitExceeded) else 'trap'}: {e}", err=True)
-                if e.backtrace:
-                    click.echo("wasm backtrace:", err=True)
-                    for i, frame in enumerate(e.backtrace):
-                        click.echo(f"  {i}: {frame}", err=True)
-                sys.exit(EXIT_LIMIT if isinstance(e, LimitExceeded) else EXIT_TRAP)
-            _fail(str(e))
+            report(e)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
 
@@ -101,64 +57,14 @@ def cli() -> None:
     """foglayer: one WebAssembly layer from the cloud to the edge to IoT."""
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("--dir", "dirs", multiple=True, metavar="HOST[:GUEST][:ro]",
-              help="Preopen a host directory (read-only with :ro). Repeatable.")
-@click.option("--env", "envs", multiple=True, metavar="KEY=VALUE", help="Set a guest variable.")
-@click.option("--max-memory", callback=_size, metavar="SIZE", help="Cap linear memory (64MiB).")
-@click.option("--fuel", type=click.IntRange(min=1), help="Cap executed instructions.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Cap wall-clock time.")
-@click.option("--stats", is_flag=True, help="Print fuel, peak memory, wall time, WASI calls.")
-@click.option("--checkpointable", is_flag=True,
-              help="Rewrite the module (once, cached) so that it can be checkpointed: "
-                   "SIGUSR1 or fog checkpoint PID writes a snapshot.")
-@click.option("--checkpoint-to", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Where snapshots go (default: MODULE-PID.fogsnap here).")
-@click.option("--checkpoint-every", type=click.FloatRange(min=0, min_open=True),
-              metavar="SECONDS", help="Write a snapshot periodically.")
-@click.option("--stop-after-checkpoint", is_flag=True,
-              help="Exit right after the first snapshot is written (as a migration does).")
-@click.option("--with-files", is_flag=True,
-              help="Pack the preopened directories into each snapshot.")
-@click.argument("module", type=click.Path(dir_okay=False))
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def run(dirs, envs, max_memory, fuel, timeout, stats, checkpointable, checkpoint_to,
-        checkpoint_every, stop_after_checkpoint, with_files, module, args) -> None:
-    """Run a WASI command MODULE to completion; exit with its exit code."""
-    from foglayer.runtime import Limits
-    from foglayer.runtime import run as run_module
+@cli.command(add_help_option=False, context_settings={
+    "ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+def run(argv) -> None:
+    """Run a WASI command MODULE to completion (see fog run --help)."""
+    from foglayer._runcli import main as run_main
 
-    preopens, env = _preopens(dirs), _env(envs)
-    limits = Limits(max_memory=max_memory, fuel=fuel, timeout=timeout)
-    sys.stdout.flush()
-    if checkpointable or checkpoint_to or checkpoint_every or stop_after_checkpoint or with_files:
-        from foglayer.snapshot import CheckpointOptions, run_checkpointable
-
-        options = CheckpointOptions(path=checkpoint_to, every=checkpoint_every,
-                                    stop_after=stop_after_checkpoint, with_files=with_files)
-        outcome = run_checkpointable(module, args, env=env, preopens=preopens, limits=limits,
-                                     options=options, stats=stats)
-        _finish(outcome, stats)
-    result = run_module(module, args, env=env, preopens=preopens, stats=stats, limits=limits)
-    if stats:
-        from foglayer._report import print_stats
-
-        print_stats(result.stats)
-    sys.exit(result.exit_code & 0xFF if result.exit_code >= 0 else 1)
-
-
-def _finish(outcome, stats: bool) -> None:
-    """Report how a checkpointable run ended, and exit as it did."""
-    if stats:
-        from foglayer._report import print_stats
-
-        print_stats(outcome.result.stats)
-    if outcome.stopped:
-        click.echo(f"fog: stopped after checkpoint {outcome.checkpoints[-1].path}", err=True)
-        sys.exit(0)
-    code = outcome.exit_code
-    sys.exit(code & 0xFF if code >= 0 else 1)
+    run_main(list(argv))
 
 
 @cli.command()
@@ -209,7 +115,9 @@ def restore(snapshot, dirs, force, files_to, module, max_memory, checkpoint_to,
     outcome = restore_snapshot(snapshot, dirs=mapping, force=force, files_to=files_to,
                                module=module, limits=Limits(max_memory=max_memory),
                                options=options)
-    _finish(outcome, False)
+    from foglayer._runcli import finish_checkpointable
+
+    finish_checkpointable(outcome, False)
 
 
 @cli.command()
@@ -470,4 +378,6 @@ def invoke(server, creds, tls_ca, app, function, payload, timeout, raw) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from foglayer.__main__ import main as entry
+
+    entry()

@@ -1,0 +1,39 @@
+"""How ``fog`` ends: exit codes, and one-line reports of errors (no click: the run path)."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+from foglayer.errors import FogError
+
+EXIT_USAGE = 2  # a user's mistake: bad flag, missing file, bad module
+EXIT_TRAP = 134  # as wasmtime: 128 + SIGABRT
+EXIT_LIMIT = 137  # a limit (memory, fuel, time) stopped the app
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    sys.stdout.flush()
+    print(f"fog: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def report(e: FogError) -> NoReturn:
+    """Print ``e`` as one line (a trap adds its Wasm backtrace) and exit accordingly."""
+    from foglayer.runtime import LimitExceeded, Trapped
+
+    if isinstance(e, Trapped):
+        sys.stdout.flush()
+        limit = isinstance(e, LimitExceeded)
+        print(f"fog: {'limit' if limit else 'trap'}: {e}", file=sys.stderr)
+        if e.backtrace:
+            print("wasm backtrace:", file=sys.stderr)
+            for i, frame in enumerate(e.backtrace):
+                print(f"  {i}: {frame}", file=sys.stderr)
+        sys.exit(EXIT_LIMIT if limit else EXIT_TRAP)
+    fail(str(e))
+
+
+def exit_with(code: int) -> NoReturn:
+    """Exit as the guest did (its exit code, as the shell sees it)."""
+    sys.exit(code & 0xFF if code >= 0 else 1)

@@ -1,0 +1,146 @@
+"""``fog run``: parsed with argparse, not click, to keep start-up short.
+
+The issue's budget for a whole ``fog run`` of a small program is 150 ms, of which
+``import wasmtime`` takes ~80; click (with ``inspect``) would take ~45 more. Every other
+``fog`` command goes through click in ``foglayer.cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import NoReturn
+
+from foglayer._exit import exit_with, fail, report
+from foglayer.errors import FogError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, as every fog error
+        fail(f"fog run: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="fog run", description="Run a WASI command MODULE to completion; exit "
+                "with its exit code.")
+    p.add_argument("--dir", dest="dirs", action="append", default=[],
+                   metavar="HOST[:GUEST][:ro]",
+                   help="preopen a host directory (read-only with :ro); repeatable")
+    p.add_argument("--env", dest="envs", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a guest environment variable; repeatable")
+    p.add_argument("--max-memory", metavar="SIZE", help="cap linear memory (e.g. 64MiB)")
+    p.add_argument("--fuel", type=_positive(int), metavar="N", help="cap executed instructions")
+    p.add_argument("--timeout", type=_positive(float), metavar="SECONDS",
+                   help="cap wall-clock time")
+    p.add_argument("--stats", action="store_true",
+                   help="print fuel, peak memory, wall time and WASI calls by kind")
+    g = p.add_argument_group("checkpoints")
+    g.add_argument("--checkpointable", action="store_true",
+                   help="rewrite the module (once, cached) so that it can be checkpointed: "
+                        "SIGUSR1 or `fog checkpoint PID` writes a snapshot")
+    g.add_argument("--checkpoint-to", metavar="FILE",
+                   help="where snapshots go (default: MODULE-PID.fogsnap here)")
+    g.add_argument("--checkpoint-every", type=_positive(float), metavar="SECONDS",
+                   help="write a snapshot periodically")
+    g.add_argument("--stop-after-checkpoint", action="store_true",
+                   help="exit right after the first snapshot is written (as a migration does)")
+    g.add_argument("--with-files", action="store_true",
+                   help="pack the preopened directories into each snapshot")
+    p.add_argument("module", metavar="MODULE")
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
+    return p
+
+
+def _positive(kind: type) -> object:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def parse_dirs(specs: list[str]) -> list:
+    """``HOST[:GUEST][:ro]`` specs as preopens; the host directory must exist."""
+    from foglayer.wasi import Preopen
+
+    out = []
+    for spec in specs:
+        parts = spec.split(":")
+        readonly = len(parts) > 1 and parts[-1] == "ro"
+        if readonly:
+            parts = parts[:-1]
+        if not parts[0] or len(parts) > 2:
+            raise FogError(f"--dir {spec!r}: expected HOST[:GUEST][:ro]")
+        host = parts[0]
+        guest = parts[1] if len(parts) == 2 and parts[1] else host
+        if not os.path.isdir(host):
+            what = "not a directory" if os.path.exists(host) else "no such directory"
+            raise FogError(f"--dir {spec!r}: {host}: {what}")
+        out.append(Preopen(host=host, guest=guest, readonly=readonly))
+    return out
+
+
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise FogError(f"--env {pair!r}: expected KEY=VALUE")
+        env[key] = value
+    return env
+
+
+def main(argv: list[str]) -> NoReturn:
+    ns = _parser().parse_args(argv)
+    try:
+        _run(ns)
+    except FogError as e:
+        report(e)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+
+
+def _run(ns: argparse.Namespace) -> NoReturn:
+    from foglayer.runtime import Limits, parse_size
+    from foglayer.runtime import run as run_module
+
+    preopens, env = parse_dirs(ns.dirs), parse_env(ns.envs)
+    max_memory = parse_size(ns.max_memory) if ns.max_memory else None
+    limits = Limits(max_memory=max_memory, fuel=ns.fuel, timeout=ns.timeout)
+    sys.stdout.flush()
+    if (ns.checkpointable or ns.checkpoint_to or ns.checkpoint_every
+            or ns.stop_after_checkpoint or ns.with_files):
+        from foglayer.snapshot import CheckpointOptions, run_checkpointable
+
+        options = CheckpointOptions(path=ns.checkpoint_to, every=ns.checkpoint_every,
+                                    stop_after=ns.stop_after_checkpoint,
+                                    with_files=ns.with_files)
+        outcome = run_checkpointable(ns.module, ns.args, env=env, preopens=preopens,
+                                     limits=limits, options=options, stats=ns.stats)
+        finish_checkpointable(outcome, ns.stats)
+    result = run_module(ns.module, ns.args, env=env, preopens=preopens, stats=ns.stats,
+                        limits=limits)
+    if ns.stats:
+        from foglayer._report import print_stats
+
+        print_stats(result.stats)
+    exit_with(result.exit_code)
+
+
+def finish_checkpointable(outcome, stats: bool) -> NoReturn:
+    """Report how a checkpointable run (or restore) ended, and exit as it did."""
+    if stats:
+        from foglayer._report import print_stats
+
+        print_stats(outcome.result.stats)
+    if outcome.stopped:
+        print(f"fog: stopped after checkpoint {outcome.checkpoints[-1].path}", file=sys.stderr)
+        sys.exit(0)
+    exit_with(outcome.exit_code)
