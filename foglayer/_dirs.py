@@ -19,22 +19,21 @@ def _user_dir(kind: str) -> Path:
     return Path(fn("foglayer"))
 
 
-def cache_dir(*parts: str) -> Path:
-    """The user cache directory, or ``$FOG_CACHE_DIR`` when set."""
-    base = os.environ.get("FOG_CACHE_DIR")
-    root = Path(base) if base else _user_dir("cache")
-    path = root.joinpath(*parts)
+def _dir(kind: str, env: str, parts: tuple[str, ...]) -> Path:
+    base = os.environ.get(env)
+    path = (Path(base) if base else _user_dir(kind)).joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cache_dir(*parts: str) -> Path:
+    """The user cache directory, or ``$FOG_CACHE_DIR`` when set."""
+    return _dir("cache", "FOG_CACHE_DIR", parts)
 
 
 def data_dir(*parts: str) -> Path:
     """The user data directory, or ``$FOG_DATA_DIR`` when set."""
-    base = os.environ.get("FOG_DATA_DIR")
-    root = Path(base) if base else _user_dir("data")
-    path = root.joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _dir("data", "FOG_DATA_DIR", parts)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

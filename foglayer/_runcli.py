@@ -87,12 +87,13 @@ def parse_dirs(specs: list[str]) -> list:
     return out
 
 
-def parse_env(pairs: list[str]) -> dict[str, str]:
+def parse_env(pairs: list[str], what: str = "--env") -> dict[str, str]:
+    """``KEY=VALUE`` pairs (``--env``, ``--label``) as a dict."""
     env = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise FogError(f"--env {pair!r}: expected KEY=VALUE")
+            raise FogError(f"{what} {pair!r}: expected KEY=VALUE")
         env[key] = value
     return env
 

@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 from foglayer.cluster._bus import Creds
 from foglayer.cluster._client import Client, resolve, run
-from foglayer.errors import FogError
 
 Conn = tuple[str | None, "str | os.PathLike | Creds | None"]
 
@@ -113,10 +112,6 @@ def write_chunk(chunk: dict) -> None:
 
 
 def parse_labels(pairs: tuple[str, ...], what: str = "--label") -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        k, sep, v = pair.partition("=")
-        if not sep or not k:
-            raise FogError(f"{what} {pair!r}: expected KEY=VALUE")
-        out[k] = v
-    return out
+    from foglayer._runcli import parse_env
+
+    return parse_env(list(pairs), what)

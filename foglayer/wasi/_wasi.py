@@ -391,25 +391,16 @@ class Wasi:
         return self._put_u32(nread, n)
 
     def fd_pread(self, fd: int, iovs: int, iovs_len: int, offset: int, nread: int) -> int:
-        d = self.fds.get(fd)
-        if d is None or not d.rights_base & abi.R_FD_READ:
-            return abi.EBADF
-        if d.kind != abi.FT_REG:
-            return abi.ESPIPE if d.kind != abi.FT_DIR else abi.EISDIR
-        if offset >= 1 << 63:
-            return abi.EINVAL
-        bufs = self._iovecs(iovs, iovs_len)
-        if bufs is None:
-            return abi.EFAULT
-        try:
-            n = os.preadv(d.host_fd, bufs, offset) if bufs else 0
-        except OSError as e:
-            return abi.from_oserror(e)
-        return self._put_u32(nread, n)
+        return self._positioned(os.preadv, abi.R_FD_READ, fd, iovs, iovs_len, offset, nread)
 
     def fd_pwrite(self, fd: int, iovs: int, iovs_len: int, offset: int, nwritten: int) -> int:
+        return self._positioned(os.pwritev, abi.R_FD_WRITE, fd, iovs, iovs_len, offset, nwritten)
+
+    def _positioned(self, op, right: int, fd: int, iovs: int, iovs_len: int, offset: int,
+                    out: int) -> int:
+        """``fd_pread``/``fd_pwrite``: I/O at an offset, leaving the file position alone."""
         d = self.fds.get(fd)
-        if d is None or not d.rights_base & abi.R_FD_WRITE:
+        if d is None or not d.rights_base & right:
             return abi.EBADF
         if d.kind != abi.FT_REG:
             return abi.ESPIPE if d.kind != abi.FT_DIR else abi.EISDIR
@@ -419,10 +410,10 @@ class Wasi:
         if bufs is None:
             return abi.EFAULT
         try:
-            n = os.pwritev(d.host_fd, bufs, offset) if bufs else 0
+            n = op(d.host_fd, bufs, offset) if bufs else 0
         except OSError as e:
             return abi.from_oserror(e)
-        return self._put_u32(nwritten, n)
+        return self._put_u32(out, n)
 
     def fd_seek(self, fd: int, offset: int, whence: int, newoffset: int) -> int:
         d = self.fds.get(fd)
