@@ -147,3 +147,17 @@ def test_diff_pages_names_exactly_the_pages_to_send(compute, tmp_path):
     rebuilt.update({i: memories[1][i] for i in d.changed})
     assert rebuilt == memories[1]
     assert diff_pages(metas[1], metas[1]).changed == []
+
+
+def test_a_checkpointable_module_runs_as_is(snapshot, tmp_path):
+    """The module a snapshot carries is itself runnable checkpointable (no second rewrite)."""
+    import zstandard
+
+    snap = load_snapshot(snapshot)
+    wasm = zstandard.ZstdDecompressor().decompressobj().decompress(snap.blob("module"))
+    snap.close()
+    (tmp_path / "cp.wasm").write_bytes(wasm)
+    with open(os.devnull, "wb") as out:
+        o = run_checkpointable(tmp_path / "cp.wasm", [ROUNDS], stdio=(0, out.fileno(), 2),
+                               progress=False, options=CheckpointOptions(path=str(tmp_path / "s")))
+    assert o.exit_code == 3

@@ -22,7 +22,7 @@ from foglayer.toolchain import compile_c
 SRC = Path(__file__).resolve().parent.parent / "foglayer" / "bench" / "polybench"
 KERNELS = sorted(p.stem for p in SRC.glob("*.c"))
 FLAGS = ["-O3", "-msimd128", "-ffp-contract=off", "-DSMALL_DATASET"]
-COUNTDOWN = 2048  # fixed, so that "the k-th safepoint" is a reproducible moment
+COUNTDOWN = 16  # fixed, so that "the k-th safepoint" is a reproducible moment
 
 pytestmark = pytest.mark.skipif(not KERNELS, reason="no PolyBench sources")
 

@@ -390,11 +390,15 @@ def _build_all(plan: Plan, bar: _Progress) -> dict[tuple[str, str], Path | str]:
     for prog, build in jobs:
         unique.setdefault((prog.sources, prog.flags, prog.deps, build.key), (prog, build))
 
+    host = _host_cpu_file()
+
     def one(job: tuple[Program, Build]) -> Path | str:
         prog, build = job
+        # -mcpu=native output depends on the host: key its cache entry by the CPU too.
+        deps = (*prog.deps, host) if "-mcpu=native" in build.flags else prog.deps
         try:
             return compile_c(prog.sources, target=build.target,
-                             flags=[*build.flags, *prog.flags], deps=prog.deps)
+                             flags=[*build.flags, *prog.flags], deps=deps)
         except CompileError as e:
             return f"build failed: {e}"
         except OSError as e:
@@ -412,6 +416,23 @@ def _build_all(plan: Plan, bar: _Progress) -> dict[tuple[str, str], Path | str]:
     for prog, build in jobs:
         out[(prog.name, build.key)] = built[(prog.sources, prog.flags, prog.deps, build.key)]
     return out
+
+
+def _host_cpu_file() -> Path:
+    """A file naming this host's CPU (model and feature flags), to key -mcpu=native builds."""
+    from foglayer._dirs import atomic_write, cache_dir
+
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        info = ""
+    lines = sorted({ln.strip() for ln in info.splitlines()
+                    if ln.split(":")[0].strip() in ("model name", "flags", "Features", "CPU part")})
+    text = "\n".join([platform.machine(), cpu_model(), *lines]).encode()
+    path = cache_dir("bench") / f"host-cpu-{hashlib.sha256(text).hexdigest()[:16]}.txt"
+    if not path.exists():
+        atomic_write(path, text)
+    return path
 
 
 def _warm(plan: Plan, builds: dict[tuple[str, str], Path | str], bar: _Progress

@@ -33,7 +33,7 @@ from foglayer.wasi import Wasi
 NORMAL, UNWINDING, REWINDING = 0, 1, 2
 BUFFER_PAGES = 16  # 1 MiB of Asyncify stack data (zero pages cost nothing in a snapshot)
 KIND = "command"
-SAFEPOINT_INTERVAL = 0.001  # seconds between safepoint calls, by adapting the countdown
+SAFEPOINT_INTERVAL = 0.00025  # seconds between safepoint calls (the countdown adapts)
 COUNTDOWN_MIN, COUNTDOWN_MAX = 64, 1 << 26
 _CAN_FORK = hasattr(os, "fork") and hasattr(os, "register_at_fork")
 
@@ -121,7 +121,6 @@ class Session:
         self.history: list[Checkpoint] = []
         self.resumed_at: float | None = None  # perf_counter when a rewind reached its import
         self._requested = 0.0
-        self._lock = threading.Lock()
         sp = HostFunction(SAFEPOINT[0], SAFEPOINT[1], "", "i", self._safepoint)
         self.inst = Instance(module, wasi, limits, host_functions=(sp,))
         ex = self.inst.exports
@@ -178,13 +177,21 @@ class Session:
         self.inst.wasi.mem.refresh()
 
     def reserve_buffer(self) -> None:
-        """Grow memory once for the Asyncify stack data, before the app runs."""
+        """Grow memory once for the Asyncify stack data, before the app runs.
+
+        Its last 64 KiB are the scratch area the loops' safepoints pass locals through.
+        """
         self.buffer = self.memory_pages() * _format.PAGE
         self.grow_to(self.memory_pages() + BUFFER_PAGES)
+        scratch = self.inst.exports["fog_scratch"] if "fog_scratch" in self.inst.exports else None
+        if isinstance(scratch, wasmtime.Global):
+            scratch.set_value(self.store, self._buffer_end())
+
+    def _buffer_end(self) -> int:
+        return self.buffer + (BUFFER_PAGES - 1) * _format.PAGE
 
     def _arm_buffer(self) -> None:
-        struct.pack_into("<II", self.view(), self.buffer, self.buffer + 8,
-                         self.buffer + BUFFER_PAGES * _format.PAGE)
+        struct.pack_into("<II", self.view(), self.buffer, self.buffer + 8, self._buffer_end())
 
     # -- the request --------------------------------------------------------------------
 
@@ -255,6 +262,8 @@ class Session:
 
     def run(self) -> RunResult:
         """Run (or, after :meth:`load`, resume) ``_start`` until it exits or stops."""
+        if not self.buffer and not self.rewinding:
+            self.reserve_buffer()
         while True:
             try:
                 result = self.inst.run()
@@ -308,7 +317,7 @@ class Session:
                        "path": self.module_path, "rewritten_size": self.rewritten.size},
             "globals": globals_,
             "asyncify": {"buffer": self.buffer, "size": BUFFER_PAGES * _format.PAGE,
-                         "used": used},
+                         "used": used, "scratch": self._buffer_end()},
             "wasi": state.to_dict(),
             "files": _files.open_files(state),
             "stdio": _stdio_offsets(self.inst.wasi.stdio),

@@ -3,14 +3,18 @@
 The rewrite runs once per module and is cached by the module's digest:
 
 1. ``wasm2wat`` (after dropping DWARF sections, which ``wasm-opt`` 108 rejects), then a
-   text-level pass adds an import ``fog.safepoint`` and a countdown. Each function that
-   loops or calls keeps the countdown in a local (a register): it loads it from the global
-   on entry, stores it back around calls and on exit. Every loop header decrements it and,
-   when it runs out, branches *out* of the loop to call the safepoint and re-enters the
-   loop header after. The call sits outside the loop so that the hot loop itself holds no
-   call (no register spills around it, and Asyncify leaves the loop body alone). Functions
-   that call others also count on entry, so deep recursion reaches safepoints too.
-   ``wat2wasm`` turns it back into binary.
+   text-level pass adds an import ``fog.safepoint``, a countdown and a scratch address.
+   Each function that loops or calls keeps the countdown in a local (a register): it
+   loads it from the global on entry, stores it back around calls and on exit. Loop
+   headers decrement it and, when it runs out, branch *out* of the loop to call the
+   safepoint and re-enter the loop header after; the loop's live-in locals pass through
+   the scratch area around that call, so that none of the loop's own values is live
+   across it. Innermost call-free loops nested in another loop get nothing: the enclosing
+   loop's safepoint comes each time they finish, and the hottest loops stay untouched.
+   (A call anywhere in a loop makes Cranelift keep values on the stack for the whole
+   loop, with no callee-saved float registers; Asyncify's unwind and rewind paths make it
+   worse.) Functions that call others also count on entry, so recursion reaches
+   safepoints too. ``wat2wasm`` turns it back into binary.
 2. ``wasm-opt --asyncify`` with only the safepoint and the WASI imports as unwind points.
 3. Every global is exported as ``fog_global_N`` (the stack pointer, the countdown,
    Asyncify's state) so that the host can read and write them all.
@@ -31,7 +35,7 @@ from pathlib import Path
 from foglayer.snapshot import _wasm
 from foglayer.snapshot._errors import RewriteError
 
-REWRITE_VERSION = 2
+REWRITE_VERSION = 6
 SAFEPOINT = ("fog", "safepoint")
 GLOBAL_PREFIX = "fog_global_"
 COUNTDOWN_EXPORT = "fog_countdown"  # the host sets the first countdown through it
@@ -45,6 +49,13 @@ OPT_FLAGS = ("-O1",)
 INSTALL_HINT = "install Debian's binaryen and wabt packages (apt-get install binaryen wabt)"
 
 _G, _C, _SP = "$__fog_countdown", "$__fog_c", "$__fog_safepoint"
+_S = "$__fog_scratch"  # where a loop's locals pass through memory around its safepoint
+SCRATCH_EXPORT = "fog_scratch"
+SCRATCH_SIZE = 65536
+_SLOT = {"i32": 8, "i64": 8, "f32": 8, "f64": 8, "v128": 16}
+USE_SCRATCH = True
+LEAF_COUNT = True
+_VAR = re.compile(r"\((param|local) (\$\S+) (\w+)\)")
 
 
 # -- tools ------------------------------------------------------------------------------
@@ -107,9 +118,79 @@ class _Func:
         parts = ins.split()
         return not (parts[0] == "call" and len(parts) > 1 and parts[1] in self.imports)
 
+    def _leaf_loops(self, body: list[str]) -> set[int]:
+        """Loops (by order) that get no safepoint: innermost loops without calls, inside
+        another loop of the same function. The enclosing loop's safepoint comes once each
+        time such a loop has run to its end, and the hot loop itself stays free of calls
+        (values live across a call are kept on the stack: Cranelift saves no float
+        registers across calls, and Asyncify's paths extend what is live across them).
+        """
+        leaves: set[int] = set()
+        stack: list[list] = []  # per open block: [loop number or None, has inner loop/call]
+        n = -1
+        for ins in body:
+            if _OPEN.match(ins):
+                if ins.startswith("loop"):
+                    n += 1
+                    for entry in stack:
+                        if entry[0] is not None:
+                            entry[1] = True
+                    stack.append([n, False])
+                else:
+                    stack.append([None, False])
+            elif ins == "end" and stack:
+                num, busy = stack.pop()
+                if num is not None and not busy and any(e[0] is not None for e in stack):
+                    leaves.add(num)
+            elif self._internal(ins):
+                for entry in stack:
+                    entry[1] = True
+        return leaves
+
     def _id(self) -> int:
         self._next += 1
         return self._next
+
+    def _slots(self, header: str, locals_: list[str]) -> dict[str, tuple[str, int]] | None:
+        """Each local's type and scratch offset, or None when one cannot go through memory
+        (a reference, an unnamed local)."""
+        decl = " ".join([header, *locals_])
+        names = _VAR.findall(decl)
+        if decl.count("(param") + decl.count("(local") != len(names):
+            return None
+        slots, off = {}, 0
+        for _kind, name, ty in names:
+            size = _SLOT.get(ty)
+            if size is None:
+                return None
+            off = (off + size - 1) // size * size
+            if off + size > SCRATCH_SIZE:
+                return None
+            slots[name] = (ty, off)
+            off += size
+        return slots
+
+    def _through_memory(self, names: list[str]) -> tuple[list[str], list[str]]:
+        """Code that stores locals to the scratch area, and code that loads them back.
+
+        Around a loop's safepoint call, the loop's live-in locals go to memory and come
+        back as new values, so that no value of the hot loop is live across the call: the
+        register allocator then keeps the loop's values in registers instead of spilling
+        them for the call (Cranelift has no callee-saved float registers).
+        """
+        save, load = [], []
+        for name in names:
+            ty, off = self.slots[name]
+            save += [f"global.get {_S}", f"local.get {name}", f"{ty}.store offset={off}"]
+            load += [f"global.get {_S}", f"{ty}.load offset={off}", f"local.set {name}"]
+        return save, load
+
+    def _clobber(self, names: list[str]) -> list[str]:
+        out = ["i32.const 0", f"local.set {_C}"]  # the call sets it anew
+        for name in names:
+            ty, _ = self.slots[name]
+            out += ["v128.const i64x2 0 0" if ty == "v128" else f"{ty}.const 0", f"local.set {name}"]
+        return out
 
     def rewrite(self) -> list[str] | None:
         lines = list(self.lines)
@@ -119,8 +200,13 @@ class _Func:
         while k < len(lines) and lines[k].lstrip().startswith("(local"):
             k += 1
         locals_, body = lines[1:k], [ln.strip() for ln in lines[k:]]
+        self.slots = self._slots(header, locals_) if USE_SCRATCH else None
         body = [_COMMENT.sub("", ln.split(";;")[0]).strip() for ln in body]
         body = [ln for ln in body if ln]
+        leaves = self._leaf_loops(body)
+        nloop = -1
+        # Per open loop: each local's first use inside it ("get" first: live at its header).
+        first: dict[int, dict[str, str]] = {}
         has_loop = any(_LOOP.match(ln) or ln.startswith("loop") for ln in body)
         calls = any(self._internal(ln) for ln in body)
         if not has_loop and not calls:
@@ -144,16 +230,23 @@ class _Func:
             if _OPEN.match(ins):
                 lid = self._id()
                 lm = _LOOP.fullmatch(ins)
-                if lm:
+                leaf = False
+                if ins.startswith("loop"):
+                    nloop += 1
+                    leaf = nloop in leaves  # no safepoint: the enclosing loop has one
+                if lm and not leaf:
                     done, again, out_to_sp = self._id(), self._id(), self._id()
                     out += [f"block{lm.group(2) or ''}", "loop", "block", ins]
                     new += [done, again, out_to_sp, lid]
                     out += _count(depth(out_to_sp))
                     loops[lid] = (done, again, out_to_sp)
+                    first[lid] = {}
                 else:
                     out.append(ins)
                     new.append(lid)
-                    if ins.startswith("loop"):  # a loop with parameters: count in place
+                    if leaf and LEAF_COUNT:  # count the work; the enclosing loop checks
+                        out += [f"local.get {_C}", "i32.const 1", "i32.sub", f"local.set {_C}"]
+                    elif ins.startswith("loop") and not leaf:  # a loop with parameters
                         out += _count()
                 old.append(lid)
             elif ins == "end":
@@ -164,7 +257,15 @@ class _Func:
                     done, again, out_to_sp = loops.pop(lid)
                     out += [f"br {depth(done)}", "end"]  # the loop ended normally
                     new.pop()
-                    out += [f"call {_SP}", f"local.set {_C}", f"br {depth(again)}", "end"]
+                    # Out of the loop: locals through memory, the safepoint, locals back.
+                    # Asyncify saves the first reloaded values if it unwinds here; the loop
+                    # goes on with the second ones, so its own values die before the call.
+                    uses = first.pop(lid)
+                    live = [n for n in (self.slots or {}) if uses.get(n) == "get"]
+                    save, load = self._through_memory(live) if self.slots else ([], [])
+                    clobber = self._clobber(live) if self.slots else []
+                    out += [*save, *clobber, f"call {_SP}", f"local.set {_C}", *load,
+                            f"br {depth(again)}", "end"]
                     new.pop()
                     out += ["unreachable", "end"]
                     new.pop()
@@ -172,6 +273,12 @@ class _Func:
                 op, *targets = ins.split()
                 fixed = [t if t.startswith("$") else str(depth(old[-1 - int(t)])) for t in targets]
                 out.append(" ".join([op, *fixed]))
+            elif ins.startswith(("local.get ", "local.set ", "local.tee ")):
+                op, name = ins.split()[:2]
+                kind = "get" if op == "local.get" else "set"
+                for uses in first.values():
+                    uses.setdefault(name, kind)
+                out.append(ins)
             elif self._internal(ins):
                 out += [f"local.get {_C}", f"global.set {_G}", ins]
                 if not ins.startswith("return_"):
@@ -209,6 +316,7 @@ def instrument(wat: str, countdown: int = DEFAULT_COUNTDOWN) -> str:
     last_import = max((i for i, k in enumerate(kinds) if k in ("import", "type")), default=-1)
     last_global = max((i for i, k in enumerate(kinds) if k == "global"), default=-1)
     out = [lines[0]]
+    scratch = f"  (global {_S} (export \"{SCRATCH_EXPORT}\") (mut i32) (i32.const 0))"
     if last_import < 0:
         out.append(f'  (import "{SAFEPOINT[0]}" "{SAFEPOINT[1]}" (func {_SP} (result i32)))')
     for i, it in enumerate(items):
@@ -221,6 +329,7 @@ def instrument(wat: str, countdown: int = DEFAULT_COUNTDOWN) -> str:
         if i == max(last_global, last_import):
             out.append(f'  (global {_G} (export "{COUNTDOWN_EXPORT}") (mut i32) '
                        f"(i32.const {countdown}))")
+            out.append(scratch)
     out[-1] += ")"
     return "\n".join(out) + "\n"
 
@@ -310,6 +419,15 @@ def make_checkpointable(source: str | os.PathLike | bytes, *, progress: bool = T
     if wasm[:4] != b"\0asm":
         raise RewriteError(f"{where}: not a WebAssembly module (bad magic number)")
     original = hashlib.sha256(wasm).hexdigest()
+    try:
+        already = SAFEPOINT in {(m, n) for m, n, _ in _wasm.imports(wasm)}
+    except RewriteError as e:
+        raise RewriteError(f"{where}: {e}") from None
+    if already:  # a checkpointable module itself (as a snapshot carries it): use it as is
+        path = _rewritten_dir() / f"{original}.wasm"
+        if cached_rewritten(original) is None:
+            atomic_write(path, wasm)
+        return Rewritten(path, original, original, len(wasm), len(wasm), True)
     ref = _rewritten_dir() / f"{original}-{_cache_key()}.ref"
     try:
         digest = ref.read_text().strip()
