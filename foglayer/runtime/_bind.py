@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import wasmtime
 from wasmtime import _ffi as ffi
 
-from foglayer.wasi import HOT, MODULE, SIGNATURES, ProcExit, Wasi, WasiError
+from foglayer.wasi import MODULE, SIGNATURES, ProcExit, Wasi, WasiError
 from foglayer.wasi import _abi as abi
 
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p,
@@ -120,7 +120,9 @@ class Binding:
         views: dict[int, tuple[memoryview, memoryview]] = {}
         types = {"i": wasmtime.ValType.i32(), "I": wasmtime.ValType.i64()}
         for index, f in enumerate(functions):
-            make = _factory(f.params, f.result, not (f.module == MODULE and f.name in HOT))
+            # Every WASI call checks its pointers (re-mapping memory when the guest has
+            # grown); only extra host functions, which may touch memory freely, re-map first.
+            make = _factory(f.params, f.result, f.module != MODULE)
             cb = _CALLBACK(make(
                 views, _make_views, self.counts, self._gate, f.impl, WasiError, ProcExit,
                 abi.from_oserror, self._exit_trap, self._internal_error,
