@@ -306,9 +306,14 @@ def run_process(argv: Sequence[str], *, timeout: float, env: dict[str, str] | No
     return Outcome(True, proc.stdout, "", wall)
 
 
+def fog_command() -> list[str]:
+    """How a user starts ``fog``: the installed script beside this Python, else ``-m``."""
+    script = Path(sys.executable).with_name("fog")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "foglayer"]
+
+
 def fog_argv(wasm: Path, args: Sequence[str], dirs: Sequence[tuple[str, str]]) -> list[str]:
-    return [sys.executable, "-m", "foglayer.cli", "run",
-            *(f"--dir={h}:{g}" for h, g in dirs), str(wasm), *args]
+    return [*fog_command(), "run", *(f"--dir={h}:{g}" for h, g in dirs), str(wasm), *args]
 
 
 def wasmtime_cache_path(wasm: Path, settings: str) -> Path:
