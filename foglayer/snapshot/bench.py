@@ -33,6 +33,23 @@ TOUCH = Path(__file__).with_name("bench_touch.c")
 SIZES_MIB = (16, 256, 1024)
 
 
+
+def _request_when_ready(session, r_fd: int) -> threading.Thread:
+    """Ask ``session`` for a checkpoint once the app has written "ready" to ``r_fd``."""
+
+    def watch() -> None:
+        buf = b""
+        while b"ready" not in buf:
+            chunk = os.read(r_fd, 64)
+            if not chunk:
+                return
+            buf += chunk
+        session.request()
+
+    th = threading.Thread(target=watch, daemon=True)
+    th.start()
+    return th
+
 def _code_size(wasm: bytes) -> int:
     return sum(end - start for sid, start, end in _wasm.sections(wasm) if sid == 10)
 
@@ -113,17 +130,7 @@ def latency(sizes=SIZES_MIB, runs: int = 3, log=print, workdir: str | None = Non
                     s.reserve_buffer()
                     s.on_resume = s.halt
 
-                    def watch(s=s, r_fd=r_fd) -> None:
-                        buf = b""
-                        while b"ready" not in buf:
-                            chunk = os.read(r_fd, 64)
-                            if not chunk:
-                                return
-                            buf += chunk
-                        s.request()
-
-                    th = threading.Thread(target=watch, daemon=True)
-                    th.start()
+                    th = _request_when_ready(s, r_fd)
                     s.run()
                     s.wait_background()
                     os.close(w_fd)
@@ -158,17 +165,7 @@ def _stop_after_latency(rw, module, mib: int, path: str, level) -> float:
     s, r_fd, w_fd = _touch_session(rw, module, mib, 1_000_000, opts)
     s.reserve_buffer()
 
-    def watch() -> None:
-        buf = b""
-        while b"ready" not in buf:
-            chunk = os.read(r_fd, 64)
-            if not chunk:
-                return
-            buf += chunk
-        s.request()
-
-    th = threading.Thread(target=watch, daemon=True)
-    th.start()
+    th = _request_when_ready(s, r_fd)
     s.run()
     os.close(w_fd)
     th.join()

@@ -245,9 +245,12 @@ class Wasi:
 
     def _put_u64(self, ptr: int, value: int) -> int:
         mem = self.mem
-        if not mem.check(ptr, 8):
+        if ptr + 8 > mem.size and not mem.check(ptr, 8):
             return abi.EFAULT
-        _U64.pack_into(mem.view, ptr, value)
+        if ptr & 7:
+            _U64.pack_into(mem.view, ptr, value)
+        else:
+            mem.v64[ptr >> 3] = value
         return 0
 
     def _put_filestat(self, ptr: int, st: os.stat_result) -> int:
@@ -314,6 +317,7 @@ class Wasi:
             now = time.thread_time_ns()
         else:
             return abi.EINVAL
+        # _put_u64, inlined: this is the hottest call of all (a method call costs ~60 ns).
         mem = self.mem
         if out + 8 > mem.size and not mem.check(out, 8):
             return abi.EFAULT
