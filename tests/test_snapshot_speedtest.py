@@ -24,7 +24,7 @@ COUNTDOWN = 1 << 15
 @pytest.fixture(scope="module")
 def speedtest():
     try:
-        from foglayer.bench.speedtest import SOURCE, SQLITE_DEFINES, amalgamation_dir
+        from foglayer.bench.speedtest1 import SOURCE, SQLITE_DEFINES, amalgamation_dir
 
         d = amalgamation_dir()
         # The same flags as test_speedtest_sources: one build for both.

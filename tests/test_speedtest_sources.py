@@ -10,7 +10,7 @@ import tarfile
 import pytest
 import wasmtime
 
-from foglayer.bench.speedtest import (
+from foglayer.bench.speedtest1 import (
     SOURCE,
     SQLITE_DEFINES,
     _sqlite,

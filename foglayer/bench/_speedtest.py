@@ -44,7 +44,7 @@ def _parse(stdout: str) -> dict[str, Sample]:
 
 
 def programs(size: int, modes: Sequence[str]) -> list[Program]:
-    from foglayer.bench.speedtest import SOURCE, SQLITE_DEFINES, amalgamation_dir
+    from foglayer.bench.speedtest1 import SOURCE, SQLITE_DEFINES, amalgamation_dir
 
     d = amalgamation_dir()
     out = []
@@ -65,7 +65,7 @@ def speedtest(size: int = 100, runs: int = 5, modes: Sequence[str] = ("memory",)
               runners: Sequence[str] = SUITE_RUNNERS, timeout: float = 1800.0) -> SuiteResult:
     """Run speedtest1 at ``size`` in each of ``modes`` ("memory", "disk"), interleaved."""
     from foglayer.bench._suite import run_suite
-    from foglayer.bench.speedtest import sqlite_version
+    from foglayer.bench.speedtest1 import sqlite_version
 
     if size < 1:
         raise FogError(f"--size {size}: must be at least 1")
@@ -78,7 +78,7 @@ def speedtest(size: int = 100, runs: int = 5, modes: Sequence[str] = ("memory",)
     progs = programs(size, modes)  # fetches SQLite on first use (a one-line error without npm)
     plan = Plan(progs, runners=tuple(runners), runs=runs, timeout=timeout,
                 wasmtime_settings="default", progress=progress)
-    from foglayer.bench.speedtest import SQLITE_DEFINES
+    from foglayer.bench.speedtest1 import SQLITE_DEFINES
 
     notes = [f"SQLite built with {' '.join(SQLITE_DEFINES)} on both sides"]
     if "disk" in modes:

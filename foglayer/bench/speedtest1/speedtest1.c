@@ -264,6 +264,23 @@ static int like_pattern(int i, char *buf, int cap) {
   return len + 1;
 }
 
+/* Tests 160 and 161: sz/5 SELECTs of a short random numeric range, in one transaction. */
+static void between_selects(int no, const char *how, const char *sql, int sz, int maxb) {
+  int n = sz / 5;
+  begin(no, "%d SELECTS, numeric BETWEEN, %s", n, how);
+  exec("BEGIN");
+  prepare(sql);
+  for (int i = 1; i <= n; i++) {
+    unsigned x1 = st_random() % (unsigned)maxb;
+    unsigned x2 = st_random() % 10 + (unsigned)(sz / 5000) + x1;
+    bind_int(1, (int)x1);
+    bind_int(2, (int)x2);
+    run();
+  }
+  exec("COMMIT");
+  end();
+}
+
 static void testset_main(int size) {
   int i, n, sz, maxb, len;
   unsigned x1, x2;
@@ -369,35 +386,10 @@ static void testset_main(int size) {
   exec("COMMIT;");
   end();
 
-  n = sz / 5;
-  begin(160, "%d SELECTS, numeric BETWEEN, indexed", n);
-  exec("BEGIN");
-  prepare("SELECT count(*), avg(b), sum(length(c)), group_concat(a) FROM z1\n"
-          " WHERE b BETWEEN ?1 AND ?2;");
-  for (i = 1; i <= n; i++) {
-    x1 = st_random() % (unsigned)maxb;
-    x2 = st_random() % 10 + (unsigned)(sz / 5000) + x1;
-    bind_int(1, (int)x1);
-    bind_int(2, (int)x2);
-    run();
-  }
-  exec("COMMIT");
-  end();
-
-  n = sz / 5;
-  begin(161, "%d SELECTS, numeric BETWEEN, PK", n);
-  exec("BEGIN");
-  prepare("SELECT count(*), avg(b), sum(length(c)), group_concat(a) FROM z2\n"
-          " WHERE a BETWEEN ?1 AND ?2;");
-  for (i = 1; i <= n; i++) {
-    x1 = st_random() % (unsigned)maxb;
-    x2 = st_random() % 10 + (unsigned)(sz / 5000) + x1;
-    bind_int(1, (int)x1);
-    bind_int(2, (int)x2);
-    run();
-  }
-  exec("COMMIT");
-  end();
+  between_selects(160, "indexed", "SELECT count(*), avg(b), sum(length(c)), group_concat(a)"
+                  " FROM z1\n WHERE b BETWEEN ?1 AND ?2;", sz, maxb);
+  between_selects(161, "PK", "SELECT count(*), avg(b), sum(length(c)), group_concat(a)"
+                  " FROM z2\n WHERE a BETWEEN ?1 AND ?2;", sz, maxb);
 
   n = sz / 5;
   begin(170, "%d SELECTS, text BETWEEN, indexed", n);

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from foglayer.bench.speedtest._sqlite import VERSION, amalgamation_dir, sqlite_version
+from foglayer.bench.speedtest1._sqlite import VERSION, amalgamation_dir, sqlite_version
 
 SOURCE = Path(__file__).with_name("speedtest1.c")
 
