@@ -38,10 +38,12 @@ class Target:
     manager: it closes the directories the walk opened.
     """
 
-    __slots__ = ("dirfd", "name", "host", "slash", "_owned")
+    __slots__ = ("dirfd", "name", "host", "slash", "_owned", "_st")
 
-    def __init__(self, dirfd: int, name: str, host: str, slash: bool, owned: list[int]) -> None:
+    def __init__(self, dirfd: int, name: str, host: str, slash: bool, owned: list[int],
+                 st: os.stat_result | None = None) -> None:
         self.dirfd, self.name, self.host, self.slash, self._owned = dirfd, name, host, slash, owned
+        self._st = st  # the walk's own lstat of ``name``, when it made one
 
     def __enter__(self) -> Target:
         return self
@@ -52,7 +54,10 @@ class Target:
         self._owned = []
 
     def lstat(self) -> os.stat_result:
-        return os.stat(self.name, dir_fd=self.dirfd, follow_symlinks=False)
+        """``name``'s lstat: the walk's, if it just made one (SQLite stats paths per query)."""
+        st, self._st = self._st, None
+        return st if st is not None else os.stat(self.name, dir_fd=self.dirfd,
+                                                  follow_symlinks=False)
 
 
 def _split(path: str) -> list[str]:
@@ -79,6 +84,7 @@ def resolve(root_fd: int, root: str, path: str, follow: bool) -> Target:
     names: list[str] = []
     links = 0
     name = "."
+    final = None
     try:
         while comps:
             c = comps.pop(0)
@@ -109,7 +115,7 @@ def resolve(root_fd: int, root: str, path: str, follow: bool) -> Target:
                 comps = _split(target) + comps
                 continue
             if last:
-                name = c
+                name, final = c, st
                 break
             if not stat.S_ISDIR(st.st_mode):
                 raise WasiError(abi.ENOTDIR)
@@ -124,7 +130,7 @@ def resolve(root_fd: int, root: str, path: str, follow: bool) -> Target:
             os.close(fd)
         raise
     host = os.path.join(root, *names, name) if name != "." else os.path.join(root, *names)
-    return Target(fds[-1], name, os.path.normpath(host), slash, fds[1:])
+    return Target(fds[-1], name, os.path.normpath(host), slash, fds[1:], final)
 
 
 def check_new_name(path: str) -> None:

@@ -191,6 +191,21 @@ static inline void pb_init_aat(int n, double *A)
     free(B);
 }
 
+/* The symmetric positive (semi-)definite input of cholesky, lu and ludcmp: PolyBench's
+ * lower-triangular init with a unit diagonal, then A := A*A' (pb_init_aat). */
+static inline void pb_init_spd(int n, double *A)
+{
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j <= i; j++)
+            A[(size_t)i * n + j] = (double)(-j % n) / n + 1;
+        for (int j = i + 1; j < n; j++)
+            A[(size_t)i * n + j] = 0;
+        A[(size_t)i * n + i] = 1;
+    }
+    pb_init_aat(n, A);
+}
+
+
 /* ------------------------------------------------------------------ */
 /* Output                                                              */
 /* ------------------------------------------------------------------ */
