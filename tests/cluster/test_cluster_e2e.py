@@ -26,7 +26,7 @@ from foglayer.cluster import (
 from foglayer.errors import FogError
 from foglayer.runtime import LimitExceeded, Trapped
 
-PROGRAMS = Path(__file__).resolve().parent / "programs"
+PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
 TIMEOUTS = {"node_timeout": 3.0, "lease_ttl": 3.0, "heartbeat": 0.25}
 
 

@@ -17,7 +17,7 @@ import wasmtime
 
 from foglayer.toolchain import compile_c
 
-SRC_DIR = Path(__file__).resolve().parent.parent / "foglayer" / "bench" / "polybench"
+SRC_DIR = Path(__file__).resolve().parents[2] / "foglayer" / "bench" / "polybench"
 
 KERNELS = [
     "2mm",

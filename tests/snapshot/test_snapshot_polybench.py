@@ -19,7 +19,7 @@ from foglayer.runtime import run
 from foglayer.snapshot import CheckpointOptions, restore, run_checkpointable
 from foglayer.toolchain import compile_c
 
-SRC = Path(__file__).resolve().parent.parent / "foglayer" / "bench" / "polybench"
+SRC = Path(__file__).resolve().parents[2] / "foglayer" / "bench" / "polybench"
 KERNELS = sorted(p.stem for p in SRC.glob("*.c"))
 FLAGS = ["-O3", "-msimd128", "-ffp-contract=off", "-DSMALL_DATASET"]
 COUNTDOWN = 16  # fixed, so that "the k-th safepoint" is a reproducible moment

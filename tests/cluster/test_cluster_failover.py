@@ -12,7 +12,7 @@ from pathlib import Path
 from foglayer.cluster import Continuum, NodeSpec, load_manifest, wait_until
 from foglayer.cluster._lease import KEY
 
-PROGRAMS = Path(__file__).resolve().parent / "programs"
+PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
 # A node timeout well above the heartbeat: on a loaded 2-core CI machine a starved agent must
 # not pass for a dead one in the tests that assert that nothing moves.
 NODE_TIMEOUT, LEASE_TTL, HEARTBEAT = 4.0, 2.0, 0.25
