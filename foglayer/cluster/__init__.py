@@ -8,7 +8,7 @@ Public API:
 - :class:`Agent`, :class:`NodeConfig`, :func:`run_node` – the node agent (``fog node``).
 - :class:`Controller`, :class:`ControllerConfig`, :func:`run_controller` – ``fog controller``.
 - :func:`schedule`, :class:`NodeView`, :class:`Decision`, :data:`FILTERS`, :data:`SCORERS` –
-  the scheduler (pure).
+  the scheduler (pure); :class:`NodeIndex` – the nodes indexed by the filters' keys (at scale).
 - :func:`load_manifest`, :func:`parse_manifest`, :class:`Manifest`, :class:`ManifestError`.
 - :class:`Client` – deploy, read state, invoke, logs (async); :mod:`._ops` functions
   ``deploy``, ``ps``, ``nodes``, ``stop``, ``explain``, ``invoke``, ``logs`` (sync, for the CLI).
@@ -21,6 +21,7 @@ from foglayer.cluster._agent import Agent, NodeConfig, run_node
 from foglayer.cluster._bus import BusError, Creds, connect
 from foglayer.cluster._client import Client, UnknownApp, resolve
 from foglayer.cluster._controller import Controller, ControllerConfig, run_controller
+from foglayer.cluster._index import NodeIndex
 from foglayer.cluster._manifest import Manifest, ManifestError
 from foglayer.cluster._manifest import load as load_manifest
 from foglayer.cluster._manifest import parse as parse_manifest
@@ -46,5 +47,5 @@ __all__ = [
     "ServiceError", "UnknownApp", "connect", "deploy", "explain", "free_port", "invoke",
     "load_manifest", "logs", "nodes", "parse_labels", "parse_manifest", "ps", "resolve",
     "run_controller", "run_node", "schedule", "stop", "write_chunk", "PROFILES", "Continuum",
-    "NodeSpec", "parse_nodes", "up", "SyncClient", "wait_until",
+    "NodeIndex", "NodeSpec", "parse_nodes", "up", "SyncClient", "wait_until",
 ]

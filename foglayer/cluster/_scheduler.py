@@ -193,18 +193,41 @@ def feasible_to_find(n: int) -> int:
     return max(100, int(n * pct / 100))
 
 
-_cursor = [0]
+def score_rows(a: App, feasible: list[tuple[NodeView, dict]]) -> str | None:
+    """Score each feasible node into its row; the winner's name (ties: the lower name)."""
+    ctx = {"fastest": max((n.speed for n, _ in feasible), default=0.0)}
+    best: tuple[float, str] | None = None
+    for n, row in feasible:
+        total = weight = 0.0
+        scores = row["scores"]
+        for sname, w, s in SCORERS:
+            v = s(a, n, ctx)
+            if v is None:
+                continue
+            scores[sname] = v
+            total += w * v
+            weight += w
+        t = row["total"] = total / weight if weight else 0.0
+        if best is None or t > best[0] or (t == best[0] and n.name < best[1]):
+            best = (t, n.name)
+    return best[1] if best else None
 
 
 def schedule(spec: dict, nodes: Iterable[NodeView], replica: int = 0,
-             exclude: Iterable[str] = (), *, enough: int | None = None) -> Decision:
-    """Pick a node for replica ``replica`` of the app ``spec``. Never one that fails a filter."""
+             exclude: Iterable[str] = (), *, enough: int | None = None,
+             start: int = 0) -> Decision:
+    """Pick a node for replica ``replica`` of the app ``spec``. Never one that fails a filter.
+
+    A full scan, pure: the same arguments give the same decision. Past ``enough`` feasible
+    nodes the scan stops; ``start`` is where it begins (a caller that rotates passes the
+    previous decision's ``start + examined``). At scale, use :class:`NodeIndex`.
+    """
     a = App(spec)
     excluded = set(exclude)
     nodes = list(nodes)
     total_nodes = len(nodes)
     want = enough if enough is not None else feasible_to_find(total_nodes)
-    start = _cursor[0] % total_nodes if total_nodes > want else 0
+    start = start % total_nodes if total_nodes > want else 0
     rows: list[dict] = []
     feasible: list[tuple[NodeView, dict]] = []
     examined = 0
@@ -227,23 +250,6 @@ def schedule(spec: dict, nodes: Iterable[NodeView], replica: int = 0,
             feasible.append((n, row))
             if len(feasible) >= want:
                 break
-    if total_nodes > want:
-        _cursor[0] = (start + examined) % total_nodes
-    ctx = {"fastest": max((n.speed for n, _ in feasible), default=0.0)}
-    best: tuple[float, str] | None = None
-    for n, row in feasible:
-        total = weight = 0.0
-        scores = row["scores"]
-        for sname, w, s in SCORERS:
-            v = s(a, n, ctx)
-            if v is None:
-                continue
-            scores[sname] = v
-            total += w * v
-            weight += w
-        t = row["total"] = total / weight if weight else 0.0
-        if best is None or t > best[0] or (t == best[0] and n.name < best[1]):
-            best = (t, n.name)
+    winner = score_rows(a, feasible)
     rows.sort(key=lambda r: r["node"])
-    return Decision(spec["name"], replica, best[1] if best else None, rows, time.time(),
-                    examined, total_nodes)
+    return Decision(spec["name"], replica, winner, rows, time.time(), examined, total_nodes)

@@ -20,11 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from foglayer.cluster._index import NodeIndex
 from foglayer.cluster._lease import KEY
 from foglayer.cluster._manifest import BASELINE, FEATURES, load
-from foglayer.cluster._scheduler import NodeView, schedule
+from foglayer.cluster._scheduler import NodeView, passes, schedule
 from foglayer.cluster._sync import wait_until
 from foglayer.cluster._up import Continuum, NodeSpec
 from foglayer.examples import EXAMPLES
@@ -113,42 +115,81 @@ def invoke_rtt(client, app: str, n: int) -> list[float]:
     return client.run(go(), timeout=600)
 
 
-def scheduler_rate(n_nodes: int, n_apps: int, seed: int = 1) -> tuple[float, int, int]:
-    rng = random.Random(seed)
+def _sim_nodes(rng: random.Random, n_nodes: int) -> list[NodeView]:
     nodes = []
     for i in range(n_nodes):
         tier = rng.choice(["cloud", "edge", "iot"])
-        nodes.append(NodeView(f"n{i:04d}", {
+        nodes.append(NodeView(f"n{i:05d}", {
             "arch": rng.choice(["x86_64", "x86_64", "aarch64"]),
             "max_memory": {"cloud": 8192, "edge": 1024, "iot": 64}[tier] << 20,
-            "speed": rng.uniform(1e8, 2e9), "features": [*BASELINE, *FEATURES], "tee": [],
-            "labels": {"tier": tier, "site": f"site-{i % 50}"}, "latency": {}}))
-    placed = pending = 0
+            "speed": rng.uniform(1e8, 2e9), "features": [*BASELINE, *FEATURES],
+            "tee": rng.choice([[], [], [], ["tpm"]]),
+            "labels": {"tier": tier, "site": f"site-{i % 50}"},
+            "latency": {f"site-{(i + k) % 50}": rng.uniform(1, 80) for k in range(3)}}))
+    return nodes
+
+
+def _sim_spec(rng: random.Random, i: int) -> dict:
+    return {"name": f"app{i}", "limits": {"memory": rng.choice([4, 16, 32]) << 20},
+            "constraints": {"labels": rng.choice([{}, {}, {"tier": "edge"}]), "features": [],
+                            "tee": rng.choice([None, None, None, "any"]),
+                            "arch": rng.choice([None, None, "x86_64"]), "min_memory": None},
+            "preferences": rng.choice([{}, {"site": f"site-{rng.randrange(50)}"},
+                                       {"low_latency_to": f"site-{rng.randrange(50)}"}]),
+            "initial_memory": 0}
+
+
+@dataclass
+class SchedulerRun:
+    """Decisions per second on one core, decision latency, and the placements' outcome."""
+
+    rate: float
+    p50: float
+    p99: float
+    placed: int
+    pending: int
+    violations: int  # decisions on a node that fails a filter: must be 0
+
+
+def scheduler_rate(n_nodes: int, n_apps: int, seed: int = 1, *, indexed: bool = True) -> SchedulerRun:
+    """Place ``n_apps`` simulated apps on ``n_nodes`` simulated nodes, one decision each."""
+    rng = random.Random(seed)
+    nodes = _sim_nodes(rng, n_nodes)
+    index = NodeIndex(nodes) if indexed else None
+    by_name = {n.name: n for n in nodes}
+    lat: list[float] = []
+    placed = pending = violations = 0
+    start = 0
     t0 = time.perf_counter()
     for i in range(n_apps):
-        spec = {"name": f"app{i}", "limits": {"memory": rng.choice([4, 16, 32]) << 20},
-                "constraints": {"labels": rng.choice([{}, {}, {"tier": "edge"}]), "features": [],
-                                "tee": None, "arch": rng.choice([None, None, "x86_64"]),
-                                "min_memory": None},
-                "preferences": rng.choice([{}, {"site": f"site-{rng.randrange(50)}"}]),
-                "initial_memory": 0}
-        d = schedule(spec, nodes)
+        spec = _sim_spec(rng, i)
+        t = time.perf_counter()
+        if index is not None:
+            d = index.decide(spec)
+        else:
+            d = schedule(spec, nodes, start=start)
+            start += d.examined
+        lat.append(time.perf_counter() - t)
         if d.winner is None:
             pending += 1
             continue
         placed += 1
-        node = next(n for n in nodes if n.name == d.winner)
-        node.used_memory += spec["limits"]["memory"]
-        node.apps.add(spec["name"])
-    return n_apps / (time.perf_counter() - t0), placed, pending
+        violations += not passes(spec, by_name[d.winner])
+        if index is not None:
+            index.place(d.winner, spec["name"], spec["limits"]["memory"])
+        else:
+            by_name[d.winner].used_memory += spec["limits"]["memory"]
+            by_name[d.winner].apps.add(spec["name"])
+    rate = n_apps / (time.perf_counter() - t0)
+    return SchedulerRun(rate, pct(lat, 50), pct(lat, 99), placed, pending, violations)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m foglayer.cluster.bench", description=__doc__.split("\n")[0])
     ap.add_argument("--apps", type=int, default=100, help="apps to deploy (default 100)")
     ap.add_argument("--invokes", type=int, default=1000, help="invocations to time (default 1000)")
-    ap.add_argument("--sim-nodes", type=int, default=1000)
-    ap.add_argument("--sim-apps", type=int, default=10000)
+    ap.add_argument("--sim-nodes", type=int, default=10000)
+    ap.add_argument("--sim-apps", type=int, default=100000)
     args = ap.parse_args(argv)
     results: list[tuple[str, str]] = []
 
@@ -232,9 +273,15 @@ def main(argv: list[str] | None = None) -> None:
             c.stop()
 
     say(f"== scheduler alone: {args.sim_nodes} simulated nodes, {args.sim_apps} apps")
-    rate, placed, pending = scheduler_rate(args.sim_nodes, args.sim_apps)
-    results.append((f"scheduler, {args.sim_nodes} nodes / {args.sim_apps} apps",
-                    f"{rate:,.0f} decisions/s ({placed} placed, {pending} pending)"))
+    for label, indexed, apps in (("indexed", True, args.sim_apps),
+                                 ("full scan", False, min(args.sim_apps, 2000))):
+        r = scheduler_rate(args.sim_nodes, apps, indexed=indexed)
+        results.append((f"scheduler ({label}), {args.sim_nodes} nodes / {apps} apps",
+                        f"{r.rate:,.0f} decisions/s, p50 {1e6 * r.p50:.0f} µs, p99 "
+                        f"{1e6 * r.p99:.0f} µs ({r.placed} placed, {r.pending} pending, "
+                        f"{r.violations} on a node failing a filter)"))
+    results.append(("  for reference", "Nomad C1M ~3,750 placements/s (5 servers); "
+                                        "Kubernetes scheduler 100 pods/s at 5,000 nodes"))
 
     width = max(len(k) for k, _ in results)
     print("\nfoglayer continuum benchmark (one machine, every component a process)")

@@ -143,7 +143,8 @@ def test_a_large_cluster_is_searched_in_part_and_in_turn():
     nodes = [NodeView(f"n{i:04d}", caps()) for i in range(1000)]
     d1 = schedule(spec(), nodes)
     assert d1.nodes == 1000 and d1.examined == len(d1.rows) == 420
-    d2 = schedule(spec(), nodes)
+    # In turn: the caller passes where the previous search stopped (schedule() itself is pure).
+    d2 = schedule(spec(), nodes, start=d1.examined)
     assert {r["node"] for r in d1.rows}.isdisjoint(r["node"] for r in d2.rows)
     # A node that fits is always found, however far along it is.
     lonely = [NodeView(f"n{i:04d}", caps(arch="aarch64")) for i in range(999)] + [GOOD]
