@@ -1,0 +1,61 @@
+"""Trust: nodes prove what they run before they get secrets; modules and snapshots are sealed.
+
+Roles follow IETF RATS (RFC 9334): a node is the *attester*, the controller the *verifier*
+and *relying party*; the handshake follows Confidential Containers' KBS (RCAR). What is real
+and what is not: ``tpm`` is a real TPM 2.0 quote (tests use a real ``swtpm``); ``tsm`` is the
+real configfs-tsm code path, but tests run it against a STAND-IN provider (no TDX/SEV-SNP
+hardware here); ``sim`` is openly simulated and PROVES NOTHING.
+
+Public API:
+
+- Backends (one base class, :class:`EvidenceBackend`): :class:`SimBackend`,
+  :class:`TpmBackend` (+ :func:`start_swtpm`), :class:`TsmBackend` (+ :class:`StandinProvider`);
+  :data:`BACKENDS`; :class:`Evidence`.
+- Policy: :class:`Policy`, :func:`parse_policy`, :func:`load_policy`, :data:`DEV_POLICY`.
+- Handshake: :class:`Broker` (controller: ``register``, ``challenge``, ``attest``,
+  ``release``), :class:`ControllerIdentity`, :class:`Attester` / :class:`AttesterSession`
+  (node), :class:`Challenge`, :class:`Attestation`.
+- Results: :class:`AttestationResult` (EAR), :func:`verify_result`, :func:`controller_key`.
+- Sealing: :class:`SecretVault`, :func:`encrypt_module`, :func:`decrypt_module`,
+  :func:`pair_key`, :class:`StreamSealer`, :class:`StreamOpener`, :func:`seal`,
+  :func:`unseal`.
+- Errors: :class:`TrustError`, :class:`EvidenceError`, :class:`PolicyError`, :class:`SealError`.
+"""
+
+from foglayer.trust._attester import Attester, AttesterSession
+from foglayer.trust._backend import Claims, Evidence, EvidenceBackend, binding
+from foglayer.trust._broker import Broker, ControllerIdentity, Registration, controller_key
+from foglayer.trust._ear import AttestationResult, verify_result
+from foglayer.trust._errors import EvidenceError, PolicyError, SealError, TrustError
+from foglayer.trust._messages import Attestation, Challenge
+from foglayer.trust._policy import DEV_POLICY, Policy, load_policy, parse_policy
+from foglayer.trust._registry import BACKENDS
+from foglayer.trust._seal import (
+    SecretVault,
+    StreamOpener,
+    StreamSealer,
+    decrypt_module,
+    encrypt_module,
+    encrypted_module_digest,
+    new_key,
+    pair_key,
+    seal,
+    seal_bytes,
+    unseal,
+    unseal_bytes,
+)
+from foglayer.trust._sim import WARNING as SIM_WARNING
+from foglayer.trust._sim import SimBackend
+from foglayer.trust._tpm import Swtpm, TpmBackend, expected_pcr, start_swtpm
+from foglayer.trust._tsm import STANDIN_PROVIDER, StandinProvider, TsmBackend
+
+__all__ = [
+    "BACKENDS", "DEV_POLICY", "SIM_WARNING", "STANDIN_PROVIDER", "Attestation",
+    "AttestationResult", "Attester", "AttesterSession", "Broker", "Challenge", "Claims",
+    "ControllerIdentity", "Evidence", "EvidenceBackend", "EvidenceError", "Policy",
+    "PolicyError", "Registration", "SealError", "SecretVault", "SimBackend", "StandinProvider",
+    "StreamOpener", "StreamSealer", "Swtpm", "TpmBackend", "TrustError", "TsmBackend", "binding",
+    "controller_key", "decrypt_module", "encrypt_module", "encrypted_module_digest",
+    "expected_pcr", "load_policy", "new_key", "pair_key", "parse_policy", "seal", "seal_bytes",
+    "start_swtpm", "unseal", "unseal_bytes", "verify_result",
+]

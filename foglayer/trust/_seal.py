@@ -1,0 +1,158 @@
+"""Sealed artefacts: secrets at rest, encrypted modules, authenticated snapshots and streams.
+
+- :class:`SecretVault` encrypts secrets at rest under the controller's master key (only the
+  controller holds it); the cluster keeps the sealed bytes in KV.
+- :func:`encrypt_module` / :func:`decrypt_module`: ``fog deploy --encrypt``; the module key is
+  released like any secret, and the node decrypts in memory only.
+- :func:`pair_key` derives a key bound to an attested (source, target) node pair and their
+  attestation results; :class:`StreamSealer` / :class:`StreamOpener` authenticate a migration
+  stream frame by frame (ordered, no truncation); :func:`seal` / :func:`unseal` protect a
+  snapshot file at rest.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from foglayer._dirs import atomic_write
+from foglayer.trust._errors import SealError
+from foglayer.trust._keys import box_open, box_seal, hkdf, sha256
+
+_SECRET_MAGIC = b"FOGSEC1\0"
+_MODULE_MAGIC = b"FOGMOD1\0"
+_FILE_MAGIC = b"FOGSEAL1"
+MAX_SEALED_FILE = 4 << 30
+
+
+class SecretVault:
+    """Secrets at rest: sealed under a key derived from the controller's master key."""
+
+    def __init__(self, master_key: bytes) -> None:
+        self._key = hkdf(master_key, b"", b"foglayer-vault-v1")
+
+    def seal(self, name: str, value: bytes) -> bytes:
+        return _SECRET_MAGIC + box_seal(self._key, value, _SECRET_MAGIC + name.encode())
+
+    def unseal(self, name: str, blob: bytes) -> bytes:
+        if not blob.startswith(_SECRET_MAGIC):
+            raise SealError(f"secret {name}: not a sealed secret")
+        return box_open(self._key, blob[len(_SECRET_MAGIC):], _SECRET_MAGIC + name.encode(),
+                        f"secret {name}")
+
+
+def new_key() -> bytes:
+    return os.urandom(32)
+
+
+def encrypt_module(wasm: bytes, key: bytes) -> bytes:
+    """A module sealed for the Object Store; bound to its plaintext digest."""
+    digest = sha256(wasm)
+    return _MODULE_MAGIC + digest + box_seal(key, wasm, _MODULE_MAGIC + digest)
+
+
+def encrypted_module_digest(blob: bytes) -> str:
+    if not blob.startswith(_MODULE_MAGIC) or len(blob) < len(_MODULE_MAGIC) + 32:
+        raise SealError("encrypted module: bad header")
+    return blob[len(_MODULE_MAGIC):len(_MODULE_MAGIC) + 32].hex()
+
+
+def decrypt_module(blob: bytes, key: bytes) -> bytes:
+    """The plaintext module, in memory; SealError if the key or the bytes are wrong."""
+    digest = bytes.fromhex(encrypted_module_digest(blob))
+    wasm = box_open(key, blob[len(_MODULE_MAGIC) + 32:], _MODULE_MAGIC + digest,
+                    "encrypted module")
+    if sha256(wasm) != digest:
+        raise SealError("encrypted module: digest does not match its contents")
+    return wasm
+
+
+def pair_key(master_key: bytes, source: str, target: str, source_result: str,
+             target_result: str) -> bytes:
+    """A key for one migration: bound to both nodes and to their attestation results."""
+    info = b"\0".join(x.encode() for x in ("foglayer-pair-v1", source, target,
+                                           source_result, target_result))
+    return hkdf(master_key, b"", info)
+
+
+class _Stream:
+    def __init__(self, key: bytes, source: str, target: str, stream: str) -> None:
+        self._aead = ChaCha20Poly1305(key)
+        self._head = b"\0".join(x.encode() for x in ("foglayer-stream-v1", source, target,
+                                                     stream))
+        self.seq = 0
+        self.done = False
+
+    def _nonce_aad(self, final: bool) -> tuple[bytes, bytes]:
+        nonce = struct.pack(">IQ", int(final), self.seq)
+        return nonce, self._head + nonce
+
+
+class StreamSealer(_Stream):
+    """Seals the frames of one migration stream, in order; the last one is marked final."""
+
+    def seal(self, frame: bytes, *, final: bool = False) -> bytes:
+        if self.done:
+            raise SealError("stream: already finished")
+        nonce, aad = self._nonce_aad(final)
+        self.seq += 1
+        self.done = final
+        return struct.pack(">B", int(final)) + self._aead.encrypt(nonce, frame, aad)
+
+
+class StreamOpener(_Stream):
+    """Opens frames from :class:`StreamSealer`: a reordered, replayed, forged, foreign or
+    truncated stream is refused."""
+
+    def open(self, sealed: bytes) -> bytes:
+        if self.done:
+            raise SealError("stream: frame after the final frame")
+        if len(sealed) < 17 or sealed[0] > 1:
+            raise SealError(f"stream: frame {self.seq} malformed")
+        final = bool(sealed[0])
+        nonce, aad = self._nonce_aad(final)
+        try:
+            frame = self._aead.decrypt(nonce, sealed[1:], aad)
+        except InvalidTag:
+            raise SealError(f"stream: frame {self.seq} does not authenticate (forged, "
+                            "reordered, or not from the node pair the controller named)") \
+                from None
+        self.seq += 1
+        self.done = final
+        return frame
+
+    def finish(self) -> None:
+        if not self.done:
+            raise SealError(f"stream: truncated after {self.seq} frames (no final frame)")
+
+
+def seal_bytes(data: bytes, key: bytes, label: str) -> bytes:
+    return _FILE_MAGIC + box_seal(key, data, _FILE_MAGIC + label.encode())
+
+
+def unseal_bytes(blob: bytes, key: bytes, label: str, what: str) -> bytes:
+    if not blob.startswith(_FILE_MAGIC):
+        raise SealError(f"{what}: not a sealed file")
+    return box_open(key, blob[len(_FILE_MAGIC):], _FILE_MAGIC + label.encode(), what)
+
+
+def seal(path: Path, key: bytes, out: Path, label: str = "snapshot") -> None:
+    """Seal a file (a snapshot) at rest: written via temp + rename."""
+    atomic_write(Path(out), seal_bytes(Path(path).read_bytes(), key, label))
+
+
+def unseal(path: Path, key: bytes, label: str = "snapshot") -> bytes:
+    """The plaintext of a sealed file, in memory; SealError if the key or file is wrong."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_SEALED_FILE:
+            raise SealError(f"{path}: larger than {MAX_SEALED_FILE >> 30} GiB")
+        blob = path.read_bytes()
+    except OSError as e:
+        raise SealError(f"{path}: cannot read ({e.strerror})") from None
+    return unseal_bytes(blob, key, label, str(path))
