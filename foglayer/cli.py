@@ -196,6 +196,15 @@ def bench_runtime(runs, out) -> None:
     _bench_done(runtime(runs, out=out))
 
 
+@bench.command("attest")
+@click.option("--runs", type=click.IntRange(min=2), default=50, show_default=True)
+def bench_attest(runs) -> None:
+    """Attestation round trip per backend (sim, tpm on swtpm, tsm stand-in), secret release."""
+    from foglayer.trust.bench import attest_bench, render
+
+    _print(render(attest_bench(runs)))
+
+
 # -- the continuum (foglayer.cluster) ----------------------------------------------------------
 
 

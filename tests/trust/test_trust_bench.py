@@ -1,0 +1,13 @@
+"""``fog bench attest`` runs every backend and secret release (figures, not timed asserts)."""
+
+from foglayer.trust.bench import attest_bench
+
+
+def test_attest_bench_measures_each_backend_and_secret_release():
+    figures = attest_bench(runs=2, progress=False)
+    whats = [f.what for f in figures]
+    assert [w for w in whats if "round trip" in w] == [
+        "attestation round trip (sim)", "attestation round trip (tpm)",
+        "attestation round trip (tsm)"]
+    assert any("secret release" in w for w in whats)
+    assert all(f.p99_ms >= f.p50_ms > 0 for f in figures)
