@@ -120,17 +120,26 @@ class Auth:
         return sorted(u[len("node-"):] for u in self.users if u.startswith("node-"))
 
 
-def render_config(port: int, store_dir: Path, auth: Auth, *, host: str = "127.0.0.1",
-                  tls_cert: str | None = None, tls_key: str | None = None) -> str:
+def render_config(port: int, store_dir: Path | None, auth: Auth, *, host: str = "127.0.0.1",
+                  tls_cert: str | None = None, tls_key: str | None = None,
+                  name: str = "fog", extra: dict | None = None) -> str:
+    """The server's config; ``store_dir`` None: no JetStream (a leaf server uses its hub's);
+    ``extra``: more top-level blocks (``cluster`` routes, ``leafnodes``)."""
     users = [{"user": u, "password": p, "permissions": auth.permissions(u)}
              for u, p in sorted(auth.users.items())]
     conf = {
         "listen": f"{host}:{port}",
-        "server_name": "fog",
+        "server_name": name,
         "max_payload": 8 << 20,
-        "jetstream": {"store_dir": str(store_dir), "max_memory_store": 256 << 20},
         "authorization": {"users": users},
     }
+    if store_dir is not None:
+        conf["jetstream"] = {"store_dir": str(store_dir), "max_memory_store": 256 << 20}
+    extra = dict(extra or {})
+    domain = extra.pop("jetstream_domain", None)
+    if domain and "jetstream" in conf:
+        conf["jetstream"]["domain"] = domain
+    conf.update(extra)
     if tls_cert:
         conf["tls"] = {"cert_file": tls_cert, "key_file": tls_key, "timeout": 5}
     # The NATS config format accepts JSON.
@@ -146,13 +155,18 @@ class EmbeddedServer:
 
     def __init__(self, root: str | os.PathLike, port: int | None = None, *, host: str = "127.0.0.1",
                  nodes: tuple[str, ...] = (), tls_cert: str | None = None,
-                 tls_key: str | None = None, tls_ca: str | None = None) -> None:
+                 tls_key: str | None = None, tls_ca: str | None = None, name: str = "fog",
+                 auth: Auth | None = None, jetstream: bool = True,
+                 extra: dict | None = None) -> None:
+        """``auth``: share one user table between the servers of a cluster and its leaves;
+        ``extra``: more config blocks (see :func:`render_config`)."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
         self.host, self.port = host, port or free_port(host)
         self.tls_cert, self.tls_key, self.tls_ca = tls_cert, tls_key, tls_ca
-        self.auth = Auth(self.root / "users.json")
+        self.name, self.jetstream, self.extra = name, jetstream, extra
+        self.auth = auth or Auth(self.root / "users.json")
         for user in ("admin", "controller", *(f"node-{check_name(n)}" for n in nodes)):
             self.auth.ensure(user)
         self.proc: subprocess.Popen | None = None
@@ -175,16 +189,15 @@ class EmbeddedServer:
     def add_node(self, node: str) -> Path:
         """Give node ``node`` a user of its own (reloads a running server)."""
         self.auth.ensure(f"node-{check_name(node)}")
-        self._write()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGHUP)
+        self.reload()
         return self.creds_path(f"node-{node}")
 
     def _write(self) -> None:
         from foglayer._dirs import atomic_write
 
-        text = render_config(self.port, self.root / "jetstream", self.auth, host=self.host,
-                             tls_cert=self.tls_cert, tls_key=self.tls_key)
+        text = render_config(self.port, self.root / "jetstream" if self.jetstream else None,
+                             self.auth, host=self.host, tls_cert=self.tls_cert,
+                             tls_key=self.tls_key, name=self.name, extra=self.extra)
         atomic_write(self.conf_path, text.encode())
         os.chmod(self.conf_path, 0o600)
         (self.root / "creds").mkdir(exist_ok=True)
@@ -192,6 +205,11 @@ class EmbeddedServer:
             self.creds(user).write(self.creds_path(user))
 
     def start(self, timeout: float = 10.0) -> EmbeddedServer:
+        self.spawn()
+        return self.wait_ready(timeout)
+
+    def spawn(self) -> None:
+        """Start the process (see :meth:`wait_ready`): the servers of a cluster start together."""
         self._write()
         log = open(self.root / "server.log", "ab")
         self._log_offset = log.tell()
@@ -201,6 +219,9 @@ class EmbeddedServer:
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      preexec_fn=die_with_parent)
         log.close()
+
+    def wait_ready(self, timeout: float = 10.0) -> EmbeddedServer:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -216,6 +237,12 @@ class EmbeddedServer:
             time.sleep(0.02)
         self.stop()
         raise BusError(f"nats-server did not start on port {self.port} within {timeout:g} s")
+
+    def reload(self) -> None:
+        """Rewrite the config (new users) and have a running server reload it."""
+        self._write()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGHUP)
 
     def _ready(self) -> bool:
         # Listening comes before JetStream is up; the log says when the server is ready.

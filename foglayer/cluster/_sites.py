@@ -1,0 +1,271 @@
+"""Sites: a NATS cluster in the cloud, and a leaf-node server per edge site.
+
+``fog up --sites cloud:3,edge-a,edge-b@25`` describes the continuum as sites:
+
+- the first site is the hub: ``N`` NATS servers in one cluster (routes between each pair),
+  JetStream on each, so KV buckets and streams keep 3 replicas and survive the loss of one
+  server. The controller connects here.
+- every other site is one leaf-node server (no JetStream of its own: its nodes use the hub's
+  through the leaf link). A site's nodes connect only to their own leaf server, so an
+  invocation between a client and an app at the same site never crosses the link: NATS
+  forwards a message over a leaf connection only where the other side has interest.
+- each leaf link runs through a :class:`~foglayer.cluster._relay.Relay` per hub server, with
+  the site's one-way delay (``@MS``, default 10 ms): real, measurable latency, and a place to
+  cut the link (a partition) and heal it.
+
+All servers share one user table (the same roles and passwords everywhere); the leaf servers
+log in to the hub as the user ``leaf``. The same configuration runs across machines: give each
+server its own host (``docs/continuum.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from foglayer.cluster._bus import Creds, check_name
+from foglayer.cluster._relay import Relay
+from foglayer.cluster._server import Auth, EmbeddedServer, free_port
+from foglayer.errors import FogError
+
+DEFAULT_DELAY_MS = 10.0
+# The hub's JetStream domain: clients at a leaf site reach the hub's JetStream through it
+# ($JS.<domain>.API), the way NATS separates JetStream across leaf connections.
+JS_DOMAIN = "fog"
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    """One site: its name, how many servers (the hub only), and its link's one-way delay."""
+
+    name: str
+    servers: int = 1
+    delay_ms: float = DEFAULT_DELAY_MS
+    hub: bool = False
+
+
+def parse_sites(text: str) -> list[SiteSpec]:
+    """``cloud:3,edge-a,edge-b@25``: the first site is the hub (``:N`` servers, 1 to 5);
+    ``@MS`` is a leaf site's one-way link delay in milliseconds."""
+    out: list[SiteSpec] = []
+    for i, part in enumerate(p.strip() for p in text.split(",") if p.strip()):
+        m = re.fullmatch(r"([a-z][a-z0-9-]{0,30})(?::(\d+))?(?:@(\d+(?:\.\d+)?))?", part)
+        if not m:
+            raise FogError(f"--sites: {part!r}: expected NAME[:SERVERS][@DELAY_MS], e.g. cloud:3 "
+                           "or edge-a@20")
+        name, servers, delay = m.group(1), int(m.group(2) or 1), float(m.group(3) or DEFAULT_DELAY_MS)
+        if i == 0 and not 1 <= servers <= 5:
+            raise FogError(f"--sites: {part!r}: the hub takes 1 to 5 servers")
+        if i > 0 and m.group(2) and servers != 1:
+            raise FogError(f"--sites: {part!r}: a leaf site has one server (only the hub, "
+                           f"{out[0].name}, is a cluster)")
+        if i == 0 and m.group(3):
+            raise FogError(f"--sites: {part!r}: the hub has no link delay (its leaves do)")
+        if delay > 5000:
+            raise FogError(f"--sites: {part!r}: a delay above 5000 ms is not a link")
+        out.append(SiteSpec(check_name(name), servers, delay, hub=i == 0))
+    if not out:
+        raise FogError("--sites: no sites given")
+    names = [s.name for s in out]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise FogError(f"--sites: site {dup!r} is named twice")
+    return out
+
+
+@dataclass
+class _Ports:
+    client: int
+    route: int = 0
+    leaf: int = 0
+
+
+@dataclass
+class Site:
+    """A running site: its servers, and (a leaf site) the relays of its link to the hub."""
+
+    spec: SiteSpec
+    servers: list[EmbeddedServer]
+    relays: list[Relay] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def url(self) -> str:
+        """Where this site's clients connect (every server of the site, for failover)."""
+        return ",".join(s.url for s in self.servers)
+
+    def cut(self) -> None:
+        """Partition the site from the hub: every relay of its link drops and refuses."""
+        for r in self.relays:
+            r.cut()
+
+    def heal(self) -> None:
+        for r in self.relays:
+            r.heal()
+
+    def link_bytes(self) -> int:
+        """Bytes that crossed this site's link, both directions, since it started."""
+        return sum(r.stats.up + r.stats.down for r in self.relays)
+
+
+class SiteCluster:
+    """Every site's servers under ``root``/``<site>``/``<server>``, sharing one user table.
+
+    Ports are chosen once and kept in ``root``/``sites.json`` so that a restart resumes the
+    same topology (JetStream's cluster remembers its peers by name and address).
+    """
+
+    def __init__(self, root: str | os.PathLike, sites: list[SiteSpec], *, nodes: tuple[str, ...] = (),
+                 host: str = "127.0.0.1") -> None:
+        if not sites or not sites[0].hub:
+            raise FogError("a site cluster needs a hub site first")
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        self.host, self.specs = host, sites
+        self.auth = Auth(self.root / "users.json")
+        for user in ("admin", "controller", "leaf", *(f"node-{check_name(n)}" for n in nodes)):
+            self.auth.ensure(user)
+        self.ports = self._ports()
+        self.sites: dict[str, Site] = {}
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def _ports(self) -> dict[str, list[_Ports]]:
+        path = self.root / "sites.json"
+        saved: dict = {}
+        if path.exists():
+            try:
+                saved = json.loads(path.read_text())
+            except (OSError, ValueError) as e:
+                raise FogError(f"{path}: unreadable ({e}); remove it to start over") from None
+        ports: dict[str, list[_Ports]] = {}
+        for s in self.specs:
+            old = saved.get(s.name) or []
+            if len(old) == s.servers and all(isinstance(p, dict) for p in old):
+                try:
+                    ports[s.name] = [_Ports(int(p["client"]), int(p.get("route", 0)),
+                                            int(p.get("leaf", 0))) for p in old]
+                    continue
+                except (KeyError, TypeError, ValueError):
+                    pass
+            ports[s.name] = [_Ports(free_port(self.host),
+                                    free_port(self.host) if s.hub else 0,
+                                    free_port(self.host) if s.hub else 0)
+                             for _ in range(s.servers)]
+        from foglayer._dirs import atomic_write
+
+        atomic_write(path, json.dumps({k: [vars(p) for p in v] for k, v in ports.items()},
+                                      indent=2).encode())
+        return ports
+
+    @property
+    def hub(self) -> SiteSpec:
+        return self.specs[0]
+
+    def _hub_config(self, i: int) -> dict:
+        hub = self.hub
+        ports = self.ports[hub.name]
+        extra: dict = {"jetstream_domain": JS_DOMAIN, "leafnodes": {"listen": f"{self.host}:{ports[i].leaf}",
+                                     "authorization": {"user": "leaf",
+                                                       "password": self.auth.users["leaf"]}}}
+        if hub.servers > 1:
+            extra["cluster"] = {
+                "name": f"fog-{hub.name}",
+                "listen": f"{self.host}:{ports[i].route}",
+                "routes": [f"nats-route://{self.host}:{p.route}" for j, p in enumerate(ports) if j != i],
+            }
+        return extra
+
+    def _leaf_config(self, relays: list[Relay]) -> dict:
+        password = self.auth.users["leaf"]
+        urls = [f"nats-leaf://leaf:{password}@{r.host}:{r.port}" for r in relays]
+        return {"leafnodes": {"remotes": [{"urls": urls}], "reconnect": 1}}
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def start(self, timeout: float = 20.0) -> SiteCluster:
+        hub = self.hub
+        servers = [EmbeddedServer(self.root / hub.name / f"{hub.name}-{i + 1}",
+                                  self.ports[hub.name][i].client, host=self.host,
+                                  name=f"{hub.name}-{i + 1}", auth=self.auth,
+                                  extra=self._hub_config(i))
+                   for i in range(hub.servers)]
+        # The servers of a cluster wait for each other: start all, then wait for each.
+        for s in servers:
+            s.spawn()
+        self.sites[hub.name] = Site(hub, servers)
+        for s in servers:
+            s.wait_ready(timeout)
+        self._wait_jetstream(timeout)
+        for spec in self.specs[1:]:
+            relays = [Relay((self.host, p.leaf), spec.delay_ms / 1000, host=self.host).start()
+                      for p in self.ports[hub.name]]
+            leaf = EmbeddedServer(self.root / spec.name / spec.name, self.ports[spec.name][0].client,
+                                  host=self.host, name=spec.name, auth=self.auth, jetstream=False,
+                                  extra=self._leaf_config(relays))
+            self.sites[spec.name] = Site(spec, [leaf.start(timeout)], relays)
+        return self
+
+    def _wait_jetstream(self, timeout: float) -> None:
+        """A cluster's JetStream answers only once its servers have elected a meta leader."""
+        import asyncio
+
+        import nats
+
+        c = self.creds("admin")
+
+        async def go() -> None:
+            nc = await nats.connect(c.server.split(","), user=c.user, password=c.password,
+                                    connect_timeout=2, max_reconnect_attempts=-1)
+            try:
+                js = nc.jetstream(domain=JS_DOMAIN)
+                deadline = time.monotonic() + timeout
+                while True:
+                    try:
+                        await js.account_info()
+                        return
+                    except Exception:  # noqa: BLE001 - not elected yet: any error means wait
+                        if time.monotonic() > deadline:
+                            raise FogError(f"the {self.hub.name} site's JetStream did not elect a "
+                                           f"leader within {timeout:g} s") from None
+                        await asyncio.sleep(0.2)
+            finally:
+                await nc.close()
+
+        asyncio.run(go())
+
+    def stop(self) -> None:
+        for site in reversed(list(self.sites.values())):
+            for s in site.servers:
+                s.stop()
+            for r in site.relays:
+                r.stop()
+        self.sites.clear()
+
+    def __enter__(self) -> SiteCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- credentials ----------------------------------------------------------------------
+
+    def creds(self, user: str, site: str | None = None) -> Creds:
+        """``user``'s credentials at ``site`` (default: the hub)."""
+        s = self.sites[site or self.hub.name]
+        return Creds(server=s.url, user=user, password=self.auth.users[user])
+
+    def add_node(self, node: str) -> None:
+        """Give node ``node`` a user on every server (each reloads its config)."""
+        self.auth.ensure(f"node-{check_name(node)}")
+        for site in self.sites.values():
+            for s in site.servers:
+                s.reload()
