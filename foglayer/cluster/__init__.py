@@ -10,8 +10,7 @@ Public API:
 - :func:`schedule`, :class:`NodeView`, :class:`Decision`, :data:`FILTERS`, :data:`SCORERS` –
   the scheduler (pure); :class:`NodeIndex` – the nodes indexed by the filters' keys (at scale).
 - :func:`load_manifest`, :func:`parse_manifest`, :class:`Manifest`, :class:`ManifestError`.
-- :class:`Client` – deploy, read state, invoke, logs (async); :mod:`._ops` functions
-  ``deploy``, ``ps``, ``nodes``, ``stop``, ``explain``, ``invoke``, ``logs`` (sync, for the CLI).
+- :class:`Client` – deploy, read state, invoke, logs (async); :class:`SyncClient` (sync).
 - :class:`Service`, :class:`ServiceError` – the service ABI (docs/service-abi.md).
 - :func:`up`, :data:`PROFILES` – ``fog up``.
 """
@@ -22,20 +21,9 @@ from foglayer.cluster._bus import BusError, Creds, connect
 from foglayer.cluster._client import Client, UnknownApp, resolve
 from foglayer.cluster._controller import Controller, ControllerConfig, run_controller
 from foglayer.cluster._index import NodeIndex
-from foglayer.cluster._manifest import Manifest, ManifestError
+from foglayer.cluster._manifest import Manifest, ManifestError, app_memory
 from foglayer.cluster._manifest import load as load_manifest
 from foglayer.cluster._manifest import parse as parse_manifest
-from foglayer.cluster._ops import (
-    deploy,
-    explain,
-    invoke,
-    logs,
-    nodes,
-    parse_labels,
-    ps,
-    stop,
-    write_chunk,
-)
 from foglayer.cluster._scheduler import FILTERS, SCORERS, App, Decision, NodeView, passes, schedule
 from foglayer.cluster._server import EmbeddedServer, free_port
 from foglayer.cluster._sync import SyncClient, wait_until
@@ -44,8 +32,8 @@ from foglayer.cluster._up import PROFILES, Continuum, NodeSpec, parse_nodes, up
 __all__ = [
     "FILTERS", "SCORERS", "Agent", "App", "passes", "BusError", "Client", "Controller", "ControllerConfig", "Creds",
     "Decision", "EmbeddedServer", "Manifest", "ManifestError", "NodeConfig", "NodeView", "Service",
-    "ServiceError", "UnknownApp", "connect", "deploy", "explain", "free_port", "invoke",
-    "load_manifest", "logs", "nodes", "parse_labels", "parse_manifest", "ps", "resolve",
-    "run_controller", "run_node", "schedule", "stop", "write_chunk", "PROFILES", "Continuum",
+    "ServiceError", "UnknownApp", "app_memory", "connect", "free_port",
+    "load_manifest", "parse_manifest", "resolve",
+    "run_controller", "run_node", "schedule", "PROFILES", "Continuum",
     "NodeIndex", "NodeSpec", "parse_nodes", "up", "SyncClient", "wait_until",
 ]

@@ -324,19 +324,3 @@ class Client:
             except (NotFoundError, ValueError):
                 continue
         return out
-
-
-def run(creds: Creds, fn: Callable[[Client], object], name: str = "fog-cli"):
-    """Open a client, run ``await fn(client)``, close: the synchronous entry of the CLI."""
-
-    async def main():
-        client = await Client.open(creds, name)
-        try:
-            return await fn(client)  # type: ignore[misc]
-        finally:
-            try:
-                await client.close()
-            except Exception:  # noqa: BLE001
-                pass
-
-    return asyncio.run(main())

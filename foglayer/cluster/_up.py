@@ -22,12 +22,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from foglayer.cluster._bus import check_name
 from foglayer.cluster._server import EmbeddedServer
 from foglayer.errors import FogError
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from foglayer.cluster._client import Client
 
 PROFILES: dict[str, dict] = {
     "cloud": {"labels": {"tier": "cloud", "site": "cloud"}, "max_memory": "8GiB",
@@ -200,6 +207,11 @@ class Continuum:
 
         return SyncClient(self.server.creds("admin"), name)
 
+    def dead(self) -> list[str]:
+        """One line per process of the continuum that has exited."""
+        return [f"{k} exited ({p.returncode}): see {self.root / 'logs' / (k + '.log')}"
+                for k, p in self.procs.items() if p.poll() is not None]
+
     def log_tail(self, key: str, lines: int = 20) -> str:
         try:
             text = (self.root / "logs" / f"{key}.log").read_text(errors="replace")
@@ -215,9 +227,15 @@ def _state_file(root: Path) -> Path:
     return root / "up.json"
 
 
+Watch = Callable[["Continuum", "Client", "asyncio.Event"], Awaitable[None]]
+
+
 def up(nodes: str | None = None, *, root: str | os.PathLike | None = None, port: int | None = None,
-       view: bool | None = None, echo=print) -> None:
-    """Run ``fog up`` until Ctrl-C; resume the state of a previous run under ``root``."""
+       watch: Watch, echo: Callable[[str], None] = print) -> None:
+    """Run ``fog up`` until SIGINT/SIGTERM; resume the state of a previous run under ``root``.
+
+    ``watch(continuum, client, stop)`` shows the continuum (the CLI draws it) until ``stop``.
+    """
     import fcntl
 
     from foglayer._dirs import atomic_write, data_dir
@@ -250,7 +268,7 @@ def up(nodes: str | None = None, *, root: str | os.PathLike | None = None, port:
     echo(f"fog up: credentials in {c.server.root / 'creds'}; other shells use them by default "
          f"(`fog nodes`, `fog deploy APP.yaml`)")
     try:
-        _watch(c, view if view is not None else sys.stdout.isatty(), echo)
+        _watch(c, watch)
     finally:
         echo("fog up: stopping (the state stays; `fog up` resumes it)")
         c.stop()
@@ -268,8 +286,8 @@ def _port_free(port: int) -> bool:
             return False
 
 
-def _watch(c: Continuum, live: bool, echo) -> None:
-    """The status view until SIGINT/SIGTERM: nodes, apps, events (or event lines without a TTY)."""
+def _watch(c: Continuum, watch: Watch) -> None:
+    """Run ``watch`` with an admin client until SIGINT/SIGTERM."""
     import asyncio
 
     from foglayer.cluster._client import Client
@@ -286,78 +304,8 @@ def _watch(c: Continuum, live: bool, echo) -> None:
         if client is None:
             raise FogError("fog up: cannot reach the embedded server")
         try:
-            if live:
-                await _live(c, client, stop)
-            else:
-                await _lines(c, client, stop, echo)
+            await watch(c, client, stop)
         finally:
             await client.close()
 
     run_until_signal(main)
-
-
-async def _snapshot(client) -> tuple:
-    return (await client.nodes(), await client.apps(), await client.placements(),
-            await client.events(12))
-
-
-def _dead(c: Continuum) -> list[str]:
-    return [f"{k} exited ({p.returncode}): see {c.root / 'logs' / (k + '.log')}"
-            for k, p in c.procs.items() if p.poll() is not None]
-
-
-async def _live(c: Continuum, client, stop) -> None:
-    import asyncio
-
-    from rich.console import Group
-    from rich.live import Live
-    from rich.text import Text
-
-    from foglayer.cluster._render import events_table, nodes_table, ps_table
-
-    def render(snap) -> Group:
-        nodes, apps, placements, events = snap
-        parts = [Text(f"fog up — {c.server.url} — Ctrl-C stops (the state stays)", style="bold"),
-                 nodes_table(nodes, placements, apps), ps_table(apps, placements),
-                 events_table(events)]
-        parts += [Text(d, style="red") for d in _dead(c)]
-        return Group(*parts)
-
-    with Live(render(await _snapshot(client)), refresh_per_second=4, screen=False) as live:
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), 0.5)
-            except TimeoutError:
-                pass
-            try:
-                live.update(render(await _snapshot(client)))
-            except Exception:  # noqa: BLE001 - the next refresh tries again
-                pass
-
-
-async def _lines(c: Continuum, client, stop, echo) -> None:
-    import asyncio
-
-    seen: set[tuple] = set()
-    dead: set[str] = set()
-    first = True
-    while not stop.is_set():
-        try:
-            events = await client.events(50)
-        except Exception:  # noqa: BLE001
-            events = []
-        for e in events:
-            key = (e["time"], e["message"])
-            if key not in seen:
-                seen.add(key)
-                if not first or time.time() - e["time"] < 5:
-                    echo(f"{time.strftime('%H:%M:%S', time.localtime(e['time']))} {e['message']}")
-        first = False
-        for d in _dead(c):
-            if d not in dead:
-                dead.add(d)
-                echo(f"fog up: {d}")
-        try:
-            await asyncio.wait_for(stop.wait(), 0.5)
-        except TimeoutError:
-            pass

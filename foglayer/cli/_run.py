@@ -2,17 +2,17 @@
 
 The issue's budget for a whole ``fog run`` of a small program is 150 ms, of which
 ``import wasmtime`` takes ~80; click (with ``inspect``) would take ~45 more. Every other
-``fog`` command goes through click in ``foglayer.cli``.
+``fog`` command goes through click in ``foglayer.cli._app``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import NoReturn
 
-from foglayer._exit import exit_with, fail, report
+from foglayer.cli._args import parse_dirs, parse_pairs
+from foglayer.cli._exit import exit_with, fail, report
 from foglayer.errors import FogError
 
 
@@ -66,38 +66,6 @@ def _positive(kind: type) -> object:
     return parse
 
 
-def parse_dirs(specs: list[str]) -> list:
-    """``HOST[:GUEST][:ro]`` specs as preopens; the host directory must exist."""
-    from foglayer.wasi import Preopen
-
-    out = []
-    for spec in specs:
-        parts = spec.split(":")
-        readonly = len(parts) > 1 and parts[-1] == "ro"
-        if readonly:
-            parts = parts[:-1]
-        if not parts[0] or len(parts) > 2:
-            raise FogError(f"--dir {spec!r}: expected HOST[:GUEST][:ro]")
-        host = parts[0]
-        guest = parts[1] if len(parts) == 2 and parts[1] else host
-        if not os.path.isdir(host):
-            what = "not a directory" if os.path.exists(host) else "no such directory"
-            raise FogError(f"--dir {spec!r}: {host}: {what}")
-        out.append(Preopen(host=host, guest=guest, readonly=readonly))
-    return out
-
-
-def parse_env(pairs: list[str], what: str = "--env") -> dict[str, str]:
-    """``KEY=VALUE`` pairs (``--env``, ``--label``) as a dict."""
-    env = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise FogError(f"{what} {pair!r}: expected KEY=VALUE")
-        env[key] = value
-    return env
-
-
 def main(argv: list[str]) -> NoReturn:
     ns = _parser().parse_args(argv)
     try:
@@ -112,7 +80,7 @@ def _run(ns: argparse.Namespace) -> NoReturn:
     from foglayer.runtime import Limits, parse_size
     from foglayer.runtime import run as run_module
 
-    preopens, env = parse_dirs(ns.dirs), parse_env(ns.envs)
+    preopens, env = parse_dirs(ns.dirs), parse_pairs(ns.envs, "--env")
     max_memory = parse_size(ns.max_memory) if ns.max_memory else None
     limits = Limits(max_memory=max_memory, fuel=ns.fuel, timeout=ns.timeout)
     sys.stdout.flush()
@@ -129,7 +97,7 @@ def _run(ns: argparse.Namespace) -> NoReturn:
     result = run_module(ns.module, ns.args, env=env, preopens=preopens, stats=ns.stats,
                         limits=limits)
     if ns.stats:
-        from foglayer._report import print_stats
+        from foglayer.cli._render import print_stats
 
         print_stats(result.stats)
     exit_with(result.exit_code)
@@ -138,7 +106,7 @@ def _run(ns: argparse.Namespace) -> NoReturn:
 def finish_checkpointable(outcome, stats: bool) -> NoReturn:
     """Report how a checkpointable run (or restore) ended, and exit as it did."""
     if stats:
-        from foglayer._report import print_stats
+        from foglayer.cli._render import print_stats
 
         print_stats(outcome.result.stats)
     if outcome.stopped:

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from foglayer._exit import EXIT_USAGE, fail, report
+from foglayer.cli._exit import EXIT_USAGE, fail, report
 from foglayer.errors import FogError
 
 
@@ -35,10 +35,10 @@ class _Group(click.Group):
             _fail("interrupted", 130)
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> None:
     """Entry point: click's usage errors become one line, like every other error."""
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args, prog_name="fog", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as e:
         click.echo(e.ctx.get_help() if e.ctx else str(e))
         sys.exit(EXIT_USAGE)
@@ -62,7 +62,7 @@ def cli() -> None:
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 def run(argv) -> None:
     """Run a WASI command MODULE to completion (see fog run --help)."""
-    from foglayer._runcli import main as run_main
+    from foglayer.cli._run import main as run_main
 
     run_main(list(argv))
 
@@ -115,7 +115,7 @@ def restore(snapshot, dirs, force, files_to, module, max_memory, checkpoint_to,
     outcome = restore_snapshot(snapshot, dirs=mapping, force=force, files_to=files_to,
                                module=module, limits=Limits(max_memory=max_memory),
                                options=options)
-    from foglayer._runcli import finish_checkpointable
+    from foglayer.cli._run import finish_checkpointable
 
     finish_checkpointable(outcome, False)
 
@@ -246,9 +246,14 @@ def _print(renderable) -> None:
 def up(nodes, port, root, view) -> None:
     """Run a whole continuum here: a NATS server, a controller and node agents (Ctrl-C stops;
     running it again resumes the same state)."""
+    from functools import partial
+
+    from foglayer.cli._render import up_lines, up_live
     from foglayer.cluster import up as do_up
 
-    do_up(nodes, root=root, port=port, view=view, echo=click.echo)
+    live = view if view is not None else sys.stdout.isatty()
+    watch = up_live if live else partial(up_lines, echo=click.echo)
+    do_up(nodes, root=root, port=port, watch=watch, echo=click.echo)
 
 
 @cli.command()
@@ -270,10 +275,11 @@ def node(server, creds, tls_ca, name, labels, max_memory, fuel_rate, latency, cp
     """Run a node agent: register, send heartbeats, run what the controller places here."""
     from pathlib import Path
 
-    from foglayer.cluster import NodeConfig, parse_labels, run_node
+    from foglayer.cli._args import parse_pairs
+    from foglayer.cluster import NodeConfig, run_node
 
-    lat = {k: float(v) for k, v in parse_labels(latency, "--latency").items() if _float(v, k)}
-    run_node(NodeConfig(name=name, creds=_creds(server, creds, tls_ca), labels=parse_labels(labels),
+    lat = {k: float(v) for k, v in parse_pairs(latency, "--latency").items() if _float(v, k)}
+    run_node(NodeConfig(name=name, creds=_creds(server, creds, tls_ca), labels=parse_pairs(labels, "--label"),
                         max_memory=max_memory, fuel_rate=fuel_rate, heartbeat=heartbeat,
                         data_dir=Path(data_dir) if data_dir else None, latency=lat,
                         simd=not no_simd, cpus=cpus))
@@ -309,7 +315,7 @@ def controller(server, creds, tls_ca, name, node_timeout, lease_ttl) -> None:
               metavar="SECONDS", help="Wait this long for the app to be placed (0: do not wait).")
 def deploy(server, creds, tls_ca, manifest, wait) -> None:
     """Deploy the app MANIFEST (YAML): upload its module, then the controller places it."""
-    from foglayer.cluster import deploy as do_deploy
+    from foglayer.cli._cluster import deploy as do_deploy
     from foglayer.cluster import load_manifest
 
     load_manifest(manifest)  # a bad manifest is reported before any connection
@@ -321,7 +327,7 @@ def deploy(server, creds, tls_ca, manifest, wait) -> None:
 @_conn_options
 def ps(server, creds, tls_ca) -> None:
     """List the apps, their replicas, where they run and their state."""
-    from foglayer.cluster import ps as do_ps
+    from foglayer.cli._cluster import ps as do_ps
 
     _print(do_ps(creds=_creds(server, creds, tls_ca)))
 
@@ -330,7 +336,7 @@ def ps(server, creds, tls_ca) -> None:
 @_conn_options
 def nodes(server, creds, tls_ca) -> None:
     """List the nodes, their capabilities and what they hold."""
-    from foglayer.cluster import nodes as do_nodes
+    from foglayer.cli._cluster import nodes as do_nodes
 
     _print(do_nodes(creds=_creds(server, creds, tls_ca)))
 
@@ -341,8 +347,8 @@ def nodes(server, creds, tls_ca) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output (Ctrl-C stops).")
 def logs(server, creds, tls_ca, app, follow) -> None:
     """Print the stdout and stderr of APP (from every node that ran it)."""
-    from foglayer.cluster import logs as do_logs
-    from foglayer.cluster import write_chunk
+    from foglayer.cli._cluster import logs as do_logs
+    from foglayer.cli._cluster import write_chunk
 
     do_logs(app, write_chunk, follow=follow, creds=_creds(server, creds, tls_ca))
 
@@ -352,7 +358,7 @@ def logs(server, creds, tls_ca, app, follow) -> None:
 @click.argument("app")
 def stop(server, creds, tls_ca, app) -> None:
     """Stop APP: remove its desired state; the controller stops its instances."""
-    from foglayer.cluster import stop as do_stop
+    from foglayer.cli._cluster import stop as do_stop
 
     click.echo(do_stop(app, creds=_creds(server, creds, tls_ca)))
 
@@ -362,7 +368,7 @@ def stop(server, creds, tls_ca, app) -> None:
 @click.argument("app")
 def explain(server, creds, tls_ca, app) -> None:
     """Show the scheduler's table for APP's last placement: filters, scores, winner."""
-    from foglayer.cluster import explain as do_explain
+    from foglayer.cli._cluster import explain as do_explain
 
     for table in do_explain(app, creds=_creds(server, creds, tls_ca)):
         _print(table)
@@ -378,15 +384,10 @@ def explain(server, creds, tls_ca, app) -> None:
 @click.option("--raw", is_flag=True, help="Print the result as it is (no newline added).")
 def invoke(server, creds, tls_ca, app, function, payload, timeout, raw) -> None:
     """Call FUNCTION of the service APP with PAYLOAD ('-' reads stdin); print the result."""
-    from foglayer.cluster import invoke as do_invoke
+    from foglayer.cli._cluster import invoke as do_invoke
 
     data = sys.stdin.buffer.read() if payload == "-" else payload.encode()
     out = do_invoke(app, function, data, creds=_creds(server, creds, tls_ca), timeout=timeout)
     sys.stdout.buffer.write(out if raw or out.endswith(b"\n") else out + b"\n")
     sys.stdout.flush()
 
-
-if __name__ == "__main__":
-    from foglayer.__main__ import main as entry
-
-    entry()

@@ -1,4 +1,4 @@
-"""One synchronous function per cluster command of the CLI: connect, do it, close."""
+"""The cluster commands of ``fog``: connect, do one thing, close; what to print."""
 
 from __future__ import annotations
 
@@ -7,18 +7,29 @@ import os
 import sys
 from collections.abc import Callable
 
-from foglayer.cluster._bus import Creds
-from foglayer.cluster._client import Client, resolve, run
+from foglayer.cluster import Client, Creds, load_manifest, resolve
 
-Conn = tuple[str | None, "str | os.PathLike | Creds | None"]
+
+def run(creds: Creds, fn: Callable[[Client], object], name: str = "fog-cli"):
+    """Open a client, run ``await fn(client)``, close."""
+
+    async def main():
+        client = await Client.open(creds, name)
+        try:
+            return await fn(client)  # type: ignore[misc]
+        finally:
+            try:
+                await client.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    return asyncio.run(main())
 
 
 def deploy(path: str | os.PathLike, *, server: str | None = None, creds=None,
            wait: float | None = 30.0) -> list[str]:
     """``fog deploy FILE``: validate, upload, write the desired state, wait until placed."""
-    from foglayer.cluster._manifest import load
-
-    manifest = load(path)  # a bad manifest fails before any connection
+    manifest = load_manifest(path)  # a bad manifest fails before any connection
     spec = manifest.spec
 
     async def go(c: Client) -> list[str]:
@@ -38,7 +49,7 @@ def deploy(path: str | os.PathLike, *, server: str | None = None, creds=None,
 
 
 def ps(*, server: str | None = None, creds=None):
-    from foglayer.cluster._render import ps_table
+    from foglayer.cli._render import ps_table
 
     async def go(c: Client):
         return ps_table(await c.apps(), await c.placements())
@@ -47,7 +58,7 @@ def ps(*, server: str | None = None, creds=None):
 
 
 def nodes(*, server: str | None = None, creds=None):
-    from foglayer.cluster._render import nodes_table
+    from foglayer.cli._render import nodes_table
 
     async def go(c: Client):
         return nodes_table(await c.nodes(), await c.placements(), await c.apps())
@@ -64,7 +75,7 @@ def stop(app: str, *, server: str | None = None, creds=None) -> str:
 
 
 def explain(app: str, *, server: str | None = None, creds=None):
-    from foglayer.cluster._render import explain_table
+    from foglayer.cli._render import explain_table
 
     async def go(c: Client):
         return explain_table(await c.decision(app))
@@ -109,9 +120,3 @@ def write_chunk(chunk: dict) -> None:
     out.flush()
     out.buffer.write(chunk["data"])
     out.flush()
-
-
-def parse_labels(pairs: tuple[str, ...], what: str = "--label") -> dict[str, str]:
-    from foglayer._runcli import parse_env
-
-    return parse_env(list(pairs), what)

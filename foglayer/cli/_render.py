@@ -1,19 +1,46 @@
-"""Tables for people: ``fog ps``, ``fog nodes``, ``fog explain`` and ``fog up``'s view."""
+"""What people see: ``fog run --stats``, the tables of ``fog ps``, ``nodes``, ``explain`` and
+``fog up``'s live view. rich is imported only when a table is drawn (``fog run`` pays for it
+only with ``--stats``).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from rich.table import Table
-from rich.text import Text
+from foglayer.runtime import Stats, format_size
 
-from foglayer.runtime import format_size
+if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
+
+
+def print_stats(stats: Stats) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    table = Table(title="fog run --stats", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("instructions (fuel)", f"{stats.fuel:,}" if stats.fuel is not None else "n/a")
+    table.add_row("peak memory", format_size(stats.peak_memory))
+    table.add_row("wall time", f"{stats.wall_time * 1000:.3f} ms")
+    total = sum(stats.wasi_calls.values())
+    table.add_row("WASI calls", f"{total:,}")
+    for name, count in sorted(stats.wasi_calls.items(), key=lambda kv: -kv[1]):
+        table.add_row(f"  {name}", f"{count:,}")
+    console.print(table)
+
 
 _STATE_STYLE = {"running": "green", "ready": "green", "scheduled": "cyan", "starting": "cyan",
                 "exited": "blue", "pending": "yellow", "failed": "red", "lost": "red"}
 
 
 def _state(s: str) -> Text:
+    from rich.text import Text
+
     return Text(s, style=_STATE_STYLE.get(s, ""))
 
 
@@ -29,6 +56,8 @@ def _age(t: float | None) -> str:
 
 
 def ps_table(apps: dict[str, dict], placements: dict[str, dict]) -> Table:
+    from rich.table import Table
+
     t = Table(title="apps", title_justify="left", expand=False)
     for col in ("app", "kind", "replica", "node", "state", "restarts", "age", "detail"):
         t.add_column(col, no_wrap=col != "detail")
@@ -53,7 +82,9 @@ def ps_table(apps: dict[str, dict], placements: dict[str, dict]) -> Table:
 
 
 def nodes_table(nodes: dict[str, dict], placements: dict[str, dict], apps: dict[str, dict]) -> Table:
-    from foglayer.cluster._manifest import app_memory
+    from rich.table import Table
+
+    from foglayer.cluster import app_memory
 
     t = Table(title="nodes", title_justify="left")
     for col in ("node", "state", "arch", "cpus", "speed", "memory (used/cap)", "instances", "labels"):
@@ -74,6 +105,9 @@ def nodes_table(nodes: dict[str, dict], placements: dict[str, dict], apps: dict[
 
 
 def explain_table(decision: dict) -> list[Table]:
+    from rich.table import Table
+    from rich.text import Text
+
     out = []
     for r, d in sorted(decision.get("replicas", {}).items(), key=lambda kv: int(kv[0])):
         when = time.strftime("%H:%M:%S", time.localtime(d["time"]))
@@ -103,6 +137,9 @@ def explain_table(decision: dict) -> list[Table]:
 
 
 def events_table(events: list[dict], title: str = "events") -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     t = Table(title=title, title_justify="left", show_header=False, box=None)
     t.add_column("time", no_wrap=True, style="dim")
     t.add_column("event")
@@ -111,3 +148,68 @@ def events_table(events: list[dict], title: str = "events") -> Table:
                  "leader": "bold"}.get(e.get("kind", ""), "")
         t.add_row(time.strftime("%H:%M:%S", time.localtime(e["time"])), Text(e["message"], style=style))
     return t
+
+
+# -- fog up -------------------------------------------------------------------------------------
+
+
+async def _snapshot(client) -> tuple:
+    return (await client.nodes(), await client.apps(), await client.placements(),
+            await client.events(12))
+
+
+async def up_live(c, client, stop) -> None:
+    """``fog up`` on a terminal: nodes, apps and the last events, redrawn until ``stop``."""
+    import asyncio
+
+    from rich.console import Group
+    from rich.live import Live
+    from rich.text import Text
+
+    def render(snap) -> Group:
+        nodes, apps, placements, events = snap
+        parts = [Text(f"fog up — {c.server.url} — Ctrl-C stops (the state stays)", style="bold"),
+                 nodes_table(nodes, placements, apps), ps_table(apps, placements),
+                 events_table(events)]
+        parts += [Text(d, style="red") for d in c.dead()]
+        return Group(*parts)
+
+    with Live(render(await _snapshot(client)), refresh_per_second=4, screen=False) as live:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), 0.5)
+            except TimeoutError:
+                pass
+            try:
+                live.update(render(await _snapshot(client)))
+            except Exception:  # noqa: BLE001 - the next refresh tries again
+                pass
+
+
+async def up_lines(c, client, stop, echo: Callable[[str], None]) -> None:
+    """``fog up`` without a terminal: one line per new event or exited process."""
+    import asyncio
+
+    seen: set[tuple] = set()
+    dead: set[str] = set()
+    first = True
+    while not stop.is_set():
+        try:
+            events = await client.events(50)
+        except Exception:  # noqa: BLE001
+            events = []
+        for e in events:
+            key = (e["time"], e["message"])
+            if key not in seen:
+                seen.add(key)
+                if not first or time.time() - e["time"] < 5:
+                    echo(f"{time.strftime('%H:%M:%S', time.localtime(e['time']))} {e['message']}")
+        first = False
+        for d in c.dead():
+            if d not in dead:
+                dead.add(d)
+                echo(f"fog up: {d}")
+        try:
+            await asyncio.wait_for(stop.wait(), 0.5)
+        except TimeoutError:
+            pass

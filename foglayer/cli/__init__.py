@@ -1,0 +1,30 @@
+"""The ``fog`` command: it parses, calls one function of a package, and prints.
+
+- ``_app``: the click app (every command but ``fog run``);
+- ``_run``: ``fog run``, parsed with argparse on a path that never imports click (cold start);
+- ``_args``: the shared grammar of flags (``--dir HOST[:GUEST][:ro]``, ``KEY=VALUE``);
+- ``_exit``: exit codes and one-line error reports;
+- ``_render``: what people (and ``-o json|yaml``) see: tables, ``--stats``, ``fog up``'s view;
+- ``_cluster``: the cluster commands on the synchronous client.
+
+This module stays import-light: ``fog run`` goes through it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``fog`` entry point: ``fog run`` takes the short path, the rest goes to click."""
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "run":
+        from foglayer.cli._run import main as run_main
+
+        run_main(args[1:])
+    from foglayer.cli._app import main as app_main
+
+    app_main(args)
+
+
+__all__ = ["main"]
