@@ -23,6 +23,7 @@ class Preopen:
     host: str
     guest: str
     readonly: bool = False
+    memory: bool = False  # a read-only directory held in memory (no host path)
 
 
 @dataclass(slots=True)
@@ -40,6 +41,7 @@ class Descriptor:
     preopen: str | None = None  # guest name if this fd is a preopen
     readonly: bool = False  # inside a read-only preopen
     stdio: int = -1  # 0, 1, 2 for the standard streams
+    memory: str = ""  # guest name of the memory directory it lives in (no host path)
     host_fd: int = field(default=-1, repr=False)
     dir_cache: list | None = field(default=None, repr=False)
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 
 from foglayer.wasi import _abi as abi
+from foglayer.wasi import _memdir
 from foglayer.wasi._memory import GuestMemory, NoMemory
 from foglayer.wasi._paths import Target, WasiError, check_new_name, resolve
 from foglayer.wasi._state import Descriptor, Preopen, WasiState
@@ -107,6 +108,7 @@ class Wasi:
         self.fds: dict[int, Descriptor] = state.fds
         self.mem: GuestMemory = NoMemory()
         self.stdio = tuple(stdio)
+        self.memory: dict[str, dict[str, bytes]] = {}
 
     # -- construction -------------------------------------------------------------------
 
@@ -117,37 +119,52 @@ class Wasi:
         env: dict[str, str] | None = None,
         preopens: Sequence[Preopen] = (),
         stdio: Sequence[int] = (0, 1, 2),
+        memory_dirs: _memdir.MemoryDirs | None = None,
     ) -> Wasi:
-        """A fresh WASI: stdio on fds 0–2, then the preopens from fd 3 in order."""
+        """A fresh WASI: stdio on fds 0–2, then the preopens from fd 3 in order, then the
+        read-only ``memory_dirs`` (guest dir -> {name: bytes}; see ``_memdir``)."""
         state = WasiState(args=list(args), env=dict(env or {}), preopens=list(preopens))
         self = cls(state, stdio)
         for n in range(3):
             self.fds[n] = _stdio_descriptor(n, self.stdio[n])
         for p in preopens:
             self._open_preopen(p)
+        for guest, files in (memory_dirs or {}).items():
+            p = Preopen(host="", guest=guest, readonly=True, memory=True)
+            state.preopens.append(p)
+            self.memory[guest] = dict(files)
+            self._open_preopen(p)
         return self
 
     def _open_preopen(self, p: Preopen) -> None:
-        host = os.path.realpath(p.host)
-        p.host = host
-        fd = os.open(host, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        if p.memory:
+            host, fd = "", _memdir.open_dead_dir()
+        else:
+            host = os.path.realpath(p.host)
+            p.host = host
+            fd = os.open(host, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         base, inh = _rights_for(abi.FT_DIR, True, not p.readonly, p.readonly)
         d = Descriptor(kind=abi.FT_DIR, host_path=host, guest_path=p.guest, rights_base=base,
                        rights_inheriting=inh, open_flags=os.O_RDONLY | os.O_DIRECTORY,
-                       preopen=p.guest, readonly=p.readonly)
+                       preopen=p.guest, readonly=p.readonly,
+                       memory=p.guest if p.memory else "")
         d.host_fd = fd
         self.fds[self._free_fd()] = d
 
     @classmethod
-    def restore(cls, state: WasiState, stdio: Sequence[int] = (0, 1, 2)) -> Wasi:
-        """Re-open every descriptor of a saved state (at its recorded offset)."""
+    def restore(cls, state: WasiState, stdio: Sequence[int] = (0, 1, 2),
+                memory_dirs: _memdir.MemoryDirs | None = None) -> Wasi:
+        """Re-open every descriptor of a saved state (at its recorded offset); files of
+        memory directories come from ``memory_dirs`` (a state never holds their bytes)."""
         self = cls(state, stdio)
+        self.memory = {g: dict(f) for g, f in (memory_dirs or {}).items()}
         for fd, d in self.fds.items():
             if d.stdio >= 0:
                 d.host_fd = self.stdio[d.stdio]
                 continue
             try:
-                d.host_fd = os.open(d.host_path, d.open_flags | os.O_CLOEXEC)
+                d.host_fd = self._reopen_memory(d) if d.memory else \
+                    os.open(d.host_path, d.open_flags | os.O_CLOEXEC)
             except OSError as e:
                 self.close()
                 raise OSError(e.errno, f"cannot re-open fd {fd} ({d.guest_path}): {e.strerror}",
@@ -155,6 +172,17 @@ class Wasi:
             if d.kind == abi.FT_REG and not d.open_flags & os.O_APPEND:
                 os.lseek(d.host_fd, d.offset, os.SEEK_SET)
         return self
+
+    def _reopen_memory(self, d: Descriptor) -> int:
+        files = self.memory.get(d.memory)
+        if files is None:
+            raise OSError(2, f"memory directory {d.memory} was not handed to restore")
+        if d.kind == abi.FT_DIR:
+            return _memdir.open_dead_dir()
+        name = os.path.basename(d.guest_path)
+        if name not in files:
+            raise OSError(2, f"{d.guest_path} is not in memory directory {d.memory}")
+        return _memdir.open_file(files[name])
 
     def close(self) -> None:
         """Close every host descriptor this WASI opened (never the host's stdio)."""
@@ -582,7 +610,8 @@ class Wasi:
         if not d.rights_base & abi.R_FD_READDIR:
             return abi.ENOTCAPABLE
         if cookie == 0 or d.dir_cache is None:
-            d.dir_cache = _list_dir(d.host_fd)
+            d.dir_cache = _memdir.listing(self.memory[d.memory], os.fstat(d.host_fd).st_ino) \
+                if d.memory else _list_dir(d.host_fd)
         mem = self.mem
         if not mem.check(buf, buf_len):
             return abi.EFAULT
@@ -614,6 +643,9 @@ class Wasi:
         src = self.fds.get(dirfd)
         if src is not None and src.kind == abi.FT_REG and src.stdio < 0:
             return abi.ENOTDIR  # as wasmtime: opening below a file
+        if src is not None and src.memory:
+            return self._open_memory(dirfd, path, path_len, oflags, rights_base,
+                                     rights_inheriting, fdflags, fd_out)
         follow = bool(dirflags & abi.LOOKUP_SYMLINK_FOLLOW)
         d, t = self._path(dirfd, abi.R["path_open"], path, path_len, follow)
         with t:
@@ -670,6 +702,33 @@ class Wasi:
         self.fds[fd] = new
         return 0
 
+    def _open_memory(self, dirfd: int, path: int, path_len: int, oflags: int, rights_base: int,
+                     rights_inheriting: int, fdflags: int, fd_out: int) -> int:
+        d = self._dir(dirfd, abi.R["path_open"])
+        write = bool(rights_base & _WRITE_RIGHTS_FOR_OPEN) or bool(fdflags & abi.FDFLAG_APPEND)
+        if write or oflags & (abi.O_CREAT | abi.O_TRUNC):
+            return abi.EPERM
+        files = self.memory[d.memory]
+        name = _memdir.lookup(files, self._string(path, path_len))
+        if name is not None and oflags & abi.O_DIRECTORY:
+            return abi.ENOTDIR
+        kind = abi.FT_REG if name is not None else abi.FT_DIR
+        hfd = _memdir.open_file(files[name]) if name is not None else _memdir.open_dead_dir()
+        base, inh = _rights_for(kind, True, False, True)
+        base &= rights_base | (abi.RIGHTS_DIRECTORY if kind == abi.FT_DIR else 0)
+        new = Descriptor(kind=kind, host_path="",
+                         guest_path=f"{d.guest_path}/{name}" if name else d.guest_path,
+                         rights_base=base, rights_inheriting=inh & rights_inheriting,
+                         flags=fdflags, open_flags=os.O_RDONLY, readonly=True, memory=d.memory)
+        new.host_fd = hfd
+        fd = self._free_fd()
+        err = self._put_u32(fd_out, fd)
+        if err:
+            os.close(hfd)
+            return err
+        self.fds[fd] = new
+        return 0
+
     def path_create_directory(self, fd: int, path: int, path_len: int) -> int:
         d, t = self._path(fd, abi.R["path_create_directory"], path, path_len, False)
         with t:
@@ -680,6 +739,16 @@ class Wasi:
 
     def path_filestat_get(self, fd: int, flags: int, path: int, path_len: int, out: int) -> int:
         follow = bool(flags & abi.LOOKUP_SYMLINK_FOLLOW)
+        d = self._dir(fd, abi.R["path_filestat_get"])
+        if d.memory:
+            name = _memdir.lookup(self.memory[d.memory], self._string(path, path_len))
+            if name is None:
+                return self._put_filestat(out, os.fstat(d.host_fd))
+            hfd = _memdir.open_file(self.memory[d.memory][name])
+            try:
+                return self._put_filestat(out, os.fstat(hfd))
+            finally:
+                os.close(hfd)
         _, t = self._path(fd, abi.R["path_filestat_get"], path, path_len, follow)
         with t:
             st = t.lstat()
