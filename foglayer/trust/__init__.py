@@ -19,6 +19,7 @@ Public API:
 - Sealing: :class:`SecretVault`, :func:`encrypt_module`, :func:`decrypt_module`,
   :func:`pair_key`, :class:`StreamSealer`, :class:`StreamOpener`, :func:`seal`,
   :func:`unseal`.
+- Nodes: :func:`open_backend` (``fog node --tee``).
 - Errors: :class:`TrustError`, :class:`EvidenceError`, :class:`PolicyError`, :class:`SealError`.
 """
 
@@ -28,6 +29,7 @@ from foglayer.trust._broker import Broker, ControllerIdentity, Registration, con
 from foglayer.trust._ear import AttestationResult, verify_result
 from foglayer.trust._errors import EvidenceError, PolicyError, SealError, TrustError
 from foglayer.trust._messages import Attestation, Challenge
+from foglayer.trust._node import open_backend
 from foglayer.trust._policy import DEV_POLICY, Policy, load_policy, parse_policy
 from foglayer.trust._registry import BACKENDS
 from foglayer.trust._seal import (
@@ -56,6 +58,6 @@ __all__ = [
     "PolicyError", "Registration", "SealError", "SecretVault", "SimBackend", "StandinProvider",
     "StreamOpener", "StreamSealer", "Swtpm", "TpmBackend", "TrustError", "TsmBackend", "binding",
     "controller_key", "decrypt_module", "encrypt_module", "encrypted_module_digest",
-    "expected_pcr", "load_policy", "new_key", "pair_key", "parse_policy", "seal", "seal_bytes",
+    "expected_pcr", "load_policy", "open_backend", "new_key", "pair_key", "parse_policy", "seal", "seal_bytes",
     "start_swtpm", "unseal", "unseal_bytes", "verify_result",
 ]

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets as _secrets
 import threading
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from foglayer.trust import _ear as ear
-from foglayer.trust._backend import Claims, binding, check_digest
+from foglayer.trust._backend import Claims, binding, check_digest, dumps
 from foglayer.trust._errors import EvidenceError, TrustError
 from foglayer.trust._keys import (
     box_seal,
@@ -41,6 +42,7 @@ from foglayer.trust._keys import (
 from foglayer.trust._messages import Attestation, Challenge
 from foglayer.trust._policy import Policy
 from foglayer.trust._registry import BACKENDS
+from foglayer.trust._seal import SecretVault
 from foglayer.trust._sim import WARNING as SIM_WARNING
 from foglayer.trust._tpm import MEASURE_PCR, expected_pcr
 
@@ -85,6 +87,21 @@ class Registration:
     backend: str
     identity: bytes
 
+    def to_bytes(self) -> bytes:
+        return dumps({"backend": self.backend,
+                      "identity": base64.b64encode(self.identity).decode()})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Registration:
+        try:
+            obj = json.loads(data)
+            reg = cls(str(obj["backend"]), base64.b64decode(obj["identity"], validate=True))
+        except (ValueError, KeyError, TypeError):
+            raise TrustError("registration: malformed") from None
+        if reg.backend not in BACKENDS:
+            raise TrustError(f"registration: unknown backend {reg.backend!r}")
+        return reg
+
 
 @dataclass
 class _Session:
@@ -106,6 +123,7 @@ class Broker:
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
+        self.vault = SecretVault(self.identity.master_key)
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self._used: dict[bytes, float] = {}   # consumed nonces -> when they stop mattering
@@ -312,6 +330,16 @@ class Broker:
                   "epk": base64.b64encode(x25519_raw(eph.public_key())).decode(),
                   "secrets": boxes}
         return jwt.encode(claims, self.identity.signing_key, algorithm="EdDSA")
+
+    def seal_secret(self, name: str, value: bytes) -> bytes:
+        """A secret sealed at rest (for KV) under the controller's master key."""
+        if len(value) > _MAX_SECRET:
+            raise TrustError(f"secret {name!r}: larger than 1 MiB")
+        return self.vault.seal(name, value)
+
+    def release_sealed(self, session: str, sealed: Mapping[str, bytes]) -> str:
+        """``release`` of secrets kept sealed at rest (unsealed only in this call)."""
+        return self.release(session, {n: self.vault.unseal(n, b) for n, b in sealed.items()})
 
     def session_result(self, session: str) -> ear.AttestationResult | None:
         s = self._sessions.get(session)
