@@ -85,8 +85,10 @@ def _rights_for(kind: int, readable: bool, writable: bool, readonly_tree: bool) 
         if not writable:
             base &= ~abi.R_FD_WRITE
     if readonly_tree:
+        # Inheriting keeps the file write rights so that a libc open(O_WRONLY) asks for
+        # them and gets EPERM (as wasmtime), not a silently read-only descriptor.
         base &= ~abi.RIGHTS_WRITE
-        inh &= ~abi.RIGHTS_WRITE
+        inh &= ~(abi.RIGHTS_WRITE & ~_WRITE_RIGHTS_FOR_OPEN)
     return base, inh
 
 
@@ -654,10 +656,14 @@ class Wasi:
 
     def _open_at(self, d: Descriptor, t: Target, path: str, oflags: int, rights_base: int,
                  rights_inheriting: int, fdflags: int, fd_out: int) -> int:
-        write = bool(rights_base & _WRITE_RIGHTS_FOR_OPEN) or bool(fdflags & abi.FDFLAG_APPEND)
+        write = bool(rights_base & abi.R_FD_WRITE)  # as wasmtime: only fd_write opens for writing
         read = bool(rights_base & _READ_RIGHTS_FOR_OPEN) or not write
         if d.readonly and (write or oflags & (abi.O_CREAT | abi.O_TRUNC)):
             return abi.EPERM
+        if oflags & abi.O_TRUNC and not d.rights_base & abi.R["path_filestat_set_size"]:
+            return abi.EPERM  # the suite's truncation_rights: truncating needs this right
+        if oflags & abi.O_CREAT and not d.rights_base & abi.R["path_create_file"]:
+            return abi.ENOTCAPABLE
         if oflags & abi.O_DIRECTORY and write:
             return abi.EISDIR
         # Symlinks were expanded by the walk: the kernel must not follow one now.
