@@ -243,17 +243,45 @@ def _print(renderable) -> None:
               help="State directory (default: <user data dir>/continuum).")
 @click.option("--view/--no-view", default=None,
               help="Live status view (default: on a terminal; otherwise event lines).")
-def up(nodes, port, root, view) -> None:
-    """Run a whole continuum here: a NATS server, a controller and node agents (Ctrl-C stops;
-    running it again resumes the same state)."""
+@click.option("--ui-port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="The web view's port on 127.0.0.1 (0: a free one).")
+@click.option("--no-ui", is_flag=True, help="No web view.")
+def up(nodes, port, root, view, ui_port, no_ui) -> None:
+    """Run a whole continuum here: a NATS server, a controller and node agents, and a web view
+    (Ctrl-C stops; running it again resumes the same state)."""
     from functools import partial
 
     from foglayer.cli._render import up_lines, up_live
+    from foglayer.cluster import Creds
     from foglayer.cluster import up as do_up
+
+    def web(c):
+        from foglayer.web import WebView
+
+        v = WebView(Creds.load(c.creds("admin")), port=ui_port).start()
+        click.echo(f"fog up: web view at {v.url} (read-only; the token is required)")
+        return v.stop
 
     live = view if view is not None else sys.stdout.isatty()
     watch = up_live if live else partial(up_lines, echo=click.echo)
-    do_up(nodes, root=root, port=port, watch=watch, echo=click.echo)
+    do_up(nodes, root=root, port=port, watch=watch, echo=click.echo,
+          on_start=None if no_ui else web)
+
+
+@cli.command()
+@_conn_options
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (the view is read-only, but keep it local).")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port (0: a free one).")
+@click.option("--token", metavar="TOKEN", help="The token to require (default: a random one).")
+def ui(server, creds, tls_ca, host, port, token) -> None:
+    """Serve the live web view of a continuum (read-only, behind a token) until Ctrl-C."""
+    from foglayer.web import WebView
+
+    v = WebView(_creds(server, creds, tls_ca), host=host, port=port, token=token)
+    click.echo(f"fog ui: {v.url}")
+    v.serve()
 
 
 @cli.command()

@@ -231,10 +231,13 @@ Watch = Callable[["Continuum", "Client", "asyncio.Event"], Awaitable[None]]
 
 
 def up(nodes: str | None = None, *, root: str | os.PathLike | None = None, port: int | None = None,
-       watch: Watch, echo: Callable[[str], None] = print) -> None:
+       watch: Watch, echo: Callable[[str], None] = print,
+       on_start: Callable[[Continuum], Callable[[], None] | None] | None = None) -> None:
     """Run ``fog up`` until SIGINT/SIGTERM; resume the state of a previous run under ``root``.
 
-    ``watch(continuum, client, stop)`` shows the continuum (the CLI draws it) until ``stop``.
+    ``watch(continuum, client, stop)`` shows the continuum (the CLI draws it) until ``stop``;
+    ``on_start(continuum)`` runs once it is up (the CLI starts the web view there) and may
+    return a function that ``fog up`` calls when it stops.
     """
     import fcntl
 
@@ -267,10 +270,14 @@ def up(nodes: str | None = None, *, root: str | os.PathLike | None = None, port:
          f"a controller, nodes {', '.join(f'{s.name} ({s.profile})' for s in specs)}")
     echo(f"fog up: credentials in {c.server.root / 'creds'}; other shells use them by default "
          f"(`fog nodes`, `fog deploy APP.yaml`)")
+    stop_extra = None
     try:
+        stop_extra = on_start(c) if on_start is not None else None
         _watch(c, watch)
     finally:
         echo("fog up: stopping (the state stays; `fog up` resumes it)")
+        if stop_extra is not None:
+            stop_extra()
         c.stop()
         lock.close()
 
