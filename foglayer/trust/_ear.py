@@ -62,6 +62,13 @@ class AttestationResult:
     token: str = field(default="", compare=False)
 
     @property
+    def id(self) -> str:
+        """A short name for this signed result (binds pair keys to the results behind them)."""
+        import hashlib
+
+        return hashlib.sha256(self.token.encode()).hexdigest()[:32]
+
+    @property
     def affirming(self) -> bool:
         return self.status == "affirming"
 
