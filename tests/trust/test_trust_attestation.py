@@ -252,3 +252,43 @@ def test_tsm_report_raced_by_a_concurrent_writer_is_refused(tsm_root, monkeypatc
     monkeypatch.setattr(_tsm, "_read", racing_read)
     with pytest.raises(TrustError, match="concurrent writer"):
         backend.collect(bytes(32), MODULE)
+
+
+# --- untrusted bytes: anything a node sends is refused cleanly, never crashes the verifier -------
+
+def test_mutated_attestation_bytes_are_refused_never_crash(identity, tpm):
+    import random
+
+    from foglayer.trust import Attestation
+
+    broker = make_broker(identity, Policy(), a=tpm)
+    wire = _tpm_attestation(identity, tpm, broker).to_bytes()
+    rng = random.Random(7)
+    for _ in range(300):
+        data = bytearray(wire)
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        try:
+            att = Attestation.from_bytes(bytes(data))
+        except EvidenceError:
+            continue
+        result = broker.attest(att)   # a contraindicated result, or affirming only if intact
+        assert result.status in ("affirming", "contraindicated")
+
+
+def test_mutated_tpm_quotes_raise_evidence_errors_only(tpm, identity):
+    import random
+
+    broker = make_broker(identity, Policy(), a=tpm)
+    ev = _tpm_attestation(identity, tpm, broker).evidence
+    rng = random.Random(11)
+    for _ in range(300):
+        part = rng.choice(["quote", "signature", "pcrs"])
+        data = bytearray(ev.parts[part])
+        if rng.random() < 0.3:
+            del data[rng.randrange(len(data)):]
+        else:
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        with pytest.raises(EvidenceError):
+            TpmBackend.check(Evidence("tpm", ev.module_digest, {**ev.parts, part: bytes(data)}),
+                             tpm.identity())
