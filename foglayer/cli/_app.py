@@ -99,16 +99,12 @@ def checkpoint(pid, timeout) -> None:
 def restore(snapshot, dirs, force, files_to, module, max_memory, checkpoint_to,
             checkpoint_every, stop_after_checkpoint, with_files) -> None:
     """Resume the app in SNAPSHOT here; exit with its exit code."""
+    from foglayer.cli._args import parse_remaps
     from foglayer.runtime import Limits
     from foglayer.snapshot import CheckpointOptions
     from foglayer.snapshot import restore as restore_snapshot
 
-    mapping = {}
-    for spec in dirs:
-        host, sep, guest = spec.rpartition(":")
-        if not sep or not host or not guest:
-            raise click.BadParameter(f"{spec!r}: expected HOST:GUEST", param_hint="--dir")
-        mapping[guest] = host
+    mapping = parse_remaps(dirs)
     options = CheckpointOptions(path=checkpoint_to, every=checkpoint_every,
                                 stop_after=stop_after_checkpoint, with_files=with_files)
     sys.stdout.flush()
@@ -306,19 +302,11 @@ def node(server, creds, tls_ca, name, labels, max_memory, fuel_rate, latency, cp
     from foglayer.cli._args import parse_pairs
     from foglayer.cluster import NodeConfig, run_node
 
-    lat = {k: float(v) for k, v in parse_pairs(latency, "--latency").items() if _float(v, k)}
+    lat = parse_pairs(latency, "--latency", float, "SITE=MILLISECONDS")
     run_node(NodeConfig(name=name, creds=_creds(server, creds, tls_ca), labels=parse_pairs(labels, "--label"),
                         max_memory=max_memory, fuel_rate=fuel_rate, heartbeat=heartbeat,
                         data_dir=Path(data_dir) if data_dir else None, latency=lat,
                         simd=not no_simd, cpus=cpus))
-
-
-def _float(v: str, k: str) -> bool:
-    try:
-        float(v)
-    except ValueError:
-        raise click.BadParameter(f"{k}={v}: expected milliseconds", param_hint="--latency") from None
-    return True
 
 
 @cli.command()

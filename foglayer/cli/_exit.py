@@ -12,6 +12,29 @@ EXIT_TRAP = 134  # as wasmtime: 128 + SIGABRT
 EXIT_LIMIT = 137  # a limit (memory, fuel, time) stopped the app
 
 
+# A library error's knob (see foglayer.errors) as the flag that sets it ...
+_FLAGS = {"dirs": "--dir ...:{subject}", "files_to": "--files-to", "module": "--module",
+          "max_memory": "--max-memory", "fuel": "--fuel", "timeout": "--timeout"}
+# ... and what to do with it.
+_HINTS = {"max_memory": "raise --max-memory", "fuel": "raise --fuel", "timeout": "raise --timeout",
+          "force": "use --force to resume anyway", "module": "pass it with --module",
+          "dirs": "remap it with --dir HOST:{subject}"}
+
+
+def message(e: FogError) -> str:
+    """``e`` as one line in the words of the ``fog`` command: the flag at fault first, the
+    flag that gets past it last."""
+    text = str(e)
+    subject = getattr(e, "subject", None) or "GUEST"
+    flag = _FLAGS.get(getattr(e, "where", None) or "")
+    if flag:
+        text = f"{flag.format(subject=subject)}: {text}"
+    hint = _HINTS.get(getattr(e, "remedy", None) or "")
+    if hint:
+        text = f"{text}; {hint.format(subject=subject)}"
+    return text
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     sys.stdout.flush()
     print(f"fog: error: {message}", file=sys.stderr)
@@ -25,13 +48,13 @@ def report(e: FogError) -> NoReturn:
     if isinstance(e, Trapped):
         sys.stdout.flush()
         limit = isinstance(e, LimitExceeded)
-        print(f"fog: {'limit' if limit else 'trap'}: {e}", file=sys.stderr)
+        print(f"fog: {'limit' if limit else 'trap'}: {message(e)}", file=sys.stderr)
         if e.backtrace:
             print("wasm backtrace:", file=sys.stderr)
             for i, frame in enumerate(e.backtrace):
                 print(f"  {i}: {frame}", file=sys.stderr)
         sys.exit(EXIT_LIMIT if limit else EXIT_TRAP)
-    fail(str(e))
+    fail(message(e))
 
 
 def exit_with(code: int) -> NoReturn:

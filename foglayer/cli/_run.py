@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import NoReturn
 
-from foglayer.cli._args import parse_dirs, parse_pairs
+from foglayer.cli._args import parse_pairs, parse_preopens
 from foglayer.cli._exit import exit_with, fail, report
 from foglayer.errors import FogError
 
@@ -80,7 +80,7 @@ def _run(ns: argparse.Namespace) -> NoReturn:
     from foglayer.runtime import Limits, parse_size
     from foglayer.runtime import run as run_module
 
-    preopens, env = parse_dirs(ns.dirs), parse_pairs(ns.envs, "--env")
+    preopens, env = parse_preopens(ns.dirs), parse_pairs(ns.envs, "--env")
     max_memory = parse_size(ns.max_memory) if ns.max_memory else None
     limits = Limits(max_memory=max_memory, fuel=ns.fuel, timeout=ns.timeout)
     sys.stdout.flush()

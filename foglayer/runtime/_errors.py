@@ -10,14 +10,23 @@ class ModuleError(FogError):
 class Trapped(FogError):
     """The guest trapped. ``backtrace`` holds the Wasm frames, innermost first."""
 
-    def __init__(self, message: str, backtrace: list[str] | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, backtrace: list[str] | None = None, *,
+                 remedy: str | None = None) -> None:
+        super().__init__(message, remedy=remedy)
         self.backtrace = backtrace or []
 
 
-class LimitExceeded(Trapped):
-    """The guest ran past a limit: ``limit`` is ``memory``, ``fuel`` or ``timeout``."""
+# The Limits field that each limit comes from: what a user raises to get past it.
+_LIMIT_FIELD = {"memory": "max_memory", "fuel": "fuel", "timeout": "timeout"}
 
-    def __init__(self, limit: str, message: str, backtrace: list[str] | None = None) -> None:
-        super().__init__(message, backtrace)
+
+class LimitExceeded(Trapped):
+    """The guest ran past a limit: ``limit`` is ``memory``, ``fuel`` or ``timeout``; ``value``
+    the cap it hit (bytes, instructions, seconds) when known. ``remedy`` is the
+    :class:`Limits` field to raise."""
+
+    def __init__(self, limit: str, message: str, backtrace: list[str] | None = None,
+                 value: float | None = None) -> None:
+        super().__init__(message, backtrace, remedy=_LIMIT_FIELD.get(limit))
         self.limit = limit
+        self.value = value

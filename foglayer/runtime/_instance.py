@@ -204,7 +204,8 @@ class Instance:
         else:
             self._leave(t0)
         if code and self._memory_exhausted():
-            raise LimitExceeded("memory", self._memory_message(f"exit code {code}"))
+            raise LimitExceeded("memory", self._memory_message(f"exit code {code}"), None,
+                                self.limits.max_memory)
         return RunResult(code, self.stats)
 
     def function(self, name: str) -> Function:
@@ -251,7 +252,7 @@ class Instance:
 
     def _memory_message(self, how: str) -> str:
         return (f"memory limit exceeded: the app needed more than {format_size(self.limits.max_memory)}"
-                f" of linear memory ({how}; raise --max-memory)")
+                f" of linear memory ({how})")
 
     def _trapped(self, e: Exception, where: str) -> Trapped:
         self._account()
@@ -265,12 +266,13 @@ class Instance:
         message = str(e).strip().splitlines()[0] if str(e).strip() else "trap"
         if code == wasmtime.TrapCode.OUT_OF_FUEL:
             return LimitExceeded("fuel", f"fuel limit exceeded: the app ran more than "
-                                 f"{self.limits.fuel} instructions (raise --fuel)", frames)
+                                 f"{self.limits.fuel} instructions", frames, self.limits.fuel)
         if code == wasmtime.TrapCode.INTERRUPT:
             return LimitExceeded("timeout", f"timeout exceeded: the app ran longer than "
-                                 f"{self.limits.timeout:g} s (raise --timeout)", frames)
+                                 f"{self.limits.timeout:g} s", frames, self.limits.timeout)
         if self._memory_exhausted():
-            return LimitExceeded("memory", self._memory_message(f"trap: {message}"), frames)
+            return LimitExceeded("memory", self._memory_message(f"trap: {message}"), frames,
+                                 self.limits.max_memory)
         message = message.removeprefix("error while executing at wasm backtrace:").strip()
         return Trapped(f"trap in {where}: {_trap_reason(e, message)}", frames)
 

@@ -56,14 +56,14 @@ def check_files(records: list[dict[str, Any]], state: WasiState) -> None:
         try:
             st = os.stat(path)
         except OSError:
-            raise FilesChanged(f"{path}: the app had {rec['guest_path']} open, and it is gone "
-                               f"(use --force to restore anyway)") from None
+            raise FilesChanged(f"{path}: the app had {rec['guest_path']} open, and it is gone",
+                               remedy="force") from None
         if st.st_size != rec["size"]:
             raise FilesChanged(f"{path}: changed since the snapshot (size {st.st_size}, was "
-                               f"{rec['size']}): refusing to resume over it (use --force)")
+                               f"{rec['size']}): refusing to resume over it", remedy="force")
         if st.st_mtime_ns != rec["mtime_ns"] and file_hash(path, st) != rec["sha256"]:
             raise FilesChanged(f"{path}: changed since the snapshot (content differs): "
-                               f"refusing to resume over it (use --force)")
+                               f"refusing to resume over it", remedy="force")
 
 
 def pack_trees(state: WasiState, exclude: set[str] = frozenset()) -> bytes:
@@ -116,7 +116,7 @@ def unpack_trees(archive: bytes, state: WasiState, targets: dict[str, str],
         if dest.exists() and any(dest.iterdir()) and not force:
             raise SnapshotError(f"{dest}: not empty: the snapshot carries the files of "
                                 f"{p.guest} and will not overwrite a directory "
-                                f"(pick an empty one, or use --force)")
+                                f"(pick an empty one)", remedy="force")
     with tarfile.open(fileobj=io.BytesIO(raw), mode="r") as tar:
         members = tar.getmembers()
         for k, p in enumerate(state.preopens):

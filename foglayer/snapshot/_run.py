@@ -134,7 +134,7 @@ def _find_module(snap: _format.Snapshot, module: str | os.PathLike | None) -> Re
                 raise SnapshotError(
                     f"{module}: rewriting it here gives another checkpointable module "
                     f"({rw.digest[:12]}, the snapshot needs {digest[:12]}): the rewriting tools "
-                    f"differ; pass the checkpointable module itself with --module")
+                    f"differ: the checkpointable module itself is needed", remedy="module")
             return rw
         if have != digest:
             raise SnapshotError(f"{module}: not the module of this snapshot (sha256 "
@@ -146,7 +146,7 @@ def _find_module(snap: _format.Snapshot, module: str | os.PathLike | None) -> Re
         blob = snap.blob("module")
         if blob is None:
             raise SnapshotError(f"{snap.where}: carries no module, and module {digest[:12]} is "
-                                f"not in the cache: pass it with --module")
+                                f"not in the cache", remedy="module")
         try:
             data = _format.zstandard.ZstdDecompressor().decompressobj().decompress(blob)
         except _format.zstandard.ZstdError:
@@ -175,8 +175,8 @@ def prepare_wasi(snap: _format.Snapshot, *, dirs: dict[str, str] | None = None,
     for guest in dirs:
         if guest not in names:
             have = ", ".join(names) or "none"
-            raise SnapshotError(f"--dir ...:{guest}: the snapshot has no preopen {guest} "
-                                f"(it has: {have})")
+            raise SnapshotError(f"the snapshot has no preopen {guest} (it has: {have})",
+                                where="dirs", subject=guest)
     archive = snap.blob("files")
     if archive is not None:
         targets = {}
@@ -191,12 +191,13 @@ def prepare_wasi(snap: _format.Snapshot, *, dirs: dict[str, str] | None = None,
         _files.unpack_trees(archive, state, targets, force=force)
         dirs = targets
     elif files_to is not None:
-        raise SnapshotError(f"{snap.where}: carries no files (it was not taken --with-files)")
+        raise SnapshotError(f"{snap.where}: carries no files (it was taken without them)",
+                            where="files_to")
     state.remap({g: os.path.realpath(h) for g, h in dirs.items()})
     for p in state.preopens:
         if not os.path.isdir(p.host):
-            raise SnapshotError(f"{p.host}: the preopen {p.guest} is not there; "
-                                f"remap it with --dir HOST:{p.guest}")
+            raise SnapshotError(f"{p.host}: the preopen {p.guest} is not there",
+                                remedy="dirs", subject=p.guest)
     if not force:
         _files.check_files(meta.get("files", []), state)
     try:

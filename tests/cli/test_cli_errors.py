@@ -1,0 +1,68 @@
+"""The CLI's one-line errors: the shared flag grammar, and library errors (which carry
+structured fields, never flags) turned into messages that name the flag to change."""
+
+from __future__ import annotations
+
+import pytest
+from _programs import build, fog
+
+from foglayer.runtime import LimitExceeded, Limits, run
+
+
+@pytest.fixture(scope="module")
+def modes():
+    return build("rt_modes")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FOG_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _one_line(r, code: int = 2) -> str:
+    assert r.returncode == code, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, limit, hint", [
+    (["--max-memory", "32MiB", "alloc"], "memory", "raise --max-memory"),
+    (["--fuel", "100000", "spin"], "fuel", "raise --fuel"),
+    (["--timeout", "0.3", "spin"], "timeout", "raise --timeout"),
+])
+def test_limit_message_names_the_flag_to_raise(modes, args, limit, hint):
+    r = fog("run", *args[:-1], modes, args[-1])
+    first = next(ln for ln in r.stderr.splitlines() if ln.startswith("fog: "))
+    assert r.returncode == 137 and first.startswith(f"fog: limit: {limit}")
+    assert first.endswith(f"; {hint}"), first
+
+
+def test_library_limit_error_carries_fields_not_flags(modes):
+    with pytest.raises(LimitExceeded) as info:
+        run(modes, ["alloc"], limits=Limits(max_memory=32 << 20))
+    e = info.value
+    assert (e.limit, e.value, e.remedy) == ("memory", 32 << 20, "max_memory")
+    assert "--" not in str(e)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--dir", ":g", "x.wasm"], "--dir ':g': expected HOST[:GUEST][:ro]"),
+    (["run", "--dir", "a:b:c", "x.wasm"], "--dir 'a:b:c': expected HOST[:GUEST][:ro]"),
+    (["run", "--env", "=v", "x.wasm"], "--env '=v': expected KEY=VALUE"),
+    (["restore", "--dir", "onlyhost", "s.fogsnap"], "--dir 'onlyhost': expected HOST:GUEST"),
+    (["restore", "--dir", "h:g:ro", "s.fogsnap"], "--dir 'h:g:ro': expected HOST:GUEST"),
+    (["restore", "--dir", "a:/g", "--dir", "b:/g", "s.fogsnap"], "/g is remapped twice"),
+    (["node", "--name", "n", "--server", "nats://127.0.0.1:1", "--label", "x"],
+     "--label 'x': expected KEY=VALUE"),
+    (["node", "--name", "n", "--server", "nats://127.0.0.1:1", "--latency", "edge=fast"],
+     "--latency 'edge=fast': expected SITE=MILLISECONDS"),
+])
+def test_flag_grammar_errors_name_flag_and_text(args, message):
+    line = _one_line(fog(*args))
+    assert line == f"fog: error: {message}" or message in line, line
+
+
+def test_dir_host_must_exist_for_run(tmp_path):
+    line = _one_line(fog("run", "--dir", f"{tmp_path}/nope:/d:ro", "x.wasm"))
+    assert line.endswith(f"{tmp_path}/nope: no such directory")
