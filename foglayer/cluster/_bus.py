@@ -1,15 +1,11 @@
-"""The bus: subject and bucket names, credentials files, and one NATS connection.
+"""The bus: credentials files, one NATS connection, and the JetStream state.
 
-Everything the cluster says goes over NATS (``nats-py``) with JetStream. Names:
-
-- ``fog.node.<node>.>`` – what node ``<node>`` publishes (heartbeats, instance status, logs).
-  Only that node's user may publish there: the server refuses anyone else.
-- ``fog.cmd.<node>.>`` – what node ``<node>`` listens to (start, stop, invoke). Only that node's
-  user may subscribe there.
-- ``fog.events.>`` – the controller's event log (stream ``FOG_EVENTS``).
-- KV buckets ``fog-apps`` (desired state), ``fog-placements``, ``fog-nodes`` (registry),
-  ``fog-decisions`` (the scheduler's last table per app), ``fog-leader`` (the lease);
-  Object Store ``fog-modules`` (modules by SHA-256); stream ``FOG_LOGS`` (app output).
+Everything the cluster says goes over NATS (``nats-py``) with JetStream; the subjects and the
+messages are in :mod:`._protocol`. The state: KV buckets ``fog-apps`` (desired state),
+``fog-placements``, ``fog-nodes`` (registry), ``fog-decisions`` (the scheduler's last table per
+app), ``fog-leader`` (the lease), ``fog-trust`` (nodes the operator trusts), ``fog-instances``
+(which node an instance was placed on); Object Store ``fog-modules`` (modules by SHA-256);
+streams ``FOG_LOGS`` (app output) and ``FOG_EVENTS``.
 """
 
 from __future__ import annotations
@@ -17,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,15 +21,24 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 
+from foglayer.cluster._protocol import (
+    ALL_LOGS,
+    APPS,
+    DECISIONS,
+    EVENTS,
+    EVENTS_STREAM,
+    INSTANCES,
+    LEADER,
+    LOGS_STREAM,
+    MODULES,
+    NAME_RE,
+    NODES,
+    PLACEMENTS,
+    TRUST,
+)
 from foglayer.errors import FogError
 
-APPS, PLACEMENTS, NODES, DECISIONS, LEADER = (
-    "fog-apps", "fog-placements", "fog-nodes", "fog-decisions", "fog-leader")
-MODULES = "fog-modules"
-LOGS_STREAM, EVENTS_STREAM = "FOG_LOGS", "FOG_EVENTS"
-EVENTS = "fog.events"
-
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+INSTANCES_TTL = 7 * 86400  # how long the log attribution of a gone instance is kept
 
 
 class BusError(FogError):
@@ -46,21 +50,6 @@ def check_name(name: str, what: str = "node name") -> str:
         raise FogError(f"invalid {what} {name!r}: use 1-63 of a-z, 0-9, '-' and '_', "
                        f"starting with a letter or digit")
     return name
-
-
-def node_out(node: str) -> str:
-    """The subject prefix a node publishes on."""
-    return f"fog.node.{node}"
-
-
-def node_cmd(node: str) -> str:
-    """The subject prefix a node listens on."""
-    return f"fog.cmd.{node}"
-
-
-def node_inbox(node: str) -> str:
-    """A node's own inbox prefix: its replies cannot be read by other nodes."""
-    return f"_INBOX_{node}"
 
 
 # -- credentials ---------------------------------------------------------------------------
@@ -215,12 +204,14 @@ async def ensure_state(js) -> dict:
     from nats.js.errors import BucketNotFoundError, NotFoundError
 
     kvs = {}
-    for bucket, history in ((APPS, 5), (PLACEMENTS, 1), (NODES, 1), (DECISIONS, 1), (LEADER, 1)):
+    for bucket, history, ttl in ((APPS, 5, None), (PLACEMENTS, 1, None), (NODES, 1, None),
+                                 (DECISIONS, 1, None), (LEADER, 1, None), (TRUST, 1, None),
+                                 (INSTANCES, 1, INSTANCES_TTL)):
         try:
             kvs[bucket] = await js.key_value(bucket)
         except (BucketNotFoundError, NotFoundError):
             try:
-                kvs[bucket] = await js.create_key_value(bucket=bucket, history=history)
+                kvs[bucket] = await js.create_key_value(bucket=bucket, history=history, ttl=ttl)
             except Exception:  # noqa: BLE001 - another process created it first
                 kvs[bucket] = await js.key_value(bucket)
     try:
@@ -231,7 +222,7 @@ async def ensure_state(js) -> dict:
         except Exception:  # noqa: BLE001
             await js.object_store(MODULES)
     for name, subjects, max_msgs, max_bytes in (
-            (LOGS_STREAM, ["fog.node.*.logs.>"], 200_000, 64 << 20),
+            (LOGS_STREAM, [ALL_LOGS], 200_000, 64 << 20),
             (EVENTS_STREAM, [f"{EVENTS}.>"], 10_000, 16 << 20)):
         try:
             await js.stream_info(name)
@@ -250,7 +241,28 @@ async def open_state(js) -> dict:
     from nats.js.errors import BucketNotFoundError, NotFoundError
 
     try:
-        return {b: await js.key_value(b) for b in (APPS, PLACEMENTS, NODES, DECISIONS, LEADER)}
+        return {b: await js.key_value(b)
+                for b in (APPS, PLACEMENTS, NODES, DECISIONS, LEADER, TRUST, INSTANCES)}
     except (BucketNotFoundError, NotFoundError):
         raise BusError("the cluster state does not exist yet: start a controller "
                        "(`fog controller` or `fog up`)") from None
+
+
+async def kv_snapshot(kv) -> dict[str, bytes]:
+    """Every live key of a bucket and its value (one watcher, not a get per key)."""
+    out: dict[str, bytes] = {}
+    watcher = await kv.watchall()
+    try:
+        while True:
+            entry = await watcher.updates(timeout=5.0)
+            if entry is None:
+                break
+            if entry.operation in ("DEL", "PURGE"):
+                out.pop(entry.key, None)
+            else:
+                out[entry.key] = entry.value
+            if entry.delta == 0:
+                break
+    finally:
+        await watcher.stop()
+    return out

@@ -24,8 +24,9 @@ import time
 from collections.abc import Iterable, Iterator
 
 from foglayer.cluster._scheduler import FILTERS, App, Decision, NodeView, score_rows
+from foglayer.cluster._spec import AppSpec
 
-_StaticKey = tuple[str | None, frozenset, frozenset, frozenset]
+_StaticKey = tuple[str | None, frozenset, frozenset, frozenset, bool]
 
 
 def _bucket(free: int) -> int:
@@ -33,11 +34,13 @@ def _bucket(free: int) -> int:
 
 
 def _static_key(n: NodeView) -> _StaticKey:
-    return (n.arch, frozenset(n.tee), n.features, frozenset(n.labels.items()))
+    return (n.arch, frozenset(n.tee), n.features, frozenset(n.labels.items()), n.trusted)
 
 
 def _admits(a: App, labels_needed: tuple, key: _StaticKey) -> bool:
-    arch, tee, features, labels = key
+    arch, tee, features, labels, trusted = key
+    if a.trust and not trusted:
+        return False
     if a.arch and arch != a.arch:
         return False
     if a.tee and not ((a.tee == "any" and tee) or a.tee in tee):
@@ -135,7 +138,7 @@ class NodeIndex:
 
     # -- decisions ------------------------------------------------------------------------
 
-    def feasible(self, spec: dict | App, exclude: Iterable[str] = (),
+    def feasible(self, spec: AppSpec | App, exclude: Iterable[str] = (),
                  site: str | None = None) -> Iterator[NodeView]:
         """Every node that passes all filters, the largest free-memory buckets first
         (only those labelled ``site=SITE`` when ``site`` is given)."""
@@ -143,7 +146,7 @@ class NodeIndex:
         excluded = set(exclude)
         need, need_bucket = a.need, _bucket(a.need)
         labels_needed = a.labels + ((("site", site),) if site else ())
-        ck = (a.arch, a.tee, a.features, labels_needed)
+        ck = (a.arch, a.tee, a.features, labels_needed, a.trust)
         admitted = self._admitted.get(ck)
         if admitted is None:
             ids = [kid for key, kid in self._keys.items() if _admits(a, labels_needed, key)]
@@ -166,7 +169,7 @@ class NodeIndex:
                         continue
                     yield n
 
-    def decide(self, spec: dict, replica: int = 0, exclude: Iterable[str] = ()) -> Decision:
+    def decide(self, spec: AppSpec, replica: int = 0, exclude: Iterable[str] = ()) -> Decision:
         """Place replica ``replica`` of ``spec``: exact feasibility, ranked over a sample."""
         a = App(spec)
         picked: dict[str, NodeView] = {}

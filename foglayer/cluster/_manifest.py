@@ -6,8 +6,9 @@ module: kvstore.wasm           # a local path (relative to the manifest); a .c f
 kind: service                  # command (runs _start to completion) | service (a reactor)
 args: [--verbose]
 env: {LEVEL: debug}
+secrets: {TOKEN: s3cr3t}       # env only for nodes the operator trusts (`fog node trust`)
 dirs: ["/data", "/cache:ro"]   # per-instance directories on the node (or {guest, readonly})
-limits: {memory: 16MiB, fuel: 1000000000, timeout: 30}
+limits: {memory: 16MiB, fuel: 1000000000, timeout: 30, max_fds: 256}
 replicas: 1
 restart: on-failure            # always | on-failure | never (services default to always)
 max_restarts: 10
@@ -16,7 +17,9 @@ constraints: {labels: {tier: edge}, min_memory: 8MiB, tee: sev-snp, arch: x86_64
 preferences: {site: factory-1}          # or {low_latency_to: factory-1}
 ```
 
-A bad field is a :class:`ManifestError` whose one line names the field and the reason.
+A bad field is a :class:`ManifestError` whose one line names the field and the reason. The
+result is a typed :class:`~foglayer.cluster._spec.AppSpec`. YAML aliases are refused (a few
+hundred bytes of nested aliases expand to gigabytes), and so is a manifest over 1 MiB.
 """
 
 from __future__ import annotations
@@ -24,20 +27,32 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from foglayer.cluster._bus import NAME_RE
+from foglayer.cluster._protocol import NAME_RE
+from foglayer.cluster._spec import (
+    MAX_FDS,
+    MAX_REPLICAS,
+    AppSpec,
+    Constraints,
+    DirSpec,
+    Limits,
+    Preferences,
+)
 from foglayer.errors import FogError
 
-DEFAULT_MEMORY = 32 << 20  # what an app without limits.memory reserves (and may use)
-MAX_REPLICAS = 100
+MAX_MANIFEST = 1 << 20
 ARCHES = ("x86_64", "aarch64", "arm", "riscv64", "ppc64le", "s390x")
 
 _SIZE = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "minLength": 1}]}
 _NAME = {"type": "string", "pattern": f"^{NAME_RE.pattern}$"}
 _LABELS = {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]},
            "propertyNames": {"pattern": r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}$"}}
+
+_ENV = {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]},
+        "propertyNames": {"pattern": r"^[^=\s]+$"}}
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -49,8 +64,8 @@ SCHEMA = {
         "module": {"type": "string", "minLength": 1},
         "kind": {"enum": ["command", "service"]},
         "args": {"type": "array", "items": {"type": ["string", "number"]}},
-        "env": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]},
-                "propertyNames": {"pattern": r"^[^=\s]+$"}},
+        "env": _ENV,
+        "secrets": _ENV,
         "dirs": {"type": "array", "items": {"oneOf": [
             {"type": "string", "pattern": r"^/[^:]*(:ro)?$"},
             {"type": "object", "additionalProperties": False, "required": ["guest"],
@@ -58,8 +73,9 @@ SCHEMA = {
                             "readonly": {"type": "boolean"}}}]}},
         "limits": {"type": "object", "additionalProperties": False, "properties": {
             "memory": _SIZE,
-            "fuel": {"type": "integer", "minimum": 1},
-            "timeout": {"type": "number", "exclusiveMinimum": 0}}},
+            "fuel": {"type": "integer", "minimum": 1, "maximum": (1 << 63) - 1},
+            "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 366 * 86400},
+            "max_fds": {"type": "integer", "minimum": 8, "maximum": MAX_FDS}}},
         "replicas": {"type": "integer", "minimum": 0, "maximum": MAX_REPLICAS},
         "restart": {"enum": ["always", "on-failure", "never"]},
         "max_restarts": {"type": "integer", "minimum": 0},
@@ -160,26 +176,78 @@ def _size(value, field: str, where: str) -> int:
 class Manifest:
     """A validated manifest: the spec to store, and the module bytes to upload."""
 
-    spec: dict
+    spec: AppSpec
     wasm: bytes
     path: Path
 
     @property
     def name(self) -> str:
-        return self.spec["name"]
+        return self.spec.name
 
 
-def parse(text: str, where: str = "manifest", base: Path | None = None) -> Manifest:
-    """Parse and validate manifest ``text``; the module is read (or built) from ``base``."""
+def _loader():
     import yaml
 
+    class NoAliases(yaml.SafeLoader):
+        """A SafeLoader without aliases: ``*name`` would let a tiny file expand to gigabytes."""
+
+        def compose_node(self, parent, index):  # type: ignore[override]
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.composer.ComposerError(
+                    None, None, "aliases (*name) are not allowed in a manifest",
+                    self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+
+    return NoAliases
+
+
+def _yaml(text: str, where: str) -> object:
+    import yaml
+
+    if len(text) > MAX_MANIFEST:
+        raise ManifestError(f"{where}: {len(text)} bytes: a manifest is at most "
+                            f"{MAX_MANIFEST >> 20} MiB")
     try:
-        doc = yaml.safe_load(text)
+        return yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ManifestError(f"{where}: not valid YAML: {at}{problem}") from None
+    except RecursionError:
+        raise ManifestError(f"{where}: not valid YAML: nested too deeply") from None
+
+
+def normalize_guest(path: str) -> str:
+    """A guest directory in one spelling: ``//a//b/`` and ``/a/b`` are the same directory."""
+    return "/" + "/".join(p for p in re.split(r"/+", path) if p not in ("", "."))
+
+
+def _dirs(items: list, where: str) -> list[DirSpec]:
+    out: list[DirSpec] = []
+    for i, d in enumerate(items):
+        if isinstance(d, str):
+            guest, ro = (d[:-3], True) if d.endswith(":ro") else (d, False)
+        else:
+            guest, ro = d["guest"], bool(d.get("readonly", False))
+        norm = normalize_guest(guest)
+        if norm == "/" or ".." in norm.split("/") or "\0" in norm:
+            raise ManifestError(f"{where}: dirs[{i}]: invalid guest path {guest!r}")
+        for j, other in enumerate(out):
+            if other.guest == norm:
+                raise ManifestError(f"{where}: dirs[{i}]: {guest!r} is the same directory as "
+                                    f"dirs[{j}] ({other.guest})")
+            inner, outer = sorted((norm, other.guest), key=len, reverse=True)
+            if inner.startswith(outer + "/"):
+                raise ManifestError(f"{where}: dirs[{i}]: {guest!r} overlaps dirs[{j}] "
+                                    f"({other.guest}): give each directory its own path")
+        out.append(DirSpec(norm, ro))
+    return out
+
+
+def parse(text: str, where: str = "manifest", base: Path | None = None) -> Manifest:
+    """Parse and validate manifest ``text``; the module is read (or built) from ``base``."""
+    doc = _yaml(text, where)
     validate(doc, where)
     assert isinstance(doc, dict)
     kind = doc.get("kind", "command")
@@ -189,16 +257,7 @@ def parse(text: str, where: str = "manifest", base: Path | None = None) -> Manif
     min_memory = _size(cons["min_memory"], "constraints.min_memory", where) if "min_memory" in cons else None
     if memory is not None and memory < 64 << 10:
         raise ManifestError(f"{where}: limits.memory: must be at least 64KiB (one Wasm page)")
-    dirs = []
-    for i, d in enumerate(doc.get("dirs", [])):
-        if isinstance(d, str):
-            guest, ro = (d[:-3], True) if d.endswith(":ro") else (d, False)
-        else:
-            guest, ro = d["guest"], bool(d.get("readonly", False))
-        guest = os.path.normpath(guest)
-        if guest == "/" or ".." in guest.split("/"):
-            raise ManifestError(f"{where}: dirs[{i}]: invalid guest path {guest!r}")
-        dirs.append({"guest": guest, "readonly": ro})
+    dirs = _dirs(doc.get("dirs", []), where)
     module_path = Path(doc["module"])
     if base is not None and not module_path.is_absolute():
         module_path = base / module_path
@@ -210,29 +269,31 @@ def parse(text: str, where: str = "manifest", base: Path | None = None) -> Manif
 
         raise ManifestError(f"{where}: limits.memory: {format_size(memory)} is less than the "
                             f"module's initial memory ({format_size(initial)})")
-    spec = {
-        "name": doc["name"],
-        "kind": kind,
-        "module": module_path.name,
-        "digest": hashlib.sha256(wasm).hexdigest(),
-        "size": len(wasm),
-        "initial_memory": initial,
-        "args": [str(a) for a in doc.get("args", [])],
-        "env": {k: _scalar(v) for k, v in doc.get("env", {}).items()},
-        "dirs": dirs,
-        "limits": {"memory": memory, "fuel": limits.get("fuel"), "timeout": limits.get("timeout")},
-        "replicas": doc.get("replicas", 1),
-        "restart": doc.get("restart", "always" if kind == "service" else "on-failure"),
-        "max_restarts": doc.get("max_restarts", 10),
-        "constraints": {
-            "labels": {k: _scalar(v) for k, v in cons.get("labels", {}).items()},
-            "min_memory": min_memory,
-            "tee": cons.get("tee"),
-            "arch": cons.get("arch"),
-            "features": features,
-        },
-        "preferences": dict(doc.get("preferences", {})),
-    }
+    spec = AppSpec(
+        name=doc["name"],
+        kind=kind,
+        module=module_path.name,
+        digest=hashlib.sha256(wasm).hexdigest(),
+        size=len(wasm),
+        initial_memory=initial,
+        args=[str(a) for a in doc.get("args", [])],
+        env={k: _scalar(v) for k, v in doc.get("env", {}).items()},
+        secrets={k: _scalar(v) for k, v in doc.get("secrets", {}).items()},
+        dirs=dirs,
+        limits=Limits(memory=memory, fuel=limits.get("fuel"), timeout=limits.get("timeout"),
+                      **({"max_fds": limits["max_fds"]} if "max_fds" in limits else {})),
+        replicas=doc.get("replicas", 1),
+        restart=doc.get("restart", "always" if kind == "service" else "on-failure"),
+        max_restarts=doc.get("max_restarts", 10),
+        constraints=Constraints(
+            labels={k: _scalar(v) for k, v in cons.get("labels", {}).items()},
+            min_memory=min_memory,
+            tee=cons.get("tee"),
+            arch=cons.get("arch"),
+            features=features,
+        ),
+        preferences=Preferences(**doc.get("preferences", {})),
+    )
     return Manifest(spec, wasm, module_path)
 
 
@@ -244,7 +305,9 @@ def load(path: str | os.PathLike) -> Manifest:
     """Read and validate the manifest at ``path``."""
     p = Path(path)
     try:
-        text = p.read_text()
+        with open(p, "rb") as f:
+            raw = f.read(MAX_MANIFEST + 1)
+        text = raw.decode()
     except FileNotFoundError:
         raise ManifestError(f"{p}: no such manifest file") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -377,9 +440,3 @@ def initial_memory(wasm: bytes) -> int:
     except IndexError:
         pass
     return pages * 65536
-
-
-def app_memory(spec: dict) -> int:
-    """The memory an app reserves on a node: its limit, at least its minimum."""
-    mem = spec["limits"].get("memory") or max(DEFAULT_MEMORY, spec.get("initial_memory") or 0)
-    return max(mem, spec["constraints"].get("min_memory") or 0)

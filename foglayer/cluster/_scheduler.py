@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from foglayer.cluster._manifest import app_memory
+from foglayer.cluster._spec import AppSpec
 from foglayer.runtime import format_size
 
 
@@ -29,6 +29,7 @@ class NodeView:
     ready: bool = True
     used_memory: int = 0
     apps: set[str] = field(default_factory=set)  # apps with an instance placed here
+    trusted: bool = False  # the operator's word (``fog node trust``), never the node's claim
 
     def __post_init__(self) -> None:
         c = self.caps
@@ -48,18 +49,19 @@ class NodeView:
 class App:
     """What the filters and scorers need of an app spec, computed once per decision."""
 
-    def __init__(self, spec: dict) -> None:
-        cons = spec["constraints"]
-        prefs = spec.get("preferences") or {}
+    def __init__(self, spec: AppSpec) -> None:
+        cons = spec.constraints
+        prefs = spec.preferences
         self.spec = spec
-        self.name = spec["name"]
-        self.need = app_memory(spec)
-        self.features = tuple(cons.get("features") or ())
-        self.tee = cons.get("tee")
-        self.labels = tuple((cons.get("labels") or {}).items())
-        self.arch = cons.get("arch")
-        self.site = prefs.get("low_latency_to") or prefs.get("site")
-        self.strict_site = bool(prefs.get("site") and not prefs.get("low_latency_to"))
+        self.name = spec.name
+        self.need = spec.memory
+        self.features = tuple(cons.features)
+        self.tee = cons.tee
+        self.labels = tuple(cons.labels.items())
+        self.arch = cons.arch
+        self.trust = spec.needs_trust
+        self.site = prefs.low_latency_to or prefs.site
+        self.strict_site = bool(prefs.site and not prefs.low_latency_to)
 
 
 # -- filters: a reason to refuse, or None -------------------------------------------------
@@ -84,7 +86,16 @@ def f_features(a: App, n: NodeView) -> str | None:
 def f_tee(a: App, n: NodeView) -> str | None:
     if not a.tee or (a.tee == "any" and n.tee) or a.tee in n.tee:
         return None
-    return f"requires TEE {a.tee}, node has {', '.join(n.tee) or 'none'}"
+    return f"requires TEE {a.tee}, node claims {', '.join(n.tee) or 'none'}"
+
+
+def f_trust(a: App, n: NodeView) -> str | None:
+    # A node's claims (a TEE, its name) cost nothing to forge: secrets and TEE apps go only to
+    # nodes the operator has marked trusted, until attestation can prove the claims.
+    if not a.trust or n.trusted:
+        return None
+    what = "a TEE" if a.tee else "secrets"
+    return f"the app needs {what}: node is not trusted (`fog node trust {n.name}`)"
 
 
 def f_labels(a: App, n: NodeView) -> str | None:
@@ -103,11 +114,11 @@ def f_arch(a: App, n: NodeView) -> str | None:
 
 FILTERS: list[tuple[str, Callable[[App, NodeView], str | None]]] = [
     ("ready", f_ready), ("memory", f_memory), ("features", f_features), ("tee", f_tee),
-    ("labels", f_labels), ("arch", f_arch),
+    ("trust", f_trust), ("labels", f_labels), ("arch", f_arch),
 ]
 
 
-def passes(spec: dict | App, n: NodeView) -> bool:
+def passes(spec: AppSpec | App, n: NodeView) -> bool:
     """Whether node ``n`` passes every filter for the app."""
     a = spec if isinstance(spec, App) else App(spec)
     return all(f(a, n) is None for _, f in FILTERS)
@@ -213,7 +224,7 @@ def score_rows(a: App, feasible: list[tuple[NodeView, dict]]) -> str | None:
     return best[1] if best else None
 
 
-def schedule(spec: dict, nodes: Iterable[NodeView], replica: int = 0,
+def schedule(spec: AppSpec, nodes: Iterable[NodeView], replica: int = 0,
              exclude: Iterable[str] = (), *, enough: int | None = None,
              start: int = 0) -> Decision:
     """Pick a node for replica ``replica`` of the app ``spec``. Never one that fails a filter.
@@ -252,4 +263,9 @@ def schedule(spec: dict, nodes: Iterable[NodeView], replica: int = 0,
                 break
     winner = score_rows(a, feasible)
     rows.sort(key=lambda r: r["node"])
-    return Decision(spec["name"], replica, winner, rows, time.time(), examined, total_nodes)
+<<<<<<< HEAD
+    return Decision(spec.name, replica, winner, rows, time.time(), examined, total_nodes)
+=======
+    return Decision(spec.name, replica, best[1] if best else None, rows, time.time(),
+                    examined, total_nodes)
+>>>>>>> 74d994d (cluster: WIP typed AppSpec and protocol)

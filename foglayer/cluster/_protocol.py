@@ -1,0 +1,282 @@
+"""The cluster's wire protocol: every subject, bucket, header and error kind, and the typed
+messages that nodes, controllers and clients exchange.
+
+Subjects:
+
+- ``fog.node.<node>.hb`` – a node's heartbeat (:class:`Heartbeat`), every ``heartbeat`` s;
+- ``fog.node.<node>.status`` – an instance changed state (:class:`Status`);
+- ``fog.node.<node>.module`` – a node asks the leading controller for a module it was told to
+  run (:class:`ModuleRequest`); the answer is a series of chunks on the node's own inbox;
+- ``fog.node.<node>.logs.<app>.<replica>.<stdout|stderr>`` – an instance's output;
+- ``fog.cmd.<node>.start|stop|ping`` – requests to a node (:class:`StartRequest`, ...);
+- ``fog.cmd.<node>.invoke.<app>.<function>`` – a service call (the reply's data is the result,
+  or the ``Fog-Error*`` headers);
+- ``fog.events.<kind>`` – the controller's events (stream ``FOG_EVENTS``).
+
+Only node ``<node>`` may publish on ``fog.node.<node>.>`` and read ``fog.cmd.<node>.>`` (the
+server's permissions, see :mod:`._server`), so the node name in such a subject is authenticated;
+the *bodies* are not: everything a node sends is decoded with :func:`decode_node`, which bounds
+every field and drops (and counts) what does not fit.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Annotated, Literal
+
+import msgspec
+
+from foglayer.cluster._spec import MAX_REPLICAS, AppSpec
+
+# -- names ----------------------------------------------------------------------------------
+
+APPS, PLACEMENTS, NODES, DECISIONS, LEADER, TRUST, INSTANCES = (
+    "fog-apps", "fog-placements", "fog-nodes", "fog-decisions", "fog-leader", "fog-trust",
+    "fog-instances")
+MODULES = "fog-modules"
+LOGS_STREAM, EVENTS_STREAM = "FOG_LOGS", "FOG_EVENTS"
+EVENTS = "fog.events"
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+FUNCTION_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+STREAMS = ("stdout", "stderr")
+
+
+def node_out(node: str) -> str:
+    """The subject prefix a node publishes on."""
+    return f"fog.node.{node}"
+
+
+def node_cmd(node: str) -> str:
+    """The subject prefix a node listens on."""
+    return f"fog.cmd.{node}"
+
+
+def node_inbox(node: str) -> str:
+    """A node's own inbox prefix: its replies cannot be read by other nodes."""
+    return f"_INBOX_{node}"
+
+
+def hb_subject(node: str) -> str:
+    return f"{node_out(node)}.hb"
+
+
+def status_subject(node: str) -> str:
+    return f"{node_out(node)}.status"
+
+
+def module_subject(node: str) -> str:
+    return f"{node_out(node)}.module"
+
+
+def log_subject(node: str, app: str, replica: int, stream: str) -> str:
+    return f"{node_out(node)}.logs.{app}.{replica}.{stream}"
+
+
+def cmd_subject(node: str, verb: str) -> str:
+    return f"{node_cmd(node)}.{verb}"
+
+
+def invoke_subject(node: str, app: str, function: str) -> str:
+    return f"{node_cmd(node)}.invoke.{app}.{function}"
+
+
+def app_logs_filter(app: str) -> str:
+    """Every node's output of ``app`` (a stream subject filter)."""
+    return f"fog.node.*.logs.{app}.>"
+
+
+ALL_HB = "fog.node.*.hb"
+ALL_STATUS = "fog.node.*.status"
+ALL_MODULE = "fog.node.*.module"
+ALL_LOGS = "fog.node.*.logs.>"
+
+
+def subject_node(subject: str) -> str:
+    """The (server-authenticated) node of a ``fog.node.<node>.…`` subject."""
+    return subject.split(".")[2]
+
+
+# -- headers and error kinds ----------------------------------------------------------------
+
+H_ERROR = "Fog-Error"
+H_ERROR_KIND = "Fog-Error-Kind"
+H_BACKTRACE = "Fog-Backtrace"
+H_INSTANCE = "Fog-Instance"
+H_CHUNK = "Fog-Chunk"  # "<index>/<count>" of a module answer
+
+
+class ErrorKind(enum.StrEnum):
+    """What went wrong with a service call (header ``Fog-Error-Kind``)."""
+
+    USAGE = "usage"  # a bad request (function name, payload)
+    APP = "app"  # the service reported an error
+    TRAP = "trap"  # the guest trapped
+    LIMIT = "limit"  # a limit fired (timeout, fuel, memory, descriptors)
+    UNAVAILABLE = "unavailable"  # no running instance here: try another node
+
+
+def error_headers(kind: ErrorKind, message: str, backtrace: str = "") -> dict[str, str]:
+    headers = {H_ERROR: message.replace("\n", " ")[:2000], H_ERROR_KIND: str(kind)}
+    if backtrace:
+        headers[H_BACKTRACE] = backtrace.replace("\n", " | ")[:4000]
+    return headers
+
+
+# -- what a node says (untrusted: bounded) --------------------------------------------------
+
+_Short = Annotated[str, msgspec.Meta(max_length=256)]
+_Text = Annotated[str, msgspec.Meta(max_length=2000)]
+_Name = Annotated[str, msgspec.Meta(pattern=f"^{NAME_RE.pattern}$")]
+_Count = Annotated[int, msgspec.Meta(ge=0, le=1 << 62)]
+_Time = Annotated[float, msgspec.Meta(ge=0, le=1e11)]
+MAX_INSTANCES = 10_000  # instances one heartbeat may report
+
+
+class Caps(msgspec.Struct, frozen=True):
+    """What a node *claims* about itself (the scheduler's input; never a reason to trust it)."""
+
+    name: _Name
+    arch: _Short
+    max_memory: _Count
+    os: _Short = ""
+    cpu_model: _Short = ""
+    cpus: Annotated[int, msgspec.Meta(ge=1, le=1 << 20)] = 1
+    memory: _Count = 0
+    engine: _Short = ""
+    engine_version: _Short = ""
+    features: Annotated[list[_Short], msgspec.Meta(max_length=64)] = []
+    tee: Annotated[list[_Short], msgspec.Meta(max_length=16)] = []
+    labels: Annotated[dict[_Short, _Short], msgspec.Meta(max_length=64)] = {}
+    latency: Annotated[dict[_Short, Annotated[float, msgspec.Meta(ge=0, le=1e9)]],
+                       msgspec.Meta(max_length=256)] = {}
+    speed: Annotated[float, msgspec.Meta(ge=0, le=1e15)] = 0.0
+    fuel_rate: Annotated[float, msgspec.Meta(gt=0, le=1e15)] | None = None
+    duty: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
+    max_fds: _Count = 0  # descriptors the node gives its instances (0: not said)
+
+    def to_dict(self) -> dict:
+        return msgspec.to_builtins(self)
+
+
+InstanceState = Literal["starting", "running", "exited", "failed", "stopped"]
+
+
+class InstanceReport(msgspec.Struct, frozen=True):
+    app: _Name
+    replica: Annotated[int, msgspec.Meta(ge=0, lt=MAX_REPLICAS)]
+    state: InstanceState
+    generation: _Count = 0
+    exit_code: Annotated[int, msgspec.Meta(ge=-(1 << 31), lt=1 << 32)] | None = None
+    error: _Text | None = None
+    started: _Time | None = None
+    ended: _Time | None = None
+    calls: _Count = 0
+
+
+class Heartbeat(msgspec.Struct, frozen=True):
+    name: _Name
+    boot: _Short
+    caps: Caps
+    seq: _Count = 0
+    time: _Time = 0.0
+    used_memory: _Count = 0
+    instances: Annotated[dict[_Short, InstanceReport], msgspec.Meta(max_length=MAX_INSTANCES)] = {}
+
+
+class Status(InstanceReport, frozen=True):
+    name: _Name = ""
+    boot: _Short = ""
+    instance: _Short = ""
+
+
+class ModuleRequest(msgspec.Struct, frozen=True):
+    name: _Name
+    instance: _Short
+    digest: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+
+
+NodeMessage = Heartbeat | Status | ModuleRequest
+
+# -- what is said to a node -----------------------------------------------------------------
+
+
+class StartRequest(msgspec.Struct, frozen=True):
+    instance: str
+    app: str
+    replica: int
+    spec: AppSpec
+    generation: int = 0
+
+
+class StopRequest(msgspec.Struct, frozen=True):
+    instance: str
+
+
+class Reply(msgspec.Struct, frozen=True, omit_defaults=True):
+    ok: bool
+    error: str | None = None
+    already: bool = False
+    known: bool = False
+    boot: str | None = None
+
+
+# -- what the controller keeps ---------------------------------------------------------------
+
+
+class NodeRecord(msgspec.Struct):
+    """A node in the registry (``fog-nodes``). ``trusted`` is the operator's word, not the node's."""
+
+    name: _Name
+    caps: Caps
+    state: Literal["ready", "lost"] = "ready"
+    boot: _Short = ""
+    since: float = 0.0
+    joined: float = 0.0
+
+
+class InstanceRecord(msgspec.Struct, frozen=True):
+    """Which node an instance was placed on (``fog-instances``): who may write its logs."""
+
+    app: str
+    replica: int
+    node: str
+
+
+# -- encoding and decoding ------------------------------------------------------------------
+
+_encoder = msgspec.json.Encoder()
+encode = _encoder.encode
+_decoders: dict[type, msgspec.json.Decoder] = {}
+
+
+class BadMessage(ValueError):
+    """A message that does not fit its type: the reason is one line."""
+
+
+def decode(data: bytes, typ: type):
+    """``data`` as ``typ``, or :class:`BadMessage` naming the field."""
+    dec = _decoders.get(typ)
+    if dec is None:
+        dec = _decoders[typ] = msgspec.json.Decoder(typ)
+    try:
+        return dec.decode(data)
+    except msgspec.DecodeError as e:  # ValidationError is a DecodeError
+        raise BadMessage(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+
+
+MAX_NODE_MESSAGE = 1 << 20
+
+
+def decode_node(subject: str, data: bytes, typ: type):
+    """A node's message: bounded, typed, and named by the node its subject belongs to."""
+    if len(data) > MAX_NODE_MESSAGE:
+        raise BadMessage(f"{len(data)} bytes (at most {MAX_NODE_MESSAGE})")
+    msg = decode(data, typ)
+    node = subject_node(subject)
+    if msg.name != node:
+        raise BadMessage(f"claims to be node {msg.name!r}")
+    if isinstance(msg, Heartbeat) and msg.caps.name != node:
+        raise BadMessage(f"capabilities of node {msg.caps.name!r}")
+    return msg

@@ -1,0 +1,100 @@
+"""The app spec: what a manifest becomes, what ``fog-apps`` stores, what a node is told to run.
+
+Typed (``msgspec.Struct``), so that the manifest, the controller, the scheduler and the agent
+share one contract instead of a dict, and so that a stored record is validated when it is read
+back (:func:`decode_spec`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+DEFAULT_MEMORY = 32 << 20  # what an app without limits.memory reserves (and may use)
+DEFAULT_MAX_FDS = 256  # descriptors one instance may hold open (limits.max_fds)
+MAX_FDS = 65536
+MAX_REPLICAS = 100
+
+_Str = Annotated[str, msgspec.Meta(max_length=4096)]
+_Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+
+
+class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Per-instance limits. ``memory`` None: :data:`DEFAULT_MEMORY` (or the module's minimum)."""
+
+    memory: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    fuel: Annotated[int, msgspec.Meta(ge=1, lt=1 << 63)] | None = None
+    timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    max_fds: Annotated[int, msgspec.Meta(ge=8, le=MAX_FDS)] = DEFAULT_MAX_FDS
+
+
+class Constraints(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    labels: dict[str, str] = {}
+    min_memory: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    tee: str | None = None
+    arch: str | None = None
+    features: list[str] = []
+
+
+class Preferences(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    site: str | None = None
+    low_latency_to: str | None = None
+
+
+class DirSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A per-instance directory on the node, seen by the guest at ``guest``."""
+
+    guest: _Str
+    readonly: bool = False
+
+    @property
+    def volume(self) -> str:
+        """The volume's directory name on the node: one per normalised guest path."""
+        return self.guest.strip("/").replace("/", "_")
+
+
+class AppSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: _Name
+    module: _Str = "app.wasm"
+    kind: Literal["command", "service"] = "command"
+    digest: _Str = ""
+    size: int = 0
+    initial_memory: int = 0
+    args: list[str] = []
+    env: dict[str, str] = {}
+    # Environment values that only a node the operator trusts may receive (``fog node trust``).
+    secrets: dict[str, str] = {}
+    dirs: list[DirSpec] = []
+    limits: Limits = Limits()
+    replicas: Annotated[int, msgspec.Meta(ge=0, le=MAX_REPLICAS)] = 1
+    restart: Literal["always", "on-failure", "never"] = "on-failure"
+    max_restarts: Annotated[int, msgspec.Meta(ge=0)] = 10
+    constraints: Constraints = Constraints()
+    preferences: Preferences = Preferences()
+
+    @property
+    def memory(self) -> int:
+        """The memory the app reserves on a node: its limit, at least its minimum."""
+        mem = self.limits.memory or max(DEFAULT_MEMORY, self.initial_memory or 0)
+        return max(mem, self.constraints.min_memory or 0)
+
+    @property
+    def needs_trust(self) -> bool:
+        """Whether only an operator-trusted node may run it (secrets, or a TEE requirement)."""
+        return bool(self.secrets or self.constraints.tee)
+
+    def to_dict(self) -> dict:
+        return msgspec.to_builtins(self)
+
+
+def app_memory(spec: AppSpec) -> int:
+    """The memory an app reserves on a node (see :attr:`AppSpec.memory`)."""
+    return spec.memory
+
+
+def decode_spec(data: object) -> AppSpec:
+    """An :class:`AppSpec` from its JSON form (bytes) or builtins; ``msgspec.ValidationError``."""
+    if isinstance(data, bytes | bytearray | memoryview | str):
+        return msgspec.json.decode(data, type=AppSpec)
+    return msgspec.convert(data, AppSpec)
