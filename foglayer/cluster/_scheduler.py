@@ -263,9 +263,4 @@ def schedule(spec: AppSpec, nodes: Iterable[NodeView], replica: int = 0,
                 break
     winner = score_rows(a, feasible)
     rows.sort(key=lambda r: r["node"])
-<<<<<<< HEAD
     return Decision(spec.name, replica, winner, rows, time.time(), examined, total_nodes)
-=======
-    return Decision(spec.name, replica, best[1] if best else None, rows, time.time(),
-                    examined, total_nodes)
->>>>>>> 74d994d (cluster: WIP typed AppSpec and protocol)
