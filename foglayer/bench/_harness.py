@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from foglayer._host import cpu_model
 from foglayer.errors import FogError
 
 # --------------------------------------------------------------------------- builds
@@ -186,26 +187,6 @@ def geomean(values: Sequence[float]) -> float | None:
 
 
 # --------------------------------------------------------------------------- environment
-
-
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        text = ""
-    for key in ("model name", "Model", "Hardware", "cpu model", "Processor"):
-        for line in text.splitlines():
-            k, sep, v = line.partition(":")
-            if sep and k.strip() == key and v.strip():
-                return v.strip()
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or "unknown"
 
 
 def _fs_type(path: Path) -> str:

@@ -34,15 +34,15 @@ def deploy(path: str | os.PathLike, *, server: str | None = None, creds=None,
 
     async def go(c: Client) -> list[str]:
         rec = await c.deploy(manifest)
-        head = (f"{spec['name']}: unchanged (generation {rec['generation']})" if rec.get("unchanged")
-                else f"{spec['name']}: deployed generation {rec['generation']} "
-                     f"(module {spec['module']}, sha256 {spec['digest'][:12]}, {spec['size']} bytes)")
+        head = (f"{spec.name}: unchanged (generation {rec['generation']})" if rec.get("unchanged")
+                else f"{spec.name}: deployed generation {rec['generation']} "
+                     f"(module {spec.module}, sha256 {spec.digest[:12]}, {spec.size} bytes)")
         lines = [head]
-        if wait and spec["replicas"]:
-            for p in await c.wait(spec["name"], rec["generation"], spec["replicas"], wait):
+        if wait and spec.replicas:
+            for p in await c.wait(spec.name, rec["generation"], spec.replicas, wait):
                 where = f" on {p['node']}" if p.get("node") else ""
                 extra = f": {p['error']}" if p["state"] in ("pending", "failed") and p.get("error") else ""
-                lines.append(f"  {spec['name']}.{p['replica']}: {p['state']}{where}{extra}")
+                lines.append(f"  {spec.name}.{p['replica']}: {p['state']}{where}{extra}")
         return lines
 
     return run(resolve(server, creds), go)

@@ -94,7 +94,7 @@ def nodes_table(nodes: dict[str, dict], placements: dict[str, dict], apps: dict[
         c = rec["caps"]
         mine = [p for p in placements.values()
                 if p.get("node") == name and p["state"] in ("scheduled", "starting", "running")]
-        used = sum(app_memory(apps[p["app"]]["spec"]) for p in mine if p["app"] in apps)
+        used = sum(decode_spec(apps[p["app"]]["spec"]).memory for p in mine if p["app"] in apps)
         speed = f"{c.get('speed', 0) / 1e6:,.0f} M/s"
         if c.get("fuel_rate"):
             speed += " (rate-limited)"

@@ -9,27 +9,31 @@ Public API:
 - :class:`Controller`, :class:`ControllerConfig`, :func:`run_controller` – ``fog controller``.
 - :func:`schedule`, :class:`NodeView`, :class:`Decision`, :data:`FILTERS`, :data:`SCORERS` –
   the scheduler (pure); :class:`NodeIndex` – the nodes indexed by the filters' keys (at scale).
-- :func:`load_manifest`, :func:`parse_manifest`, :class:`Manifest`, :class:`ManifestError`.
+- :func:`load_manifest`, :func:`parse_manifest`, :class:`Manifest`, :class:`ManifestError`;
+  the typed app spec :class:`AppSpec`, :class:`Limits`, :class:`Constraints`.
+- The wire protocol (subjects, headers, error kinds, node messages): :mod:`._protocol`.
 - :class:`Client` – deploy, read state, invoke, logs (async); :class:`SyncClient` (sync).
 - :class:`Service`, :class:`ServiceError` – the service ABI (docs/service-abi.md).
 - :func:`up`, :data:`PROFILES` – ``fog up``.
 """
 
 from foglayer.cluster._abi import Service, ServiceError
-from foglayer.cluster._agent import Agent, NodeConfig, run_node
 from foglayer.cluster._bus import BusError, Creds, connect
-from foglayer.cluster._client import Client, UnknownApp, resolve
-from foglayer.cluster._controller import Controller, ControllerConfig, run_controller
 from foglayer.cluster._index import NodeIndex
-from foglayer.cluster._manifest import Manifest, ManifestError, app_memory
+from foglayer.cluster._manifest import Manifest, ManifestError
 from foglayer.cluster._manifest import load as load_manifest
 from foglayer.cluster._manifest import parse as parse_manifest
 from foglayer.cluster._scheduler import FILTERS, SCORERS, App, Decision, NodeView, passes, schedule
 from foglayer.cluster._server import EmbeddedServer, free_port
+from foglayer.cluster._spec import AppSpec, Constraints, Limits, app_memory, decode_spec
 from foglayer.cluster._sync import SyncClient, wait_until
 from foglayer.cluster._up import PROFILES, Continuum, NodeSpec, parse_nodes, up
+from foglayer.cluster.agent import Agent, NodeConfig, run_node
+from foglayer.cluster.client import Client, UnknownApp, resolve
+from foglayer.cluster.controller import Controller, ControllerConfig, run_controller
 
 __all__ = [
+    "AppSpec", "Constraints", "Limits", "decode_spec",
     "FILTERS", "SCORERS", "Agent", "App", "passes", "BusError", "Client", "Controller", "ControllerConfig", "Creds",
     "Decision", "EmbeddedServer", "Manifest", "ManifestError", "NodeConfig", "NodeView", "Service",
     "ServiceError", "UnknownApp", "app_memory", "connect", "free_port",

@@ -24,7 +24,7 @@ import wasmtime
 from wasmtime import _ffi as ffi
 
 from foglayer.cluster._abi import Service
-from foglayer.cluster._manifest import app_memory
+from foglayer.cluster._spec import AppSpec
 from foglayer.errors import FogError
 from foglayer.runtime import (
     EngineSettings,
@@ -107,12 +107,12 @@ class Outcome:
     error: str | None = None
 
 
-def settings_for(spec: dict, simd: bool = True) -> EngineSettings:
-    return EngineSettings(consume_fuel=bool(spec["limits"].get("fuel")), epoch_interruption=True,
+def settings_for(spec: AppSpec, simd: bool = True) -> EngineSettings:
+    return EngineSettings(consume_fuel=bool(spec.limits.fuel), epoch_interruption=True,
                           simd=simd)
 
 
-def load(wasm_path: str, spec: dict, simd: bool = True) -> LoadedModule:
+def load(wasm_path: str, spec: AppSpec, simd: bool = True) -> LoadedModule:
     return load_module(wasm_path, settings_for(spec, simd))
 
 
@@ -122,10 +122,10 @@ class LocalInstance:
     ``on_output(stream, data)`` gets the guest's output, from reader threads.
     """
 
-    def __init__(self, module: LoadedModule, spec: dict, dirs: list[Preopen], *,
+    def __init__(self, module: LoadedModule, spec: AppSpec, dirs: list[Preopen], *,
                  duty: float, on_output: Callable[[str, bytes], None]) -> None:
         self.spec = spec
-        self.kind = spec["kind"]
+        self.kind = spec.kind
         self._readers: list[threading.Thread] = []
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -136,15 +136,15 @@ class LocalInstance:
                                  name=f"fog-{name}")
             t.start()
             self._readers.append(t)
-        limits = Limits(max_memory=app_memory(spec), fuel=spec["limits"].get("fuel"))
+        limits = Limits(max_memory=spec.memory, fuel=spec.limits.fuel)
         try:
-            wasi = Wasi.create([spec["module"], *spec["args"]], spec["env"], dirs,
+            wasi = Wasi.create([spec.module, *spec.args], {**spec.env, **spec.secrets}, dirs,
                                (null, out_w, err_w))
             self.inst = Instance(module, wasi, limits)
         except BaseException:
             self._close_fds()
             raise
-        self.control = Control(self.inst.store, duty, spec["limits"].get("timeout"))
+        self.control = Control(self.inst.store, duty, spec.limits.timeout)
         self.service: Service | None = None
         self._pool: ThreadPoolExecutor | None = None
         self.calls = 0

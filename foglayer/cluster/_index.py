@@ -138,7 +138,7 @@ class NodeIndex:
 
     # -- decisions ------------------------------------------------------------------------
 
-    def feasible(self, spec: AppSpec | App, exclude: Iterable[str] = (),
+    def feasible(self, spec: AppSpec | dict | App, exclude: Iterable[str] = (),
                  site: str | None = None) -> Iterator[NodeView]:
         """Every node that passes all filters, the largest free-memory buckets first
         (only those labelled ``site=SITE`` when ``site`` is given)."""
@@ -169,7 +169,7 @@ class NodeIndex:
                         continue
                     yield n
 
-    def decide(self, spec: AppSpec, replica: int = 0, exclude: Iterable[str] = ()) -> Decision:
+    def decide(self, spec: AppSpec | dict, replica: int = 0, exclude: Iterable[str] = ()) -> Decision:
         """Place replica ``replica`` of ``spec``: exact feasibility, ranked over a sample."""
         a = App(spec)
         picked: dict[str, NodeView] = {}

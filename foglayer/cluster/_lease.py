@@ -14,7 +14,7 @@ import time
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
-from foglayer.cluster._bus import LEADER
+from foglayer.cluster._protocol import LEADER
 
 KEY = "controller"
 

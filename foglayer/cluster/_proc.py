@@ -34,3 +34,10 @@ def die_with_parent() -> None:
         except (OSError, AttributeError):
             pass
     os.setpgrp()
+
+
+def open_log(path) -> object:
+    """Open a process log for appending, private to the user (0600: logs carry app output)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from foglayer.cluster._spec import AppSpec
+from foglayer.cluster._spec import AppSpec, decode_spec
 from foglayer.runtime import format_size
 
 
@@ -49,7 +49,9 @@ class NodeView:
 class App:
     """What the filters and scorers need of an app spec, computed once per decision."""
 
-    def __init__(self, spec: AppSpec) -> None:
+    def __init__(self, spec: AppSpec | dict) -> None:
+        if not isinstance(spec, AppSpec):  # (simulations and tests may give the JSON form)
+            spec = decode_spec(spec)
         cons = spec.constraints
         prefs = spec.preferences
         self.spec = spec
@@ -118,7 +120,7 @@ FILTERS: list[tuple[str, Callable[[App, NodeView], str | None]]] = [
 ]
 
 
-def passes(spec: AppSpec | App, n: NodeView) -> bool:
+def passes(spec: AppSpec | dict | App, n: NodeView) -> bool:
     """Whether node ``n`` passes every filter for the app."""
     a = spec if isinstance(spec, App) else App(spec)
     return all(f(a, n) is None for _, f in FILTERS)
@@ -224,7 +226,7 @@ def score_rows(a: App, feasible: list[tuple[NodeView, dict]]) -> str | None:
     return best[1] if best else None
 
 
-def schedule(spec: AppSpec, nodes: Iterable[NodeView], replica: int = 0,
+def schedule(spec: AppSpec | dict, nodes: Iterable[NodeView], replica: int = 0,
              exclude: Iterable[str] = (), *, enough: int | None = None,
              start: int = 0) -> Decision:
     """Pick a node for replica ``replica`` of the app ``spec``. Never one that fails a filter.
@@ -263,4 +265,4 @@ def schedule(spec: AppSpec, nodes: Iterable[NodeView], replica: int = 0,
                 break
     winner = score_rows(a, feasible)
     rows.sort(key=lambda r: r["node"])
-    return Decision(spec.name, replica, winner, rows, time.time(), examined, total_nodes)
+    return Decision(a.name, replica, winner, rows, time.time(), examined, total_nodes)

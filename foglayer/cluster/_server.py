@@ -4,9 +4,11 @@ A server is never open: :func:`write_config` generates one user per role, each w
 random password and its own ``permissions``:
 
 - ``admin`` (the ``fog`` CLI) and ``controller``: everything;
-- ``node-<name>``: publish only on ``fog.node.<name>.>`` plus the JetStream API calls that read
-  the module Object Store; subscribe only on ``fog.cmd.<name>.>`` and its own inbox; answer the
-  requests it receives (``allow_responses``).
+- ``node-<name>``: publish only on ``fog.node.<name>.>``; subscribe only on ``fog.cmd.<name>.>``
+  and its own inbox; answer the requests it receives (``allow_responses``). No JetStream API
+  at all: a node gets the modules it was told to run from the leading controller (see
+  :mod:`.controller._modules`), so it can neither read other apps' modules nor touch the
+  Object Store's consumers.
 
 The config file and the ``.creds`` files are written mode 0600.
 """
@@ -25,18 +27,9 @@ import sysconfig
 import time
 from pathlib import Path
 
-from foglayer.cluster._bus import (
-    MODULES,
-    BusError,
-    Creds,
-    check_name,
-    node_cmd,
-    node_inbox,
-    node_out,
-)
+from foglayer.cluster._bus import BusError, Creds, check_name
+from foglayer.cluster._protocol import node_cmd, node_inbox, node_out
 from foglayer.errors import FogError
-
-_OBJ = f"OBJ_{MODULES}"
 
 
 def server_binary() -> str:
@@ -59,25 +52,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def node_permissions(node: str) -> dict:
-    """What a node's user may do: its own subjects, and read the module store."""
+    """What a node's user may do: publish its own subjects, hear its own commands."""
     check_name(node)
-    api = "$JS.API"
     return {
-        "publish": {"allow": [
-            f"{node_out(node)}.>",
-            f"{api}.INFO",
-            f"{api}.STREAM.NAMES",
-            f"{api}.STREAM.INFO.{_OBJ}",
-            f"{api}.STREAM.MSG.GET.{_OBJ}",
-            f"{api}.DIRECT.GET.{_OBJ}.>",
-            f"{api}.DIRECT.GET.{_OBJ}",
-            f"{api}.CONSUMER.CREATE.{_OBJ}",
-            f"{api}.CONSUMER.CREATE.{_OBJ}.>",
-            f"{api}.CONSUMER.DELETE.{_OBJ}.>",
-            f"{api}.CONSUMER.INFO.{_OBJ}.>",
-            f"$JS.FC.{_OBJ}.>",
-            f"$JS.ACK.{_OBJ}.>",
-        ]},
+        "publish": {"allow": [f"{node_out(node)}.>"]},
         "subscribe": {"allow": [f"{node_cmd(node)}.>", f"{node_inbox(node)}.>"]},
         "allow_responses": True,
     }
@@ -211,9 +189,10 @@ class EmbeddedServer:
     def spawn(self) -> None:
         """Start the process (see :meth:`wait_ready`): the servers of a cluster start together."""
         self._write()
-        log = open(self.root / "server.log", "ab")
+        from foglayer.cluster._proc import die_with_parent, open_log
+
+        log = open_log(self.root / "server.log")
         self._log_offset = log.tell()
-        from foglayer.cluster._proc import die_with_parent
 
         self.proc = subprocess.Popen([server_binary(), "-c", str(self.conf_path)],
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -23,15 +23,15 @@ _Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Per-instance limits. ``memory`` None: :data:`DEFAULT_MEMORY` (or the module's minimum)."""
 
-    memory: Annotated[int, msgspec.Meta(ge=1)] | None = None
-    fuel: Annotated[int, msgspec.Meta(ge=1, lt=1 << 63)] | None = None
+    memory: Annotated[int, msgspec.Meta(ge=0)] | None = None  # 0 or None: the default
+    fuel: Annotated[int, msgspec.Meta(ge=1, le=(1 << 63) - 1)] | None = None
     timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
     max_fds: Annotated[int, msgspec.Meta(ge=8, le=MAX_FDS)] = DEFAULT_MAX_FDS
 
 
 class Constraints(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     labels: dict[str, str] = {}
-    min_memory: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    min_memory: Annotated[int, msgspec.Meta(ge=0)] | None = None
     tee: str | None = None
     arch: str | None = None
     features: list[str] = []
@@ -88,9 +88,10 @@ class AppSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return msgspec.to_builtins(self)
 
 
-def app_memory(spec: AppSpec) -> int:
-    """The memory an app reserves on a node (see :attr:`AppSpec.memory`)."""
-    return spec.memory
+def app_memory(spec: AppSpec | dict) -> int:
+    """The memory an app reserves on a node (see :attr:`AppSpec.memory`); a spec's JSON form
+    (what :class:`~foglayer.cluster.Client` returns) is accepted too."""
+    return (spec if isinstance(spec, AppSpec) else decode_spec(spec)).memory
 
 
 def decode_spec(data: object) -> AppSpec:
@@ -98,3 +99,11 @@ def decode_spec(data: object) -> AppSpec:
     if isinstance(data, bytes | bytearray | memoryview | str):
         return msgspec.json.decode(data, type=AppSpec)
     return msgspec.convert(data, AppSpec)
+
+
+class AppRecord(msgspec.Struct, frozen=True):
+    """What ``fog-apps`` holds for an app: its spec and which deploy of it this is."""
+
+    spec: AppSpec
+    generation: Annotated[int, msgspec.Meta(ge=1)] = 1
+    deployed_at: float = 0.0

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from foglayer.cluster._bus import Creds
-from foglayer.cluster._client import Client
+from foglayer.cluster.client import Client
 
 
 class SyncClient:

@@ -104,6 +104,7 @@ class Continuum:
                  heartbeat: float = 1.0, env: dict[str, str] | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)  # node volumes, logs and credentials live below
         for n in nodes:
             check_name(n.name)
         self.nodes = {n.name: n for n in nodes}
@@ -112,14 +113,14 @@ class Continuum:
         self.env = {**os.environ, **(env or {})}
         self.server = EmbeddedServer(self.root / "nats", port, nodes=tuple(self.nodes))
         self.procs: dict[str, subprocess.Popen] = {}
-        (self.root / "logs").mkdir(exist_ok=True)
+        (self.root / "logs").mkdir(mode=0o700, exist_ok=True)
 
     # -- processes --------------------------------------------------------------------------
 
     def _spawn(self, key: str, argv: list[str]) -> subprocess.Popen:
-        from foglayer.cluster._proc import die_with_parent
+        from foglayer.cluster._proc import die_with_parent, open_log
 
-        log = open(self.root / "logs" / f"{key}.log", "ab")
+        log = open_log(self.root / "logs" / f"{key}.log")
         try:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=self.env,
@@ -297,8 +298,8 @@ def _watch(c: Continuum, watch: Watch) -> None:
     """Run ``watch`` with an admin client until SIGINT/SIGTERM."""
     import asyncio
 
-    from foglayer.cluster._client import Client
     from foglayer.cluster._proc import run_until_signal
+    from foglayer.cluster.client import Client
 
     async def main(stop: asyncio.Event) -> None:
         client = None

@@ -27,6 +27,7 @@ from foglayer.cluster._index import NodeIndex
 from foglayer.cluster._lease import KEY
 from foglayer.cluster._manifest import BASELINE, FEATURES, load
 from foglayer.cluster._scheduler import NodeView, passes, schedule
+from foglayer.cluster._spec import AppSpec, decode_spec
 from foglayer.cluster._sync import wait_until
 from foglayer.cluster._up import Continuum, NodeSpec
 from foglayer.examples import EXAMPLES
@@ -119,24 +120,26 @@ def _sim_nodes(rng: random.Random, n_nodes: int) -> list[NodeView]:
     nodes = []
     for i in range(n_nodes):
         tier = rng.choice(["cloud", "edge", "iot"])
+        tee = rng.choice([[], [], [], ["tpm"]])
         nodes.append(NodeView(f"n{i:05d}", {
             "arch": rng.choice(["x86_64", "x86_64", "aarch64"]),
             "max_memory": {"cloud": 8192, "edge": 1024, "iot": 64}[tier] << 20,
             "speed": rng.uniform(1e8, 2e9), "features": [*BASELINE, *FEATURES],
-            "tee": rng.choice([[], [], [], ["tpm"]]),
+            "tee": tee,
             "labels": {"tier": tier, "site": f"site-{i % 50}"},
-            "latency": {f"site-{(i + k) % 50}": rng.uniform(1, 80) for k in range(3)}}))
+            "latency": {f"site-{(i + k) % 50}": rng.uniform(1, 80) for k in range(3)}},
+            trusted=bool(tee)))  # (TEE apps go to trusted nodes only)
     return nodes
 
 
-def _sim_spec(rng: random.Random, i: int) -> dict:
-    return {"name": f"app{i}", "limits": {"memory": rng.choice([4, 16, 32]) << 20},
+def _sim_spec(rng: random.Random, i: int) -> AppSpec:
+    return decode_spec({"name": f"app{i}", "limits": {"memory": rng.choice([4, 16, 32]) << 20},
             "constraints": {"labels": rng.choice([{}, {}, {"tier": "edge"}]), "features": [],
                             "tee": rng.choice([None, None, None, "any"]),
                             "arch": rng.choice([None, None, "x86_64"]), "min_memory": None},
             "preferences": rng.choice([{}, {"site": f"site-{rng.randrange(50)}"},
                                        {"low_latency_to": f"site-{rng.randrange(50)}"}]),
-            "initial_memory": 0}
+            "initial_memory": 0})
 
 
 @dataclass
@@ -176,10 +179,10 @@ def scheduler_rate(n_nodes: int, n_apps: int, seed: int = 1, *, indexed: bool = 
         placed += 1
         violations += not passes(spec, by_name[d.winner])
         if index is not None:
-            index.place(d.winner, spec["name"], spec["limits"]["memory"])
+            index.place(d.winner, spec.name, spec.memory)
         else:
-            by_name[d.winner].used_memory += spec["limits"]["memory"]
-            by_name[d.winner].apps.add(spec["name"])
+            by_name[d.winner].used_memory += spec.memory
+            by_name[d.winner].apps.add(spec.name)
     rate = n_apps / (time.perf_counter() - t0)
     return SchedulerRun(rate, pct(lat, 50), pct(lat, 99), placed, pending, violations)
 
@@ -287,9 +290,9 @@ def main(argv: list[str] | None = None) -> None:
     print("\nfoglayer continuum benchmark (one machine, every component a process)")
     for k, v in results:
         print(f"  {k.ljust(width)}  {v}")
-    from foglayer.cluster._agent import _cpu_model
+    from foglayer._host import cpu_model
 
-    print(f"  machine: {_cpu_model()}, {os.cpu_count()} cpus, python {sys.version.split()[0]}")
+    print(f"  machine: {cpu_model()}, {os.cpu_count()} cpus, python {sys.version.split()[0]}")
 
 
 if __name__ == "__main__":

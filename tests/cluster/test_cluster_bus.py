@@ -70,24 +70,55 @@ def test_a_node_is_confined_to_its_own_subjects(server):
         await a.subscribe("fog.cmd.b.>")
         await a.subscribe("fog.node.>")
         await a.flush()
-        # What it must read: the modules.
-        got = await (await a.jetstream().object_store(MODULES)).get("m")
         for _ in range(50):
             if len(errors) >= 6 and "fog.node.a.hb" in seen:
                 break
             await asyncio.sleep(0.05)
         await a.close()
         await admin.close()
-        return errors, seen, got.data
+        return errors, seen
 
-    errors, seen, data = run(go())
+    errors, seen = run(go())
     text = " | ".join(str(e) for e in errors).lower()
     for subject in ("fog.node.b.hb", "fog.cmd.b.start", "fog.events.node", "$kv.fog-apps.evil"):
         assert f'permissions violation for publish to "{subject}"' in text, text
     for subject in ("fog.cmd.b.>", "fog.node.>"):
         assert f'permissions violation for subscription to "{subject}"' in text, text
     assert seen == ["fog.node.a.hb"]  # nothing refused ever reached anyone
-    assert data == b"module bytes"
+
+
+def test_a_node_cannot_read_modules_touch_the_object_store_or_write_others_logs(server):
+    # With its own credentials a node could read every app's module and create or delete the
+    # Object Store's consumers: it now has no JetStream API at all (modules come from the
+    # leading controller, see test_cluster_hardening), and no other node's log subjects.
+    obj = f"OBJ_{MODULES}"
+
+    async def go():
+        admin = await connect(creds=server.creds("admin"))
+        await ensure_state(admin.jetstream())
+        await (await admin.jetstream().object_store(MODULES)).put("m", b"module bytes")
+        errors: list[Exception] = []
+        a = await connect(creds=server.creds("node-a"), inbox_prefix="_INBOX_a", errors=errors)
+        for subject in (f"$JS.API.CONSUMER.CREATE.{obj}", f"$JS.API.CONSUMER.DELETE.{obj}.c",
+                        f"$JS.API.DIRECT.GET.{obj}", f"$JS.API.STREAM.MSG.GET.{obj}",
+                        "fog.node.b.logs.kv.0.stdout"):
+            await a.publish(subject, b"{}")
+        await a.flush()
+        with pytest.raises(Exception):  # noqa: B017 - refused, then no answer: any error
+            await (await a.jetstream(timeout=1).object_store(MODULES)).get("m")
+        for _ in range(50):
+            if len(errors) >= 5:
+                break
+            await asyncio.sleep(0.05)
+        await a.close()
+        await admin.close()
+        return " | ".join(str(e) for e in errors).lower()
+
+    text = run(go())
+    for subject in (f"$js.api.consumer.create.{obj}", f"$js.api.consumer.delete.{obj}.c",
+                    f"$js.api.direct.get.{obj}", f"$js.api.stream.msg.get.{obj}",
+                    "fog.node.b.logs.kv.0.stdout"):
+        assert f'permissions violation for publish to "{subject.lower()}"' in text, text
 
 
 def test_a_node_cannot_impersonate_another(server, tmp_path):

@@ -55,7 +55,7 @@ def manifest(tmp_path: Path, name: str, text: str) -> Path:
 def deploy(client, path: Path, timeout: float = 60.0) -> list[dict]:
     m = load_manifest(path)
     rec = client.deploy(m)
-    return client.wait(m.name, rec["generation"], m.spec["replicas"], timeout)
+    return client.wait(m.name, rec["generation"], m.spec.replicas, timeout)
 
 
 def test_nodes_register_their_capabilities(cluster):

@@ -33,7 +33,7 @@ def deploy(client, tmp_path: Path, name: str, text: str) -> dict:
     p.write_text(f"name: {name}\n{text}")
     m = load_manifest(p)
     rec = client.deploy(m)
-    client.wait(name, rec["generation"], m.spec["replicas"], 60, states=("running",))
+    client.wait(name, rec["generation"], m.spec.replicas, 60, states=("running",))
     return rec
 
 

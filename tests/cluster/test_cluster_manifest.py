@@ -7,6 +7,7 @@ import wasmtime
 
 from foglayer.cluster import ManifestError, load_manifest, parse_manifest
 from foglayer.cluster._manifest import initial_memory, required_features
+from foglayer.cluster._spec import DEFAULT_MAX_FDS, DirSpec, Limits
 
 REACTOR = wasmtime.wat2wasm('(module (memory (export "memory") 2) (func (export "_initialize")))')
 SIMD = wasmtime.wat2wasm('(module (memory (export "memory") 1) '
@@ -40,20 +41,20 @@ constraints: {labels: {tier: edge}, min_memory: 1MiB, tee: any, arch: x86_64, fe
 preferences: {low_latency_to: iot}
 """, base)
     s = m.spec
-    assert s["args"] == ["--x", "3"] and s["env"] == {"A": "1", "B": "true"}
-    assert s["dirs"] == [{"guest": "/data", "readonly": False}, {"guest": "/cache", "readonly": True},
-                         {"guest": "/logs", "readonly": False}]
-    assert s["limits"] == {"memory": 8 << 20, "fuel": 1000, "timeout": 2.5}
-    assert s["constraints"]["features"] == ["simd"] and s["constraints"]["min_memory"] == 1 << 20
-    assert s["restart"] == "never" and s["replicas"] == 2 and len(s["digest"]) == 64
-    assert s["initial_memory"] == 2 * 65536
+    assert s.args == ["--x", "3"] and s.env == {"A": "1", "B": "true"}
+    assert s.dirs == [DirSpec("/data", False), DirSpec("/cache", True), DirSpec("/logs", False)]
+    assert s.limits == Limits(memory=8 << 20, fuel=1000, timeout=2.5)
+    assert s.constraints.features == ["simd"] and s.constraints.min_memory == 1 << 20
+    assert s.restart == "never" and s.replicas == 2 and len(s.digest) == 64
+    assert s.initial_memory == 2 * 65536
 
 
 def test_defaults(base):
     s = parse("name: a\nmodule: app.wasm\n", base).spec
-    assert s["kind"] == "command" and s["restart"] == "on-failure" and s["replicas"] == 1
+    assert s.kind == "command" and s.restart == "on-failure" and s.replicas == 1
+    assert s.limits.max_fds == DEFAULT_MAX_FDS
     s = parse("name: a\nmodule: app.wasm\nkind: service\n", base).spec
-    assert s["restart"] == "always"
+    assert s.restart == "always"
 
 
 @pytest.mark.parametrize("text,error", [
@@ -91,7 +92,7 @@ def test_required_features_are_detected(base):
     assert required_features(bytes(SIMD)) == ["simd"]
     assert required_features(bytes(REACTOR)) == []
     s = parse("name: a\nmodule: simd.wasm", base).spec
-    assert s["constraints"]["features"] == ["simd"]
+    assert s.constraints.features == ["simd"]
 
 
 def test_initial_memory_reads_the_memory_section():

@@ -42,7 +42,8 @@ CASES = {
     "ready": (NodeView("n", caps(), ready=False), spec()),
     "memory": (NodeView("n", caps(max_memory=64 * MiB), used_memory=60 * MiB), spec()),
     "features": (NodeView("n", caps(features=list(BASELINE))), spec(features=["simd"])),
-    "tee": (NodeView("n", caps()), spec(tee="sev-snp")),
+    "tee": (NodeView("n", caps(), trusted=True), spec(tee="sev-snp")),
+    "trust": (NodeView("n", caps()), spec(secrets={"TOKEN": "x"})),
     "labels": (NodeView("n", caps(labels={"tier": "iot"})), spec(labels={"tier": "edge"})),
     "arch": (NodeView("n", caps(arch="aarch64")), spec(arch="x86_64")),
 }
@@ -56,7 +57,9 @@ def test_every_filter_has_a_case():
 def test_each_filter_refuses_a_node_that_cannot_host_the_app(name):
     node, app = CASES[name]
     if name == "tee":  # the good node needs the TEE to show the filter is the only obstacle
-        good = NodeView("good", caps(tee=["sev-snp"]))
+        good = NodeView("good", caps(tee=["sev-snp"]), trusted=True)
+    elif name == "trust":
+        good = NodeView("good", caps(), trusted=True)
     else:
         good = GOOD
     d = schedule(app, [node])
@@ -74,13 +77,23 @@ def test_reasons_are_specific():
     d = schedule(spec(labels={"tier": "cloud"}), [NodeView("e", caps())])
     assert d.rows[0]["reason"] == "label tier=cloud required, node has tier=edge"
     d = schedule(spec(tee="tdx"), [NodeView("e", caps())])
-    assert d.rows[0]["reason"] == "requires TEE tdx, node has none"
+    assert d.rows[0]["reason"] == "requires TEE tdx, node claims none"
     assert "no node fits" in d.summary()
 
 
 def test_tee_any_accepts_any_backend():
-    d = schedule(spec(tee="any"), [NodeView("a", caps()), NodeView("b", caps(tee=["tpm"]))])
+    d = schedule(spec(tee="any"), [NodeView("a", caps(), trusted=True),
+                                    NodeView("b", caps(tee=["tpm"]), trusted=True)])
     assert d.winner == "b"
+
+
+def test_a_node_claiming_a_tee_gets_tee_and_secret_apps_only_when_trusted():
+    liar = NodeView("liar", caps(tee=["sev-snp"], max_memory=1 << 40))
+    for app in (spec(tee="sev-snp"), spec(secrets={"TOKEN": "x"})):
+        d = schedule(app, [liar])
+        assert d.winner is None and d.rows[0]["filter"] == "trust"
+        assert "not trusted" in d.rows[0]["reason"]
+        assert schedule(app, [liar, NodeView("ok", caps(tee=["sev-snp"]), trusted=True)]).winner == "ok"
 
 
 def test_min_memory_counts_as_well_as_the_limit():

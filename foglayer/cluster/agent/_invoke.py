@@ -1,0 +1,51 @@
+"""Service calls: ``fog.cmd.<node>.invoke.<app>.<function>`` to a running service instance."""
+
+from __future__ import annotations
+
+import time
+
+from foglayer.cluster._protocol import ErrorKind, error_headers
+from foglayer.cluster.agent._slots import one_line
+from foglayer.errors import FogError
+from foglayer.runtime import LimitExceeded, Trapped
+
+
+class Invoker:
+    async def _invoke(self, msg, app: str, function: str) -> None:
+        from foglayer.cluster._abi import ServiceError, check_function
+
+        slot = next((s for s in self.slots.values()
+                     if s.app == app and s.state == "running" and s.spec.kind == "service"
+                     and s.local is not None), None)
+        if slot is None:
+            return await self._error(msg, ErrorKind.UNAVAILABLE, f"app {app!r} has no running "
+                                     f"service instance on node {self.name}")
+        local = slot.local
+        try:
+            check_function(function)
+            result = await self.loop.run_in_executor(local.pool, local.invoke, function,  # type: ignore[attr-defined]
+                                                     msg.data)
+        except ServiceError as e:
+            return await self._error(msg, ErrorKind.APP, str(e))
+        except LimitExceeded as e:
+            return await self._error(msg, ErrorKind.LIMIT, str(e))
+        except Trapped as e:
+            inst = local.inst  # type: ignore[attr-defined]
+            if inst.wasi.state.exit_code is not None:  # proc_exit: the instance is gone
+                slot.state, slot.exit_code, slot.ended = "failed", inst.wasi.state.exit_code, time.time()
+                slot.error = f"{function} called proc_exit({inst.wasi.state.exit_code})"
+                self._discard(slot)
+                await self._status(slot)
+            return await self._error(msg, ErrorKind.TRAP, str(e), "\n".join(e.backtrace))
+        except FogError as e:
+            return await self._error(msg, ErrorKind.USAGE, str(e))
+        except Exception as e:  # noqa: BLE001
+            return await self._error(msg, ErrorKind.USAGE, one_line(e))
+        finally:
+            slot.calls = local.calls  # type: ignore[attr-defined]
+        if msg.reply:
+            await self.nc.publish(msg.reply, result)
+
+    async def _error(self, msg, kind: ErrorKind, message: str, backtrace: str = "") -> None:
+        if msg.reply:
+            await self.nc.publish(msg.reply, b"", headers=error_headers(kind, message, backtrace))

@@ -1,0 +1,280 @@
+"""Instance slots: what the node holds, started and stopped on the controller's word.
+
+A start reserves the app's memory and descriptors against the node's budget (or is refused
+with the reason), fetches the module from the leading controller (only the modules this node
+was told to run: see :mod:`..controller._modules`), verifies its SHA-256, and runs it. Node
+files (volumes, cached modules) are private: directories 0700, files 0600.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from foglayer.cluster._protocol import (
+    H_CHUNK,
+    H_ERROR,
+    H_INSTANCE,
+    InstanceReport,
+    ModuleRequest,
+    Reply,
+    StartRequest,
+    StopRequest,
+    encode,
+    log_subject,
+    module_subject,
+    node_inbox,
+)
+from foglayer.cluster._spec import AppSpec
+from foglayer.errors import FogError
+from foglayer.wasi import Preopen
+
+ACTIVE = ("starting", "running")
+STDIO_FDS = 3  # what an instance holds besides its own table: its stdio pipes
+MODULE_ATTEMPTS, MODULE_WAIT = 6, 5.0
+
+
+@dataclass
+class Slot:
+    """One instance the node holds (running or finished, until the controller forgets it)."""
+
+    instance: str
+    app: str
+    replica: int
+    generation: int
+    spec: AppSpec
+    state: str = "starting"
+    exit_code: int | None = None
+    error: str | None = None
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    local: object | None = None  # LocalInstance once created
+    calls: int = 0
+
+    def report(self) -> InstanceReport:
+        return InstanceReport(self.app, self.replica, self.state, self.generation,
+                              self.exit_code, (self.error or "")[:2000] or None, self.started,
+                              self.ended, self.calls)
+
+    @property
+    def fds(self) -> int:
+        return self.spec.limits.max_fds + STDIO_FDS
+
+
+def private_dir(path: Path, root: Path) -> Path:
+    """Create ``path`` (under ``root``) with every level from ``root`` down mode 0700."""
+    path.mkdir(parents=True, exist_ok=True)
+    p = path
+    while True:
+        os.chmod(p, 0o700)
+        if p == root or root not in p.parents:
+            return path
+        p = p.parent
+
+
+class Slots:
+    def _active(self) -> list[Slot]:
+        return [s for s in self.slots.values() if s.state in ACTIVE]
+
+    def used_memory(self) -> int:
+        return sum(s.spec.memory for s in self._active())
+
+    def used_fds(self) -> int:
+        return sum(s.fds for s in self._active())
+
+    def _start(self, req: StartRequest) -> Reply:
+        iid = req.instance
+        if iid in self.slots:
+            return Reply(True, already=True)
+        spec = req.spec
+        need, used, cap = spec.memory, self.used_memory(), self.caps.max_memory
+        if used + need > cap:
+            return Reply(False, f"node full: {need} bytes needed, {cap - used} free")
+        fds, fd_used = spec.limits.max_fds + STDIO_FDS, self.used_fds()
+        if fd_used + fds > self.caps.max_fds:
+            return Reply(False, f"node out of descriptors: {fds} needed (limits.max_fds "
+                         f"{spec.limits.max_fds}), {self.caps.max_fds - fd_used} free")
+        slot = Slot(iid, req.app, req.replica, req.generation, spec)
+        self.slots[iid] = slot
+        asyncio.create_task(self._launch(slot))
+        return Reply(True)
+
+    def _stop_instance(self, req: StopRequest) -> Reply:
+        slot = self.slots.pop(req.instance, None)
+        if slot is not None:
+            self._discard(slot)
+        return Reply(True, known=slot is not None)
+
+    def _discard(self, slot: Slot) -> None:
+        local = slot.local
+        slot.local = None
+        if local is None:
+            return
+        local.stop()  # type: ignore[attr-defined]
+        if slot.spec.kind == "service" or slot.state not in ACTIVE:
+            try:
+                local.close()  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001
+                pass
+
+    # -- modules --------------------------------------------------------------------------
+
+    async def _module_path(self, slot: Slot) -> Path:
+        from foglayer._dirs import atomic_write
+
+        assert self.data_dir is not None
+        digest = slot.spec.digest
+        path = private_dir(self.data_dir / "modules", self.data_dir) / f"{digest}.wasm"
+        lock = self._fetch_locks.setdefault(digest, asyncio.Lock())
+        async with lock:
+            if path.exists():  # re-hashed before every use: the cache is not trusted either
+                data = await self.loop.run_in_executor(None, path.read_bytes)
+                if hashlib.sha256(data).hexdigest() == digest:
+                    return path
+            data = await self._ask_module(slot)
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise FogError(f"module {digest[:12]}: the controller sent other bytes")
+            await self.loop.run_in_executor(None, atomic_write, path, data)
+            os.chmod(path, 0o600)
+        return path
+
+    async def _ask_module(self, slot: Slot) -> bytes:
+        """The module of ``slot``, in chunks from the leading controller (see the module doc)."""
+        inbox = f"{node_inbox(self.name)}.module.{secrets.token_hex(8)}"
+        limit = slot.spec.size
+        chunks: dict[int, bytes] = {}
+        state: dict = {"n": None, "error": None, "size": 0}
+        done = asyncio.Event()
+
+        async def on_chunk(msg) -> None:
+            h = msg.headers or {}
+            if H_ERROR in h:
+                state["error"] = h[H_ERROR]
+                done.set()
+                return
+            try:
+                i, n = (int(x) for x in h.get(H_CHUNK, "").split("/"))
+            except ValueError:
+                return
+            if state["n"] not in (None, n) or not 0 <= i < n:
+                return
+            state["n"] = n
+            if i not in chunks:
+                state["size"] += len(msg.data)
+                chunks[i] = msg.data
+            if state["size"] > limit:
+                state["error"] = f"more than the {limit} bytes announced"
+                done.set()
+            elif len(chunks) == n:
+                done.set()
+
+        sub = await self.nc.subscribe(inbox, cb=on_chunk)
+        req = encode(ModuleRequest(self.name, slot.instance, slot.spec.digest))
+        try:
+            for _ in range(MODULE_ATTEMPTS):  # a controller taking over answers a retry
+                chunks.clear()
+                state.update(n=None, size=0)
+                await self.nc.publish(module_subject(self.name), req, reply=inbox)
+                try:
+                    await asyncio.wait_for(done.wait(), MODULE_WAIT)
+                    break
+                except TimeoutError:
+                    continue
+            else:
+                raise FogError(f"module {slot.spec.digest[:12]}: no controller handed it over")
+        finally:
+            await sub.unsubscribe()
+        if state["error"]:
+            raise FogError(f"module {slot.spec.digest[:12]}: {state['error']}")
+        return b"".join(chunks[i] for i in range(state["n"]))
+
+    # -- running --------------------------------------------------------------------------
+
+    def _dirs(self, slot: Slot) -> list[Preopen]:
+        assert self.data_dir is not None
+        out = []
+        for d in slot.spec.dirs:
+            # One host directory per guest path, quoted so that no two guest paths share one.
+            host = self.data_dir / "volumes" / slot.app / str(slot.replica) / quote(d.volume, safe="")
+            private_dir(host, self.data_dir)
+            out.append(Preopen(host=str(host), guest=d.guest, readonly=d.readonly))
+        return out
+
+    async def _launch(self, slot: Slot) -> None:
+        from foglayer.cluster._exec import LocalInstance, load
+
+        spec = slot.spec
+        try:
+            path = await self._module_path(slot)
+            module = await self.loop.run_in_executor(None, load, str(path), spec, self.cfg.simd)
+            if self.slots.get(slot.instance) is not slot:
+                return  # stopped while it was being fetched
+            local = LocalInstance(module, spec, self._dirs(slot), duty=self.duty,
+                                  on_output=lambda stream, data: self._output(slot, stream, data))
+            slot.local = local
+            if spec.kind == "service":
+                await self.loop.run_in_executor(local.pool if local._pool else None,
+                                                local.start_service)
+        except Exception as e:  # noqa: BLE001 - reported, never raised
+            slot.state, slot.error, slot.ended = "failed", one_line(e), time.time()
+            if slot.local is not None:
+                self._discard(slot)
+            await self._status(slot)
+            return
+        if self.slots.get(slot.instance) is not slot:
+            self._discard(slot)
+            return
+        slot.state = "running"
+        await self._status(slot)
+        if spec.kind == "command":
+            outcome = await self._in_thread(local.run_command)
+            slot.local = None
+            if self.slots.get(slot.instance) is not slot:
+                return
+            slot.state, slot.exit_code, slot.error = outcome.state, outcome.exit_code, outcome.error
+            slot.ended = time.time()
+            await self._status(slot)
+
+    async def _in_thread(self, fn):
+        fut = self.loop.create_future()
+
+        def work() -> None:
+            try:
+                r = fn()
+            except BaseException as e:  # noqa: BLE001
+                self.loop.call_soon_threadsafe(_settle, fut, None, e)
+            else:
+                self.loop.call_soon_threadsafe(_settle, fut, r, None)
+
+        threading.Thread(target=work, daemon=True, name="fog-command").start()
+        return await fut
+
+    def _output(self, slot: Slot, stream: str, data: bytes) -> None:
+        subject = log_subject(self.name, slot.app, slot.replica, stream)
+        headers = {H_INSTANCE: slot.instance}
+
+        def send() -> None:
+            asyncio.ensure_future(self.nc.publish(subject, data, headers=headers))
+
+        self.loop.call_soon_threadsafe(send)
+
+
+def _settle(fut: asyncio.Future, result, error) -> None:
+    if fut.done():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
+
+
+def one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

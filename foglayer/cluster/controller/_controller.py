@@ -1,0 +1,203 @@
+"""The controller: keeps the desired state and makes it true.
+
+All of its state lives in JetStream KV: apps (``fog-apps``, written by ``fog deploy``/``stop``),
+placements (``fog-placements``, key ``<app>.<replica>``), the node registry (``fog-nodes``),
+the scheduler's decisions (``fog-decisions``) and the nodes the operator trusts
+(``fog-trust``). A restarted controller reads them back and carries on: it neither loses nor
+duplicates an instance, because every instance has an id that the nodes report in their
+heartbeats, and the controller stops any instance that no placement names.
+
+Several controllers may run; the lease (:mod:`.._lease`) makes one the leader. Standbys follow
+the nodes' heartbeats too, so a new leader knows at once which nodes are alive.
+
+The class is assembled from one part per job: :class:`NodeRegistry` (heartbeats in, lost
+nodes out), :class:`Reconciler` (the loop), :class:`Placement` (scheduler and start
+requests), :class:`Modules` (module hand-out and collection), :class:`Events`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass
+
+from nats.js.errors import KeyNotFoundError
+
+from foglayer.cluster._bus import Creds, connect, ensure_state, kv_snapshot
+from foglayer.cluster._lease import Lease
+from foglayer.cluster._protocol import (
+    ALL_HB,
+    ALL_MODULE,
+    ALL_STATUS,
+    APPS,
+    DECISIONS,
+    LEADER,
+    NODES,
+    PLACEMENTS,
+    BadMessage,
+    decode,
+    encode,
+)
+from foglayer.cluster._spec import AppRecord
+from foglayer.cluster.controller._events import Events
+from foglayer.cluster.controller._modules import Modules
+from foglayer.cluster.controller._placement import Placement
+from foglayer.cluster.controller._reconcile import Reconciler
+from foglayer.cluster.controller._registry import NodeRegistry
+
+
+@dataclass
+class ControllerConfig:
+    server: str | None = None
+    creds: Creds | None = None
+    name: str | None = None
+    node_timeout: float = 5.0  # a node silent this long is lost
+    lease_ttl: float = 5.0  # a leader silent this long is replaced
+    tick: float = 0.25
+    start_grace: float = 3.0  # how long a started instance may be missing from heartbeats
+    module_grace: float = 60.0  # how long an unused module stays in the Object Store
+    log: bool = True
+
+
+class Controller(NodeRegistry, Reconciler, Placement, Modules, Events):
+    def __init__(self, cfg: ControllerConfig) -> None:
+        self.cfg = cfg
+        self.id = cfg.name or f"controller-{secrets.token_hex(3)}"
+        self.apps: dict[str, AppRecord] = {}
+        self._bad_apps: set[str] = set()  # app keys whose record does not decode
+        self.placements: dict[str, dict] = {}
+        self.decisions: dict[str, dict] = {}
+        self._sent: dict[str, float] = {}  # instance -> monotonic time of the last start sent
+        self._dirty = asyncio.Event()
+        self._started = time.monotonic()
+        self.leader = False
+        self._init_registry()
+        self._init_modules()
+
+    # -- state ----------------------------------------------------------------------------
+
+    async def _put(self, bucket: str, key: str, value) -> None:
+        if self.lease.leader:  # a deposed leader writes nothing
+            await self.kv[bucket].put(key, encode(value))
+
+    async def _delete(self, bucket: str, key: str) -> None:
+        if self.lease.leader:
+            try:
+                await self.kv[bucket].delete(key)
+            except KeyNotFoundError:
+                pass
+
+    # -- main loop --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        stop = stop or asyncio.Event()
+        self.nc = await connect(self.cfg.server, self.cfg.creds, name=f"fog-{self.id}")
+        try:
+            self.js = self.nc.jetstream()
+            self.kv = await ensure_state(self.js)
+            self.lease = Lease(self.kv[LEADER], self.id, self.cfg.lease_ttl)
+            await self.nc.subscribe(ALL_HB, cb=self._on_heartbeat)
+            await self.nc.subscribe(ALL_STATUS, cb=self._on_status)
+            await self.nc.subscribe(ALL_MODULE, cb=self._on_module)
+            watches = [asyncio.create_task(self._watch_apps()),
+                       asyncio.create_task(self._watch_trust())]
+            self.log(f"started (lease ttl {self.cfg.lease_ttl:g} s, node timeout "
+                     f"{self.cfg.node_timeout:g} s)")
+            while not stop.is_set():
+                try:
+                    await self._round()
+                except Exception as e:  # noqa: BLE001 - a failed round is retried
+                    self.log(f"round failed: {type(e).__name__}: {e}")
+                self._dirty.clear()
+                stopped = asyncio.ensure_future(stop.wait())
+                dirty = asyncio.ensure_future(self._dirty.wait())
+                await asyncio.wait({stopped, dirty}, timeout=self.cfg.tick,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                for f in (stopped, dirty):
+                    f.cancel()
+            for w in watches:
+                w.cancel()
+        finally:
+            try:
+                if getattr(self, "lease", None) is not None:
+                    await self.lease.release()
+                await self.nc.drain()
+            except Exception:  # noqa: BLE001
+                pass
+
+    async def _round(self) -> None:
+        was = self.lease.leader
+        leader = await self.lease.step()
+        if leader and not was:
+            await self._take_over()
+        elif was and not leader:
+            self.leader = False
+            self.log("lost the lease: standing by")
+        if leader:
+            await self._reconcile()
+
+    async def _take_over(self) -> None:
+        t0 = time.monotonic()
+        self._load_nodes(await kv_snapshot(self.kv[NODES]))
+        self.placements = _records(await kv_snapshot(self.kv[PLACEMENTS]), self.log, "placement")
+        self.decisions = _records(await kv_snapshot(self.kv[DECISIONS]), self.log, "decision")
+        now = time.monotonic()
+        for name in self.nodes:  # a node we have not heard yet gets a whole timeout
+            self.seen.setdefault(name, now)
+        for p in self.placements.values():
+            self._sent.setdefault(p["instance"], now)
+        self.leader = True
+        await self.event("leader", f"{self.id} leads ({len(self.placements)} placements, "
+                         f"{len(self.nodes)} nodes loaded in "
+                         f"{1000 * (time.monotonic() - t0):.0f} ms)", leader=self.id)
+
+    async def _watch_apps(self) -> None:
+        while True:
+            try:
+                watcher = await self.kv[APPS].watchall()
+                async for entry in watcher:
+                    if entry is None:
+                        continue
+                    self._bad_apps.discard(entry.key)
+                    if entry.operation in ("DEL", "PURGE"):
+                        self.apps.pop(entry.key, None)
+                    else:
+                        try:
+                            rec = decode(entry.value, AppRecord)
+                            if rec.spec.name != entry.key:
+                                raise BadMessage(f"the spec of app {rec.spec.name!r}")
+                        except BadMessage as e:
+                            self._bad_apps.add(entry.key)
+                            self.log(f"ignored the record of app {entry.key!r}: {e}")
+                            continue
+                        self.apps[entry.key] = rec
+                    self._dirty.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - re-watch after a reconnect
+                self.log(f"app watch restarted: {e}")
+                await asyncio.sleep(0.5)
+
+
+def _records(raw: dict[str, bytes], log, what: str) -> dict[str, dict]:
+    import json
+
+    out = {}
+    for k, v in raw.items():
+        try:
+            rec = json.loads(v)
+        except ValueError:
+            rec = None
+        if not isinstance(rec, dict):
+            log(f"skipped the stored {what} {k!r}: not a JSON object")
+            continue
+        out[k] = rec
+    return out
+
+
+def run_controller(cfg: ControllerConfig) -> None:
+    """Run a controller in this process until SIGINT/SIGTERM (``fog controller``)."""
+    from foglayer.cluster._proc import run_until_signal
+
+    run_until_signal(lambda stop: Controller(cfg).run(stop))
