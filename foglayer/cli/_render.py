@@ -86,21 +86,25 @@ def nodes_table(nodes: dict[str, dict], placements: dict[str, dict], apps: dict[
 
     from foglayer.cluster import app_memory
 
-    t = Table(title="nodes", title_justify="left")
-    for col in ("node", "state", "arch", "cpus", "speed", "memory (used/cap)", "instances", "labels"):
+    # Everything but "trusted" is what the node claims about itself; "trusted" is the
+    # operator's word (fog node trust), the only one that lets secrets and TEE apps in.
+    t = Table(title="nodes (capabilities as each node claims them)", title_justify="left")
+    for col in ("node", "state", "trusted", "arch", "cpus", "speed", "memory (used/cap)",
+                "tee (claimed)", "instances", "labels"):
         t.add_column(col, no_wrap=True)
     for name in sorted(nodes):
         rec = nodes[name]
         c = rec["caps"]
         mine = [p for p in placements.values()
                 if p.get("node") == name and p["state"] in ("scheduled", "starting", "running")]
-        used = sum(decode_spec(apps[p["app"]]["spec"]).memory for p in mine if p["app"] in apps)
+        used = sum(app_memory(apps[p["app"]]["spec"]) for p in mine if p["app"] in apps)
         speed = f"{c.get('speed', 0) / 1e6:,.0f} M/s"
         if c.get("fuel_rate"):
             speed += " (rate-limited)"
-        t.add_row(name, _state(rec.get("state", "?")), c.get("arch", "?"), str(c.get("cpus", "?")),
+        t.add_row(name, _state(rec.get("state", "?")), "yes" if rec.get("trusted") else "no",
+                  c.get("arch", "?"), str(c.get("cpus", "?")),
                   speed, f"{format_size(used)} / {format_size(c.get('max_memory', 0))}",
-                  str(len(mine)), ",".join(f"{k}={v}" for k, v in sorted(c.get("labels", {}).items())))
+                  ",".join(c.get("tee") or ()) or "-", str(len(mine)), ",".join(f"{k}={v}" for k, v in sorted(c.get("labels", {}).items())))
     return t
 
 
