@@ -19,7 +19,6 @@ Every test builds its own fixture tree under ``tmp_path`` (see :func:`make_world
 from __future__ import annotations
 
 import functools
-import json
 import os
 import shutil
 import subprocess
@@ -78,44 +77,6 @@ def build() -> Callable[[str], Path]:
 
 # --------------------------------------------------------------------------- reference
 
-_REF_SCRIPT = r"""
-import json, sys
-import wasmtime
-
-spec = json.loads(sys.argv[1])
-cfg = wasmtime.WasiConfig()
-cfg.argv = spec["argv"]
-cfg.env = sorted(spec["env"].items())
-for host, guest, ro in spec["dirs"]:
-    cfg.preopen_dir(host, guest, not ro)
-if spec["stdin"]:
-    cfg.stdin_file = spec["stdin"]
-cfg.stdout_file = spec["stdout"]
-cfg.stderr_file = spec["stderr"]
-config = wasmtime.Config()
-try:
-    config.cache = True  # wasmtime's own compile cache: skips Cranelift on repeat runs
-except wasmtime.WasmtimeError:
-    pass
-engine = wasmtime.Engine(config)
-store = wasmtime.Store(engine)
-store.set_wasi(cfg)
-linker = wasmtime.Linker(engine)
-linker.define_wasi()
-module = wasmtime.Module.from_file(engine, spec["wasm"])
-code = 0
-try:
-    instance = linker.instantiate(store, module)
-    instance.exports(store)["_start"](store)
-except wasmtime.ExitTrap as e:
-    code = e.code
-except wasmtime.WasmtimeError as e:
-    sys.stderr.write("trap: %s\n" % e)
-    code = %(trap)d
-sys.exit(code)
-""".replace("%(trap)d", str(TRAP_EXIT))
-
-
 def run_ref(
     wasm: str | os.PathLike,
     args: Sequence[str] = (),
@@ -123,35 +84,13 @@ def run_ref(
     env: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
 ) -> Run:
-    """Run ``wasm`` under wasmtime's built-in WASI (in a subprocess)."""
-    import tempfile
+    """Run ``wasm`` under wasmtime's built-in WASI (the benchmarks' reference runner)."""
+    from foglayer.bench import run_reference
 
-    with tempfile.TemporaryDirectory(prefix="fog-ref-") as td:
-        out, err = Path(td, "stdout"), Path(td, "stderr")
-        stdin_path = ""
-        if stdin is not None:
-            stdin_path = str(Path(td, "stdin"))
-            Path(stdin_path).write_bytes(stdin)
-        spec = {
-            "stdin": stdin_path,
-            "wasm": str(wasm),
-            "argv": [str(wasm), *map(str, args)],
-            "env": dict(env or {}),
-            "dirs": [[str(h), g, bool(ro)] for h, g, ro in dirs],
-            "stdout": str(out),
-            "stderr": str(err),
-        }
-        proc = subprocess.run(
-            [sys.executable, "-c", _REF_SCRIPT, json.dumps(spec)],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=RUN_TIMEOUT,
-        )
-        stdout = out.read_text(errors="replace") if out.exists() else ""
-        stderr = (err.read_text(errors="replace") if err.exists() else "") + proc.stderr.decode(
-            errors="replace"
-        )
-    return Run(proc.returncode, stdout, stderr)
+    proc = run_reference(wasm, args, dirs=[(str(h), g, bool(ro)) for h, g, ro in dirs],
+                         env=dict(env or {}), stdin=stdin, timeout=RUN_TIMEOUT)
+    return Run(proc.returncode, proc.stdout.decode(errors="replace"),
+               proc.stderr.decode(errors="replace"))
 
 
 # --------------------------------------------------------------------------- ours

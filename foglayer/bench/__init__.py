@@ -10,11 +10,14 @@ Public API:
 - :func:`polybench` – ``fog bench polybench``; :data:`KERNELS`, :data:`DATASETS`.
 - :func:`speedtest` – ``fog bench speedtest``; :data:`SPEEDTEST_TESTS`.
 - :func:`runtime` – ``fog bench runtime`` (issue 9: WASI call costs, compute, cold start).
+- :func:`run_reference` – run a module under raw wasmtime with its built-in WASI (the
+  reference the benchmarks and the tests compare ``fog run`` with).
 - :func:`show` – print a result (tables, geometric means, the five worst, files written).
 - :class:`SuiteResult`, :class:`RuntimeResult` – ``.ok`` is False on any failure or
   checksum mismatch; ``.to_json()``.
 """
 
+from foglayer.bench._harness import run_reference
 from foglayer.bench._polybench import DATASETS, KERNELS, polybench
 from foglayer.bench._report import SuiteResult
 from foglayer.bench._runtime_bench import RuntimeResult, runtime
@@ -35,4 +38,4 @@ def show(result: "SuiteResult | RuntimeResult", console=None) -> None:
 
 
 __all__ = ["DATASETS", "KERNELS", "SPEEDTEST_TESTS", "RuntimeResult", "SuiteResult",
-           "polybench", "runtime", "show", "speedtest"]
+           "polybench", "run_reference", "runtime", "show", "speedtest"]

@@ -305,12 +305,41 @@ def wasmtime_cache_path(wasm: Path, settings: str) -> Path:
     return cache_dir("bench-wasmtime") / f"{h.hexdigest()[:40]}.cwasm"
 
 
-def wasmtime_argv(wasm: Path, args: Sequence[str], dirs: Sequence[tuple[str, str]],
-                  settings: str, *, cache: Path | None, compile_only: bool = False) -> list[str]:
-    spec = {"wasm": str(wasm), "argv": [wasm.stem, *args], "dirs": [list(d) for d in dirs],
+def wasmtime_argv(wasm: Path, args: Sequence[str], dirs: Sequence[Sequence],
+                  settings: str, *, cache: Path | None, compile_only: bool = False,
+                  **spec: object) -> list[str]:
+    """How to start the reference runner (``_wasmtime_ref.py``; ``spec`` adds its keys)."""
+    full = {"wasm": str(wasm), "argv": [wasm.stem, *args], "dirs": [list(d) for d in dirs],
             "settings": settings, "cache": str(cache) if cache else None,
-            "compile_only": compile_only}
-    return [sys.executable, str(REF_SCRIPT), json.dumps(spec)]
+            "compile_only": compile_only, **spec}
+    return [sys.executable, str(REF_SCRIPT), json.dumps(full)]
+
+
+def run_reference(wasm: str | os.PathLike, args: Sequence[str] = (), *,
+                  dirs: Sequence[tuple[str, str, bool]] = (),
+                  env: dict[str, str] | None = None, stdin: bytes | None = None,
+                  timeout: float = 60.0) -> subprocess.CompletedProcess[bytes]:
+    """Run ``wasm`` under raw wasmtime with its built-in WASI, in a subprocess: the
+    reference the tests compare ``fog run`` with. ``argv[0]`` is the module's path;
+    ``dirs`` are ``(host, guest, readonly)``; the compiled module is cached."""
+    path = Path(wasm)
+    with tempfile.TemporaryDirectory(prefix="fog-ref-") as td:
+        files = {name: os.path.join(td, name) for name in ("stdin", "stdout", "stderr")}
+        if stdin is not None:
+            Path(files["stdin"]).write_bytes(stdin)
+        argv = wasmtime_argv(path, [], dirs, "default",
+                             cache=wasmtime_cache_path(path, "default"),
+                             env=dict(env or {}),
+                             stdin=files["stdin"] if stdin is not None else "",
+                             stdout=files["stdout"], stderr=files["stderr"])
+        spec = json.loads(argv[-1])
+        spec["argv"] = [str(wasm), *map(str, args)]
+        argv[-1] = json.dumps(spec)
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=timeout, check=False)
+        out = Path(files["stdout"]).read_bytes() if os.path.exists(files["stdout"]) else b""
+        err = Path(files["stderr"]).read_bytes() if os.path.exists(files["stderr"]) else b""
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err + proc.stderr)
 
 
 @dataclass
@@ -445,8 +474,6 @@ def _warm(plan: Plan, builds: dict[tuple[str, str], Path | str], bar: _Progress
 
 def _aot(wasm: Path, kind: str, settings: str) -> str | None:
     """Compile ``wasm`` into the cache ``kind`` ("fog" or "wasmtime") uses; None when fine."""
-    import wasmtime
-
     try:
         if kind == "fog":
             from foglayer.runtime import compile_ahead
@@ -458,10 +485,9 @@ def _aot(wasm: Path, kind: str, settings: str) -> str | None:
             return None
         from foglayer.bench import _wasmtime_ref as ref
 
-        engine = wasmtime.Engine(ref._config(settings))
-        ref._module(engine, {"wasm": str(wasm), "cache": str(cache)})
+        ref.compile_to_cache(str(wasm), settings, str(cache))
         return None
-    except (FogError, wasmtime.WasmtimeError, OSError) as e:
+    except (FogError, ValueError, OSError) as e:
         return _last_line(str(e)) or type(e).__name__
 
 

@@ -71,7 +71,10 @@ PROBE = Path(__file__).with_name("_hostcall_probe.py")
 
 def _probe_argv(kind: str, wasm: Path, args: list[str]) -> list[str]:
     """(e) runs under foglayer's runtime (a HostFunction) or wasmtime-py's ``Func``."""
-    return [sys.executable, str(PROBE), "fog" if kind == "fog" else "func", str(wasm), *args]
+    if kind == "fog":
+        return [sys.executable, str(PROBE), str(wasm), *args]
+    return wasmtime_argv(wasm, args, [], "fog", cache=wasmtime_cache_path(wasm, "fog"),
+                         noop_import=True)
 
 # Issue 9's targets: (numerator, denominator, limit) or ("us_per_call", runner, limit).
 TARGETS = {

@@ -1,18 +1,22 @@
 """The reference runner: raw wasmtime-py with its BUILT-IN WASI, run as a script in a subprocess.
 
-Used only as the reference column of the benchmarks (the product never uses the engine's
-WASI). Run as ``python _wasmtime_ref.py SPEC_JSON``; it imports nothing from foglayer, so
-its start-up cost is Python + wasmtime alone. SPEC keys:
+The one module of foglayer besides the runtime that imports wasmtime: the benchmarks and
+the tests compare against it (the product never uses the engine's WASI). Run as
+``python _wasmtime_ref.py SPEC_JSON``; it imports nothing from foglayer, so its start-up
+cost is Python + wasmtime alone. SPEC keys:
 
-- ``wasm``: the module; ``argv``: the guest's argv (argv[0] included);
-- ``dirs``: ``[[host, guest], ...]`` preopened read-write;
+- ``wasm``: the module; ``argv``: the guest's argv (argv[0] included); ``env``: ``{k: v}``;
+- ``dirs``: ``[[host, guest], ...]`` preopened read-write, or ``[host, guest, readonly]``;
+- ``stdin``/``stdout``/``stderr``: files for the guest's stdio (default: this process's);
 - ``settings``: ``"default"`` (``wasmtime.Config()`` as it comes) or ``"fog"`` (as
   ``fog run``: ``memory_may_move = False``, ``memory_reservation = 4 GiB``);
 - ``cache``: the file that caches the compiled module (``Module.serialize``; the harness
   keys its name by module digest, settings and wasmtime version), or null to compile every
-  time; ``compile_only``: fill the cache and exit.
+  time; ``compile_only``: fill the cache and exit;
+- ``noop_import``: define ``fog_bench.noop`` as a wasmtime-py ``Func`` that does nothing
+  (the floor of a host call, against foglayer's unchecked trampolines).
 
-The guest's stdout and stderr are this process's; the exit code is the guest's (134 on a trap).
+The exit code is the guest's (134 on a trap).
 """
 
 import json
@@ -24,7 +28,7 @@ import wasmtime
 TRAP_EXIT = 134
 
 
-def _config(settings: str) -> wasmtime.Config:
+def config(settings: str) -> wasmtime.Config:
     cfg = wasmtime.Config()
     if settings == "fog":
         cfg.memory_may_move = False
@@ -34,40 +38,68 @@ def _config(settings: str) -> wasmtime.Config:
     return cfg
 
 
-def _module(engine: wasmtime.Engine, spec: dict) -> wasmtime.Module:
-    path = spec.get("cache")
-    if not path:
-        return wasmtime.Module.from_file(engine, spec["wasm"])
-    if os.path.exists(path):
+def load(engine: wasmtime.Engine, wasm: str, cache: str | None) -> wasmtime.Module:
+    """The compiled module, from (or into) the ``cache`` file when one is given."""
+    if not cache:
+        return wasmtime.Module.from_file(engine, wasm)
+    if os.path.exists(cache):
         try:
-            return wasmtime.Module.deserialize_file(engine, path)
+            return wasmtime.Module.deserialize_file(engine, cache)
         except wasmtime.WasmtimeError:
             pass  # stale or damaged: rebuilt below
-    module = wasmtime.Module.from_file(engine, spec["wasm"])
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
+    module = wasmtime.Module.from_file(engine, wasm)
+    os.makedirs(os.path.dirname(cache), exist_ok=True)
+    fd, tmp = _mkstemp(cache)
+    with os.fdopen(fd, "wb") as f:
         f.write(module.serialize())
-    os.replace(tmp, path)
+    os.replace(tmp, cache)
     return module
+
+
+def _mkstemp(path: str) -> tuple[int, str]:
+    import tempfile
+
+    return tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+
+
+def compile_to_cache(wasm: str, settings: str, cache: str) -> None:
+    """Fill ``cache`` for ``wasm`` (in this process); raises on a bad module."""
+    try:
+        load(wasmtime.Engine(config(settings)), wasm, cache)
+    except wasmtime.WasmtimeError as e:
+        raise ValueError(str(e).strip().splitlines()[0] if str(e).strip() else "invalid") from None
+
+
+def _wasi(spec: dict) -> wasmtime.WasiConfig:
+    wasi = wasmtime.WasiConfig()
+    wasi.argv = spec["argv"]
+    wasi.env = sorted(spec.get("env", {}).items())
+    for entry in spec.get("dirs", []):
+        host, guest = entry[0], entry[1]
+        readonly = len(entry) > 2 and entry[2]
+        wasi.preopen_dir(host, guest, not readonly)
+    if spec.get("stdin"):
+        wasi.stdin_file = spec["stdin"]
+    for name in ("stdout", "stderr"):
+        if spec.get(name):
+            setattr(wasi, f"{name}_file", spec[name])
+        else:
+            getattr(wasi, f"inherit_{name}")()
+    return wasi
 
 
 def main() -> int:
     spec = json.loads(sys.argv[1])
-    engine = wasmtime.Engine(_config(spec.get("settings", "default")))
-    module = _module(engine, spec)
+    engine = wasmtime.Engine(config(spec.get("settings", "default")))
+    module = load(engine, spec["wasm"], spec.get("cache"))
     if spec.get("compile_only"):
         return 0
-    wasi = wasmtime.WasiConfig()
-    wasi.argv = spec["argv"]
-    for host, guest in spec.get("dirs", []):
-        wasi.preopen_dir(host, guest)
-    wasi.inherit_stdout()
-    wasi.inherit_stderr()
     store = wasmtime.Store(engine)
-    store.set_wasi(wasi)
+    store.set_wasi(_wasi(spec))
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
+    if spec.get("noop_import"):
+        linker.define_func("fog_bench", "noop", wasmtime.FuncType([], []), lambda: None)
     try:
         instance = linker.instantiate(store, module)
         instance.exports(store)["_start"](store)

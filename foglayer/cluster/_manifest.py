@@ -42,6 +42,10 @@ from foglayer.cluster._spec import (
     Preferences,
 )
 from foglayer.errors import FogError
+from foglayer.runtime import WASM_BASELINE as BASELINE  # noqa: F401 - the cluster's name
+from foglayer.runtime import WASM_FEATURES as FEATURES  # noqa: F401 - the cluster's name
+from foglayer.runtime import ModuleError
+from foglayer.runtime import required_features as runtime_features
 
 MAX_MANIFEST = 1 << 20
 ARCHES = ("x86_64", "aarch64", "arm", "riscv64", "ppc64le", "s390x")
@@ -335,52 +339,12 @@ def _read_module(path: Path, kind: str, where: str) -> bytes:
     return wasm
 
 
-# Features a module may need beyond the baseline every node has, and what each implies.
-FEATURES = {
-    "simd": ("relaxed_simd",), "relaxed_simd": (), "threads": (), "tail_call": (),
-    "multi_memory": (), "memory64": (), "exceptions": (), "gc": (),
-    "function_references": ("gc",), "wide_arithmetic": (),
-}
-BASELINE = ("bulk_memory", "multi_value", "mutable_globals", "nontrapping_fptoint",
-            "reference_types", "sign_ext")
-
-
-@functools.cache
-def _engine_without(feature: str):
-    import wasmtime
-
-    cfg = wasmtime.Config()
-    for f in (feature, *FEATURES[feature]):
-        setattr(cfg, f"wasm_{f}", False)
-    return wasmtime.Engine(cfg)
-
-
-@functools.cache
-def _engine_all():
-    import wasmtime
-
-    cfg = wasmtime.Config()
-    for f in FEATURES:
-        setattr(cfg, f"wasm_{f}", True)
-    return wasmtime.Engine(cfg)
-
-
 def required_features(wasm: bytes, where: str = "module") -> list[str]:
-    """The Wasm features beyond the baseline that ``wasm`` uses (by validating without each)."""
-    import wasmtime
-
+    """The Wasm features beyond the baseline that ``wasm`` uses (probed by the runtime)."""
     try:
-        wasmtime.Module.validate(_engine_all(), wasm)
-    except wasmtime.WasmtimeError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid"
-        raise ManifestError(f"{where}: module: invalid WebAssembly module: {first}") from None
-    out = []
-    for f in FEATURES:
-        try:
-            wasmtime.Module.validate(_engine_without(f), wasm)
-        except wasmtime.WasmtimeError:
-            out.append(f)
-    return out
+        return runtime_features(wasm)
+    except ModuleError as e:
+        raise ManifestError(f"{where}: module: {str(e).removeprefix('module: ')}") from None
 
 
 def _leb(b: bytes, i: int) -> tuple[int, int]:

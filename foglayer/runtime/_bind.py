@@ -12,19 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import wasmtime
-from wasmtime import _ffi as ffi
 
-from foglayer.wasi import MODULE, SIGNATURES, ProcExit, Wasi, WasiError
+from foglayer.runtime import _ffi
+from foglayer.wasi import MODULE, SIGNATURES, Interrupted, ProcExit, Wasi, WasiError
 from foglayer.wasi import _abi as abi
 
-_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p,
-                             ctypes.c_void_p, ctypes.c_size_t)
-_NO_FINALIZER = ctypes.cast(None, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
-_RAW_BYTES = 16 * 10  # wasmtime_val_raw_t is 16 bytes; path_open takes 9 arguments
+_RAW_BYTES = _ffi.RAW_SLOT * 10  # path_open takes 9 arguments
 
 _TEMPLATE = """
-def factory(views, make_views, counts, gate, impl, WasiError, ProcExit, from_oserror,
-            exit_trap, internal_error, mem_refresh, index, name):
+def factory(views, make_views, counts, gate, impl, WasiError, ProcExit, Interrupted,
+            from_oserror, exit_trap, interrupt_trap, internal_error, mem_refresh, index, name):
     def host(env, caller, args, nargs):
         try:
             v32, v64 = views[args]
@@ -42,6 +39,8 @@ def factory(views, make_views, counts, gate, impl, WasiError, ProcExit, from_ose
             r = from_oserror(e)
         except ProcExit:
             return exit_trap()
+        except Interrupted:
+            return interrupt_trap()
         except BaseException as e:
             return internal_error(name, e)
         {store}
@@ -87,12 +86,6 @@ def _make_views(addr: int) -> tuple[memoryview, memoryview]:
     return raw.cast("B").cast("I"), raw.cast("B").cast("Q")
 
 
-def _new_trap(message: str) -> int:
-    text = message.encode()
-    trap = ffi.wasmtime_trap_new(ctypes.create_string_buffer(text), len(text))
-    return ctypes.cast(trap, ctypes.c_void_p).value or 0
-
-
 def wasi_functions(wasi: Wasi) -> list[HostFunction]:
     return [HostFunction(MODULE, name, params, "i" if has_result else "", getattr(wasi, name))
             for name, (params, has_result) in SIGNATURES.items()]
@@ -106,6 +99,7 @@ class Binding:
     """
 
     EXIT_MESSAGE = "foglayer: proc_exit"
+    INTERRUPT_MESSAGE = "foglayer: interrupted in a host call"
 
     def __init__(self, linker: wasmtime.Linker, wasi: Wasi,
                  extra: list[HostFunction] | tuple = ()) -> None:
@@ -123,19 +117,14 @@ class Binding:
             # Every WASI call checks its pointers (re-mapping memory when the guest has
             # grown); only extra host functions, which may touch memory freely, re-map first.
             make = _factory(f.params, f.result, f.module != MODULE)
-            cb = _CALLBACK(make(
+            cb = _ffi.HOST_CALLBACK(make(
                 views, _make_views, self.counts, self._gate, f.impl, WasiError, ProcExit,
-                abi.from_oserror, self._exit_trap, self._internal_error,
-                lambda: wasi.mem.refresh(), index, self.names[index]))
+                Interrupted, abi.from_oserror, self._exit_trap, self._interrupt_trap,
+                self._internal_error, lambda: wasi.mem.refresh(), index, self.names[index]))
             ty = wasmtime.FuncType([types[t] for t in f.params],
                                    [types[f.result]] if f.result else [])
             self._keep += [cb, ty]
-            mod, name = f.module.encode(), f.name.encode()
-            err = ffi.wasmtime_linker_define_func_unchecked(
-                linker.ptr(), mod, len(mod), name, len(name), ty.ptr(),
-                ctypes.cast(cb, ffi.wasmtime_func_unchecked_callback_t), None, _NO_FINALIZER)
-            if err:
-                raise wasmtime.WasmtimeError._from_ptr(err)
+            _ffi.define_unchecked(linker, f.module, f.name, ty, cb)
 
     @property
     def gate(self) -> Callable[[int], bool] | None:
@@ -146,12 +135,15 @@ class Binding:
         self._gate[0] = fn
 
     def _exit_trap(self) -> int:
-        return _new_trap(self.EXIT_MESSAGE)
+        return _ffi.new_trap(self.EXIT_MESSAGE)
+
+    def _interrupt_trap(self) -> int:
+        return _ffi.new_trap(self.INTERRUPT_MESSAGE)
 
     def _internal_error(self, name: str, e: BaseException) -> int:
         # A bug in the host must not look like the guest's fault, nor be swallowed.
         self.error = e
-        return _new_trap(f"foglayer: internal error in host function {name}: "
+        return _ffi.new_trap(f"foglayer: internal error in host function {name}: "
                          f"{type(e).__name__}: {e}")
 
     def call_counts(self) -> dict[str, int]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import wasmtime
 
 from foglayer.runtime._errors import ModuleError
+from foglayer.runtime._limits import Limits
 
 WASMTIME_VERSION = "50.0.1"  # pinned in pyproject; part of every cache key
 _CACHE_MAGIC = b"FOGAOT01"
@@ -38,6 +39,15 @@ class EngineSettings:
         cfg.memory_may_move = False
         cfg.memory_reservation = 1 << 32
         return cfg
+
+
+def settings_for(limits: Limits, *, stats: bool = False, stoppable: bool = False,
+                 simd: bool = True) -> EngineSettings:
+    """The engine settings an instance with ``limits`` needs: fuel metering for a fuel limit
+    (or ``stats``, which reports fuel), epochs for a timeout or when it must be stoppable
+    while it computes (a node's instances). Epochs cost compute, so a plain run has none."""
+    return EngineSettings(consume_fuel=bool(limits.fuel) or stats,
+                          epoch_interruption=bool(limits.timeout) or stoppable, simd=simd)
 
 
 _ENGINES: dict[EngineSettings, wasmtime.Engine] = {}

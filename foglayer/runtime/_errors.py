@@ -30,3 +30,12 @@ class LimitExceeded(Trapped):
         super().__init__(message, backtrace, remedy=_LIMIT_FIELD.get(limit))
         self.limit = limit
         self.value = value
+
+
+class Stopped(Trapped):
+    """The instance was stopped while it ran: ``reason`` is ``stopped`` (``fog stop``, a
+    node shutting down) or ``interrupted`` (Ctrl-C)."""
+
+    def __init__(self, reason: str, message: str, backtrace: list[str] | None = None) -> None:
+        super().__init__(message, backtrace)
+        self.reason = reason

@@ -22,9 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import wasmtime
-
-from foglayer.runtime import HostFunction, Instance, Limits, LoadedModule, RunResult, Trapped
+from foglayer.errors import FogError
+from foglayer.runtime import (
+    Global,
+    HostFunction,
+    Instance,
+    LimitExceeded,
+    Limits,
+    LoadedModule,
+    RunResult,
+    Trapped,
+)
 from foglayer.snapshot import _files, _format
 from foglayer.snapshot._errors import RewriteError, SnapshotError
 from foglayer.snapshot._rewrite import GLOBAL_PREFIX, SAFEPOINT, Rewritten
@@ -123,24 +131,25 @@ class Session:
         self._requested = 0.0
         sp = HostFunction(SAFEPOINT[0], SAFEPOINT[1], "", "i", self._safepoint)
         self.inst = Instance(module, wasi, limits, host_functions=(sp,))
-        ex = self.inst.exports
+        fn = self.inst.function
         try:
-            self._start_unwind = ex["asyncify_start_unwind"]
-            self._stop_unwind = ex["asyncify_stop_unwind"]
-            self._start_rewind = ex["asyncify_start_rewind"]
-            self._stop_rewind = ex["asyncify_stop_rewind"]
-            self._get_state = ex["asyncify_get_state"]
-        except KeyError:
+            self._start_unwind = fn("asyncify_start_unwind")
+            self._stop_unwind = fn("asyncify_stop_unwind")
+            self._start_rewind = fn("asyncify_start_rewind")
+            self._stop_rewind = fn("asyncify_stop_rewind")
+            self._get_state = fn("asyncify_get_state")
+        except FogError:
             raise RewriteError(f"{module.path}: not a checkpointable module "
                                f"(no asyncify exports)") from None
-        if self.inst.memory is None:
+        if not self.inst.has_memory:
             raise RewriteError(f"{module.path}: exports no memory; cannot be checkpointed")
-        self.globals: list[tuple[int, wasmtime.Global]] = sorted(
-            (int(name[len(GLOBAL_PREFIX):]), g) for name, g in ex.items()
-            if name.startswith(GLOBAL_PREFIX) and isinstance(g, wasmtime.Global))
-        cd = ex["fog_countdown"] if "fog_countdown" in ex else None
-        if isinstance(cd, wasmtime.Global):  # the first interval too, not just the later ones
-            cd.set_value(self.store, self.countdown)
+        exported = self.inst.globals()
+        self.globals: list[tuple[int, Global]] = sorted(
+            (int(name[len(GLOBAL_PREFIX):]), g) for name, g in exported.items()
+            if name.startswith(GLOBAL_PREFIX))
+        cd = exported.get("fog_countdown")
+        if cd is not None:  # the first interval too, not just the later ones
+            cd.value = self.countdown
         self.buffer = 0
         self._used = 0
         self._module_zst: bytes | None = None
@@ -152,29 +161,20 @@ class Session:
 
     # -- memory ---------------------------------------------------------------------------
 
-    @property
-    def store(self) -> wasmtime.Store:
-        return self.inst.store
-
     def view(self) -> memoryview:
-        mem = self.inst.wasi.mem
-        mem.refresh()
-        return mem.view
+        return self.inst.memory_view()
 
     def memory_pages(self) -> int:
-        assert self.inst.memory is not None
-        return self.inst.memory.size(self.store)
+        return self.inst.memory_pages()
 
     def grow_to(self, pages: int) -> None:
-        assert self.inst.memory is not None
         have = self.memory_pages()
         if pages > have:
             try:
-                self.inst.memory.grow(self.store, pages - have)
-            except wasmtime.WasmtimeError:
+                self.inst.grow_memory(pages - have)
+            except LimitExceeded:
                 raise SnapshotError(f"cannot grow linear memory to {pages} pages "
                                     f"({pages * 64 // 1024} MiB): over the memory limit?") from None
-        self.inst.wasi.mem.refresh()
 
     def reserve_buffer(self) -> None:
         """Grow memory once for the Asyncify stack data, before the app runs.
@@ -183,9 +183,9 @@ class Session:
         """
         self.buffer = self.memory_pages() * _format.PAGE
         self.grow_to(self.memory_pages() + BUFFER_PAGES)
-        scratch = self.inst.exports["fog_scratch"] if "fog_scratch" in self.inst.exports else None
-        if isinstance(scratch, wasmtime.Global):
-            scratch.set_value(self.store, self._buffer_end())
+        scratch = self.inst.globals().get("fog_scratch")
+        if scratch is not None:
+            scratch.value = self._buffer_end()
 
     def _buffer_end(self) -> int:
         return self.buffer + (BUFFER_PAGES - 1) * _format.PAGE
@@ -209,10 +209,10 @@ class Session:
 
     def _begin_unwind(self) -> None:
         self._arm_buffer()
-        self._start_unwind(self.store, self.buffer)
+        self._start_unwind(self.buffer)
 
     def _end_rewind(self) -> None:
-        self._stop_rewind(self.store)
+        self._stop_rewind()
         self.rewinding = False
         if self._used > 8:  # zero the stack data the rewind has consumed
             self.view()[self.buffer + 8:self.buffer + self._used] = bytes(self._used - 8)
@@ -268,15 +268,15 @@ class Session:
             try:
                 result = self.inst.run()
             except Trapped as e:
-                if self.pending and self._get_state(self.store) == UNWINDING:
+                if self.pending and self._get_state() == UNWINDING:
                     raise SnapshotError(
                         f"checkpoint failed while unwinding the stack ({e}); the call stack "
                         f"may be deeper than the {BUFFER_PAGES * 64} KiB Asyncify buffer") from None
                 raise
-            if self._get_state(self.store) != UNWINDING:
+            if self._get_state() != UNWINDING:
                 return result
             unwound = time.perf_counter()
-            self._stop_unwind(self.store)
+            self._stop_unwind()
             if self._halt:
                 self.stopped = True
                 self.pending = False
@@ -292,20 +292,17 @@ class Session:
     def _rewind(self) -> None:
         self.rewinding = True
         self.inst.binding.gate = self._gate
-        self._start_rewind(self.store, self.buffer)
+        self._start_rewind(self.buffer)
 
     # -- capture ------------------------------------------------------------------------
 
     def capture_meta(self) -> dict[str, Any]:
         """Everything but the memory pages, as plain data."""
-        store = self.store
         used = self._used = struct.unpack_from("<I", self.view(), self.buffer)[0] - self.buffer
         globals_ = []
         for index, g in self.globals:
-            ty = g.type(store)
-            kind = str(ty.content)
-            globals_.append({"index": index, "type": kind, "mutable": ty.mutable,
-                             "value": _encode_global(g.value(store), kind)})
+            globals_.append({"index": index, "type": g.type, "mutable": g.mutable,
+                             "value": _encode_global(g.value, g.type)})
         state = self.inst.wasi.state
         self.lineage["checkpoints"] += 1
         from foglayer import __version__
@@ -418,7 +415,7 @@ class Session:
             glob = by_index[g["index"]]
             value = _decode_global(g["value"], g["type"])
             if g["mutable"]:
-                glob.set_value(self.store, value)
+                glob.value = value
         self.buffer = int(meta["asyncify"]["buffer"])
         self._used = int(meta["asyncify"]["used"])
         self.lineage = dict(meta.get("lineage") or self.lineage)
@@ -428,23 +425,20 @@ class Session:
 
 def load_memory(inst: Instance, snap: _format.Snapshot) -> None:
     """Make a fresh instance's linear memory equal to the snapshot's."""
-    memory = inst.memory
-    if memory is None:
+    if not inst.has_memory:
         raise SnapshotError(f"{snap.where}: the module exports no memory")
     pages = snap.meta["memory"]["pages"]
-    initial = memory.size(inst.store)
+    initial = inst.memory_pages()
     if pages < initial:
         raise SnapshotError(f"{snap.where}: memory of {pages} pages is smaller than the "
                             f"module's initial {initial}: not a snapshot of this module")
     if pages > initial:
         try:
-            memory.grow(inst.store, pages - initial)
-        except wasmtime.WasmtimeError:
+            inst.grow_memory(pages - initial)
+        except LimitExceeded:
             raise SnapshotError(f"{snap.where}: cannot grow linear memory to "
                                 f"{pages * _format.PAGE >> 20} MiB (over the memory limit?)") from None
-    mem = inst.wasi.mem
-    mem.refresh()
-    view = mem.view
+    view = inst.memory_view()
     stored = {e[0] for e in snap.meta["memory"]["table"]}
     initial_view = view[:initial * _format.PAGE]
     for index in _format.nonzero_pages(initial_view):  # data the snapshot has as zeros

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from foglayer.errors import FogError
-from foglayer.runtime import EngineSettings, Limits, RunResult, load_module
+from foglayer.runtime import Limits, RunResult, load_module, settings_for
 from foglayer.snapshot import _files, _format, _registry
 from foglayer.snapshot._capture import (
     KIND,
@@ -37,11 +37,6 @@ class Outcome:
     @property
     def exit_code(self) -> int:
         return self.result.exit_code
-
-
-def _settings(limits: Limits, stats: bool) -> EngineSettings:
-    return EngineSettings(consume_fuel=bool(limits.fuel) or stats,
-                          epoch_interruption=bool(limits.timeout))
 
 
 def _drive(session: Session) -> Outcome:
@@ -104,7 +99,7 @@ def run_checkpointable(
     if options.path is None:
         options.path = default_checkpoint_path(os.fspath(module))
     rewritten = make_checkpointable(module, progress=progress)
-    loaded = load_module(rewritten.path, _settings(limits, stats))
+    loaded = load_module(rewritten.path, settings_for(limits, stats=stats))
     name = os.path.basename(os.fspath(module))
     try:
         wasi = Wasi.create([name, *args], env or {}, preopens, stdio)
@@ -242,7 +237,7 @@ def open_session(snap: _format.Snapshot, *, dirs: dict[str, str] | None = None,
         raise SnapshotError(f"{snap.where}: a {kind} snapshot; only command snapshots resume "
                             f"with fog restore (service snapshots restore through the API)")
     rewritten = _find_module(snap, module)
-    loaded = load_module(rewritten.path, _settings(limits, stats))
+    loaded = load_module(rewritten.path, settings_for(limits, stats=stats))
     wasi = prepare_wasi(snap, dirs=dirs, force=force, files_to=files_to, stdio=stdio)
     session = Session(rewritten, loaded, wasi, limits, options or CheckpointOptions(),
                       module_path=snap.meta["module"].get("path", ""))

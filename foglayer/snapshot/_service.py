@@ -13,8 +13,6 @@ import os
 import time
 from collections.abc import Sequence
 
-import wasmtime
-
 from foglayer.runtime import (
     EngineSettings,
     HostFunction,
@@ -34,14 +32,8 @@ def snapshot_instance(inst: Instance, *, level: int | None = _format.DEFAULT_LEV
     """A snapshot (bytes) of a reactor instance between two calls."""
     from foglayer import __version__
 
-    store = inst.store
-    globals_ = []
-    for name, ext in inst.exports.items():
-        if isinstance(ext, wasmtime.Global):
-            ty = ext.type(store)
-            kind = str(ty.content)
-            globals_.append({"name": name, "type": kind, "mutable": ty.mutable,
-                             "value": _encode_global(ext.value(store), kind)})
+    globals_ = [{"name": name, "type": g.type, "mutable": g.mutable,
+                 "value": _encode_global(g.value, g.type)} for name, g in inst.globals().items()]
     state = inst.wasi.state
     meta = {
         "kind": KIND,
@@ -53,10 +45,7 @@ def snapshot_instance(inst: Instance, *, level: int | None = _format.DEFAULT_LEV
         "created": time.time(),
         "foglayer": __version__,
     }
-    view = None
-    if inst.memory is not None:
-        inst.wasi.mem.refresh()
-        view = inst.wasi.mem.view
+    view = inst.memory_view() if inst.has_memory else None
     buf = io.BytesIO()
     _format.write_snapshot(buf, meta, view, level=level)
     return buf.getvalue()
@@ -91,13 +80,13 @@ def restore_instance(
     inst = Instance(module, wasi, limits, host_functions)
     try:
         load_memory(inst, snap)
-        exports = inst.exports
+        exported = inst.globals()
         for g in meta["globals"]:
-            ext = exports[g["name"]] if g["name"] in exports else None
-            if not isinstance(ext, wasmtime.Global):
+            ext = exported.get(g["name"])
+            if ext is None:
                 raise SnapshotError(f"the module has no exported global {g['name']!r}")
             if g["mutable"]:
-                ext.set_value(inst.store, _decode_global(g["value"], g["type"]))
+                ext.value = _decode_global(g["value"], g["type"])
     except BaseException:
         inst.close()
         raise

@@ -8,15 +8,17 @@ Public API:
 - :class:`GuestMemory` – the only thing WASI needs from an engine: a base address and a size.
 - :data:`SIGNATURES`, :data:`HOT`, :data:`MODULE` – the import table the runtime binds.
 - :class:`ProcExit`, :class:`WasiError` – how a call leaves early.
+- :class:`Interrupt` – what a blocking call also waits on (``Wasi.interrupt``, set by the
+  runtime: a stop descriptor and the deadline); :class:`Interrupted` – raised when it fires.
 """
 
-from foglayer.wasi._memory import GuestMemory
+from foglayer.wasi._memory import GuestMemory, Interrupt, Interrupted
 from foglayer.wasi._paths import WasiError
 from foglayer.wasi._signatures import HOT, MODULE, SIGNATURES
 from foglayer.wasi._state import Descriptor, Preopen, WasiState
 from foglayer.wasi._wasi import ProcExit, Wasi
 
 __all__ = [
-    "Descriptor", "GuestMemory", "HOT", "MODULE", "Preopen", "ProcExit", "SIGNATURES",
+    "Descriptor", "GuestMemory", "HOT", "Interrupt", "Interrupted", "MODULE", "Preopen", "ProcExit", "SIGNATURES",
     "Wasi", "WasiError", "WasiState",
 ]

@@ -1,4 +1,5 @@
-"""The small interface between WASI and the engine: a view of guest linear memory.
+"""The small interface between WASI and the engine: a view of guest linear memory, and
+what blocking calls wait on to be cut short (:class:`Interrupt`).
 
 The runtime gives a base address and a way to read the current size; WASI never sees an
 engine type. The base never moves (the engine reserves the whole 4 GiB address space up
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable
+from typing import Protocol
 
 
 class GuestMemory:
@@ -50,3 +52,21 @@ class NoMemory(GuestMemory):
 
     def __init__(self) -> None:
         super().__init__(0, lambda: 0)
+
+
+class Interrupt(Protocol):
+    """What a blocking WASI call waits on besides its own event (set by the runtime as
+    ``Wasi.interrupt``): a stop signal and the running call's deadline."""
+
+    def fileno(self) -> int:
+        """A descriptor that becomes readable once the instance must stop (for select)."""
+        ...
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (None: none; 0: passed)."""
+        ...
+
+
+class Interrupted(Exception):
+    """Raised out of a blocking call cut short by its :class:`Interrupt`: the runtime ends
+    the run (stopped or timed out) as it would at an epoch tick."""

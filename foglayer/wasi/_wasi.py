@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from foglayer.wasi import _abi as abi
 from foglayer.wasi import _memdir
-from foglayer.wasi._memory import GuestMemory, NoMemory
+from foglayer.wasi._memory import GuestMemory, Interrupt, Interrupted, NoMemory
 from foglayer.wasi._paths import Target, WasiError, check_new_name, resolve
 from foglayer.wasi._state import Descriptor, Preopen, WasiState
 
@@ -51,6 +51,25 @@ class ProcExit(Exception):
 
     def __init__(self, code: int) -> None:
         self.code = code
+
+
+def _wait(interrupt: Interrupt | None, readers: list[int], writers: list[int],
+          timeout: float | None) -> tuple[list[int], list[int]]:
+    """``select`` that also ends when the instance is stopped or its deadline passes
+    (then raises :class:`Interrupted`): a sleeping guest obeys ``--timeout`` and ``fog stop``."""
+    if interrupt is None:
+        if not readers and not writers:
+            time.sleep(timeout or 0)
+            return [], []
+        r, w, _ = select.select(readers, writers, [], timeout)
+        return r, w
+    stop = interrupt.fileno()
+    left = interrupt.remaining()
+    cut = left is not None and (timeout is None or left < timeout)
+    r, w, _ = select.select([*readers, stop], writers, [], left if cut else timeout)
+    if stop in r or (cut and not r and not w):
+        raise Interrupted
+    return r, w
 
 
 def _filetype(mode: int) -> int:
@@ -111,6 +130,7 @@ class Wasi:
         self.mem: GuestMemory = NoMemory()
         self.stdio = tuple(stdio)
         self.memory: dict[str, dict[str, bytes]] = {}
+        self.interrupt: Interrupt | None = None  # set by the runtime: blocking calls wait on it
 
     # -- construction -------------------------------------------------------------------
 
@@ -409,6 +429,9 @@ class Wasi:
             return abi.EBADF
         mem = self.mem
         try:
+            if (d.kind != abi.FT_REG and self.interrupt is not None
+                    and os.get_blocking(d.host_fd)):  # a pipe may block: stay stoppable
+                _wait(self.interrupt, [d.host_fd], [], None)
             if iovs_len == 1 and not iovs & 3 and iovs + 8 <= mem.size:
                 i = iovs >> 2
                 p, ln = mem.v32[i], mem.v32[i + 1]
@@ -903,9 +926,9 @@ class Wasi:
                 events.append((userdata, abi.EINVAL, tag, 0, 0))
         if not events and (readers or writers or deadline is not None):
             wait = None if deadline is None else max(0, deadline - now) / 1e9
-            if readers or writers:
+            if readers or writers or wait:
                 try:
-                    r, w, _ = select.select(list(readers), list(writers), [], wait)
+                    r, w = _wait(self.interrupt, list(readers), list(writers), wait)
                 except OSError as e:
                     return abi.from_oserror(e)
                 for hfd in r:
@@ -914,8 +937,6 @@ class Wasi:
                 for hfd in w:
                     for ud in writers[hfd]:
                         events.append((ud, 0, abi.EVENT_FD_WRITE, 0, 0))
-            elif wait:
-                time.sleep(wait)
         if deadline is not None:
             now = _monotonic_ns() + self.state.monotonic_offset_ns
             events.extend((ud, 0, abi.EVENT_CLOCK, 0, 0) for ud, due in clocks if due <= now)
