@@ -4,8 +4,9 @@
 - ``_run``: ``fog run``, parsed with argparse on a path that never imports click (cold start);
 - ``_args``: the shared grammar of flags (``--dir HOST[:GUEST][:ro]``, ``KEY=VALUE``);
 - ``_exit``: exit codes and one-line error reports;
-- ``_render``: what people (and ``-o json|yaml``) see: tables, ``--stats``, ``fog up``'s view;
-- ``_cluster``: the cluster commands on the synchronous client.
+- ``_render``: what people see: tables, ``--stats``, ``fog deploy``'s lines, ``fog up``'s view.
+
+The cluster commands talk through ``foglayer.cluster.SyncClient``, on credentials resolved once.
 
 This module stays import-light: ``fog run`` goes through it.
 """

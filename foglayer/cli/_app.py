@@ -222,6 +222,13 @@ def _creds(server, creds, tls_ca):
     return c
 
 
+def _connect(server, creds, tls_ca):
+    """The synchronous cluster client, on credentials resolved once."""
+    from foglayer.cluster import SyncClient
+
+    return SyncClient(_creds(server, creds, tls_ca), "fog-cli")
+
+
 def _print(renderable) -> None:
     from rich.console import Console
 
@@ -331,30 +338,37 @@ def controller(server, creds, tls_ca, name, node_timeout, lease_ttl) -> None:
               metavar="SECONDS", help="Wait this long for the app to be placed (0: do not wait).")
 def deploy(server, creds, tls_ca, manifest, wait) -> None:
     """Deploy the app MANIFEST (YAML): upload its module, then the controller places it."""
-    from foglayer.cli._cluster import deploy as do_deploy
+    from foglayer.cli._render import deployed, placed
     from foglayer.cluster import load_manifest
 
-    load_manifest(manifest)  # a bad manifest is reported before any connection
-    for line in do_deploy(manifest, creds=_creds(server, creds, tls_ca), wait=wait):
-        click.echo(line)
+    m = load_manifest(manifest)  # parsed once; a bad manifest fails before any connection
+    spec = m.spec
+    with _connect(server, creds, tls_ca) as c:
+        record = c.deploy(m)
+        click.echo(deployed(spec, record))
+        if wait and spec.replicas:
+            for p in c.wait(spec.name, record["generation"], spec.replicas, wait):
+                click.echo(placed(spec, p))
 
 
 @cli.command()
 @_conn_options
 def ps(server, creds, tls_ca) -> None:
     """List the apps, their replicas, where they run and their state."""
-    from foglayer.cli._cluster import ps as do_ps
+    from foglayer.cli._render import ps_table
 
-    _print(do_ps(creds=_creds(server, creds, tls_ca)))
+    with _connect(server, creds, tls_ca) as c:
+        _print(ps_table(c.apps(), c.placements()))
 
 
 @cli.command()
 @_conn_options
 def nodes(server, creds, tls_ca) -> None:
     """List the nodes, their capabilities and what they hold."""
-    from foglayer.cli._cluster import nodes as do_nodes
+    from foglayer.cli._render import nodes_table
 
-    _print(do_nodes(creds=_creds(server, creds, tls_ca)))
+    with _connect(server, creds, tls_ca) as c:
+        _print(nodes_table(c.nodes(), c.placements(), c.apps()))
 
 
 @cli.command()
@@ -363,10 +377,10 @@ def nodes(server, creds, tls_ca) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output (Ctrl-C stops).")
 def logs(server, creds, tls_ca, app, follow) -> None:
     """Print the stdout and stderr of APP (from every node that ran it)."""
-    from foglayer.cli._cluster import logs as do_logs
-    from foglayer.cli._cluster import write_chunk
+    from foglayer.cli._render import write_chunk
 
-    do_logs(app, write_chunk, follow=follow, creds=_creds(server, creds, tls_ca))
+    with _connect(server, creds, tls_ca) as c:
+        c.logs(app, write_chunk, follow=follow)
 
 
 @cli.command()
@@ -374,9 +388,9 @@ def logs(server, creds, tls_ca, app, follow) -> None:
 @click.argument("app")
 def stop(server, creds, tls_ca, app) -> None:
     """Stop APP: remove its desired state; the controller stops its instances."""
-    from foglayer.cli._cluster import stop as do_stop
-
-    click.echo(do_stop(app, creds=_creds(server, creds, tls_ca)))
+    with _connect(server, creds, tls_ca) as c:
+        c.stop(app)
+    click.echo(f"{app}: stopping (the desired state is gone; the controller stops its instances)")
 
 
 @cli.command()
@@ -384,9 +398,11 @@ def stop(server, creds, tls_ca, app) -> None:
 @click.argument("app")
 def explain(server, creds, tls_ca, app) -> None:
     """Show the scheduler's table for APP's last placement: filters, scores, winner."""
-    from foglayer.cli._cluster import explain as do_explain
+    from foglayer.cli._render import explain_table
 
-    for table in do_explain(app, creds=_creds(server, creds, tls_ca)):
+    with _connect(server, creds, tls_ca) as c:
+        decision = c.decision(app)
+    for table in explain_table(decision):
         _print(table)
 
 
@@ -400,10 +416,9 @@ def explain(server, creds, tls_ca, app) -> None:
 @click.option("--raw", is_flag=True, help="Print the result as it is (no newline added).")
 def invoke(server, creds, tls_ca, app, function, payload, timeout, raw) -> None:
     """Call FUNCTION of the service APP with PAYLOAD ('-' reads stdin); print the result."""
-    from foglayer.cli._cluster import invoke as do_invoke
-
     data = sys.stdin.buffer.read() if payload == "-" else payload.encode()
-    out = do_invoke(app, function, data, creds=_creds(server, creds, tls_ca), timeout=timeout)
+    with _connect(server, creds, tls_ca) as c:
+        out = c.invoke(app, function, data, timeout)
     sys.stdout.buffer.write(out if raw or out.endswith(b"\n") else out + b"\n")
     sys.stdout.flush()
 

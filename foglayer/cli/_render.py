@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
+    from foglayer.cluster import AppSpec
+
 
 def print_stats(stats: Stats) -> None:
     from rich.console import Console
@@ -32,6 +34,31 @@ def print_stats(stats: Stats) -> None:
     for name, count in sorted(stats.wasi_calls.items(), key=lambda kv: -kv[1]):
         table.add_row(f"  {name}", f"{count:,}")
     console.print(table)
+
+
+def deployed(spec: AppSpec, record: dict) -> str:
+    """``fog deploy``'s first line: the generation written (or that nothing changed)."""
+    if record.get("unchanged"):
+        return f"{spec.name}: unchanged (generation {record['generation']})"
+    return (f"{spec.name}: deployed generation {record['generation']} "
+            f"(module {spec.module}, sha256 {spec.digest[:12]}, {spec.size} bytes)")
+
+
+def placed(spec: AppSpec, p: dict) -> str:
+    """``fog deploy``: one replica's placement, once it settled."""
+    where = f" on {p['node']}" if p.get("node") else ""
+    extra = f": {p['error']}" if p["state"] in ("pending", "failed") and p.get("error") else ""
+    return f"  {spec.name}.{p['replica']}: {p['state']}{where}{extra}"
+
+
+def write_chunk(chunk: dict) -> None:
+    """``fog logs``: stdout to stdout, stderr to stderr, as bytes."""
+    import sys
+
+    out = sys.stdout if chunk["stream"] == "stdout" else sys.stderr
+    out.flush()
+    out.buffer.write(chunk["data"])
+    out.flush()
 
 
 _STATE_STYLE = {"running": "green", "ready": "green", "scheduled": "cyan", "starting": "cyan",

@@ -12,7 +12,8 @@ Public API:
 - :func:`load_manifest`, :func:`parse_manifest`, :class:`Manifest`, :class:`ManifestError`;
   the typed app spec :class:`AppSpec`, :class:`Limits`, :class:`Constraints`.
 - The wire protocol (subjects, headers, error kinds, node messages): :mod:`._protocol`.
-- :class:`Client` – deploy, read state, invoke, logs (async); :class:`SyncClient` (sync).
+- :class:`Client` – deploy, read state, invoke, logs (async); :class:`SyncClient` – the same,
+  blocking (the one synchronous façade: CLI, tests, benchmarks).
 - :class:`Service`, :class:`ServiceError` – the service ABI (docs/service-abi.md).
 - :func:`up`, :data:`PROFILES` – ``fog up``.
 """
