@@ -48,12 +48,47 @@ class Descriptor:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         del d["host_fd"], d["dir_cache"]
+        d["open_flags"] = _portable_flags(self.open_flags)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Descriptor:
         names = {f.name for f in fields(cls)} - {"host_fd", "dir_cache"}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        out = cls(**{k: v for k, v in d.items() if k in names})
+        out.open_flags = _host_flags(out.open_flags)
+        return out
+
+
+# os.open flags differ between CPU architectures (O_DIRECTORY is 0o200000 on x86-64 and
+# 0o40000 on aarch64), so saved state holds them in one fixed encoding, Linux's generic
+# (x86-64) values, and only the flags a re-open may use: never O_CREAT, O_TRUNC or O_EXCL.
+_ACCMODE = 3  # O_RDONLY 0, O_WRONLY 1, O_RDWR 2 on every Linux
+_PORTABLE = {"O_APPEND": 0o2000, "O_NONBLOCK": 0o4000, "O_DSYNC": 0o10000,
+             "O_SYNC": 0o4010000, "O_RSYNC": 0o4010000, "O_DIRECTORY": 0o200000,
+             "O_NOFOLLOW": 0o400000, "O_CLOEXEC": 0o2000000}
+_HOST = {name: getattr(os, name, 0) for name in _PORTABLE}
+_ALLOWED = _ACCMODE
+for _bits in _PORTABLE.values():
+    _ALLOWED |= _bits
+
+
+def _translate(flags: int, src: dict[str, int], dst: dict[str, int]) -> int:
+    out = flags & _ACCMODE
+    for name, bits in src.items():
+        if bits and flags & bits == bits:
+            out |= dst[name]
+    return out
+
+
+def _portable_flags(host: int) -> int:
+    return _translate(host, _HOST, _PORTABLE)
+
+
+def _host_flags(portable: int) -> int:
+    """Saved flags as this host's, refusing any a re-open must not use (state is untrusted)."""
+    if not isinstance(portable, int) or portable & ~_ALLOWED or portable & _ACCMODE == 3:
+        raise ValueError(f"open_flags {portable!r}: not flags a descriptor may be re-opened with")
+    return _translate(portable, _PORTABLE, _HOST)
 
 
 @dataclass(slots=True)

@@ -100,3 +100,36 @@ def test_state_refuses_unknown_version():
 
     with pytest.raises(ValueError, match="version"):
         WasiState.from_dict({"version": 99})
+
+
+# Linux's generic (x86-64) values: what saved state holds on every CPU architecture.
+PORTABLE_O_DIRECTORY, PORTABLE_O_NOFOLLOW = 0o200000, 0o400000
+
+
+def test_saved_open_flags_are_the_same_on_every_architecture(tmp_path):
+    """A preopen saved on aarch64 (O_DIRECTORY 0o40000 there) re-opens on x86-64 and back."""
+    (tmp_path / "f").write_bytes(b"x")
+    wasi = Wasi.create(["app"], {}, [Preopen(str(tmp_path), "/d")])
+    fd = Guest(wasi).open(3, "f")
+    saved = wasi.state.to_dict()
+    wasi.close()
+    assert saved["fds"]["3"]["open_flags"] == PORTABLE_O_DIRECTORY  # O_RDONLY | O_DIRECTORY
+    assert saved["fds"][str(fd)]["open_flags"] & PORTABLE_O_NOFOLLOW
+    state = WasiState.from_dict(saved)
+    assert state.fds[3].open_flags == os.O_RDONLY | os.O_DIRECTORY  # this host's bits
+    Wasi.restore(state).close()
+
+
+def test_saved_state_asking_to_truncate_or_create_on_reopen_is_refused(tmp_path):
+    import pytest
+
+    (tmp_path / "keep").write_bytes(b"precious")
+    wasi = Wasi.create(["app"], {}, [Preopen(str(tmp_path), "/d")])
+    fd = Guest(wasi).open(3, "keep")
+    saved = wasi.state.to_dict()
+    wasi.close()
+    for forged in (0o1000 | 2, 0o100 | 1, 3):  # O_TRUNC|O_RDWR, O_CREAT|O_WRONLY, bad mode
+        saved["fds"][str(fd)]["open_flags"] = forged
+        with pytest.raises(ValueError, match="open_flags"):
+            WasiState.from_dict(saved)
+    assert (tmp_path / "keep").read_bytes() == b"precious"
