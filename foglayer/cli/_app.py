@@ -246,10 +246,13 @@ def _print(renderable) -> None:
               help="State directory (default: <user data dir>/continuum).")
 @click.option("--view/--no-view", default=None,
               help="Live status view (default: on a terminal; otherwise event lines).")
+@click.option("--sites", metavar="SITES",
+              help="Sites instead of one server: HUB[:SERVERS],LEAF[@MS],... e.g. "
+                   "cloud:3,edge-a,edge-b@25 (a NATS cluster and leaf-node sites; a node each).")
 @click.option("--ui-port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="The web view's port on 127.0.0.1 (0: a free one).")
 @click.option("--no-ui", is_flag=True, help="No web view.")
-def up(nodes, port, root, view, ui_port, no_ui) -> None:
+def up(nodes, port, root, view, sites, ui_port, no_ui) -> None:
     """Run a whole continuum here: a NATS server, a controller and node agents, and a web view
     (Ctrl-C stops; running it again resumes the same state)."""
     from functools import partial
@@ -267,7 +270,7 @@ def up(nodes, port, root, view, ui_port, no_ui) -> None:
 
     live = view if view is not None else sys.stdout.isatty()
     watch = up_live if live else partial(up_lines, echo=click.echo)
-    do_up(nodes, root=root, port=port, watch=watch, echo=click.echo,
+    do_up(nodes, root=root, port=port, watch=watch, echo=click.echo, sites=sites,
           on_start=None if no_ui else web)
 
 
@@ -301,19 +304,22 @@ def ui(server, creds, tls_ca, host, port, token) -> None:
 @click.option("--heartbeat", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
               metavar="SECONDS", help="Heartbeat interval.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where app directories live.")
+@click.option("--probe-site", "probe_sites", multiple=True, metavar="SITE",
+              help="Measure the round trip to SITE (its echo) for the scheduler. Repeatable.")
 def node(server, creds, tls_ca, name, labels, max_memory, fuel_rate, latency, cpus, no_simd,
-         heartbeat, data_dir) -> None:
+         heartbeat, data_dir, probe_sites) -> None:
     """Run a node agent: register, send heartbeats, run what the controller places here."""
     from pathlib import Path
 
     from foglayer.cli._args import parse_pairs
-    from foglayer.cluster import NodeConfig, run_node
+    from foglayer.cluster import NodeConfig, check_name, run_node
 
     lat = parse_pairs(latency, "--latency", float, "SITE=MILLISECONDS")
     run_node(NodeConfig(name=name, creds=_creds(server, creds, tls_ca), labels=parse_pairs(labels, "--label"),
                         max_memory=max_memory, fuel_rate=fuel_rate, heartbeat=heartbeat,
                         data_dir=Path(data_dir) if data_dir else None, latency=lat,
-                        simd=not no_simd, cpus=cpus))
+                        simd=not no_simd, cpus=cpus,
+                        probe_sites=[check_name(s, "site") for s in probe_sites]))
 
 
 @cli.command()

@@ -19,16 +19,18 @@ Public API:
 """
 
 from foglayer.cluster._abi import Service, ServiceError
-from foglayer.cluster._bus import BusError, Creds, connect
+from foglayer.cluster._bus import BusError, Creds, check_name, connect
+from foglayer.cluster._consistency import Verdict, check_consistency, check_continuum
 from foglayer.cluster._index import NodeIndex
 from foglayer.cluster._manifest import Manifest, ManifestError
 from foglayer.cluster._manifest import load as load_manifest
 from foglayer.cluster._manifest import parse as parse_manifest
 from foglayer.cluster._scheduler import FILTERS, SCORERS, App, Decision, NodeView, passes, schedule
 from foglayer.cluster._server import EmbeddedServer, free_port
+from foglayer.cluster._sites import SiteCluster, SiteSpec, parse_sites
 from foglayer.cluster._spec import AppSpec, Constraints, Limits, app_memory, decode_spec
 from foglayer.cluster._sync import SyncClient, wait_until
-from foglayer.cluster._up import PROFILES, Continuum, NodeSpec, parse_nodes, up
+from foglayer.cluster._up import PROFILES, Continuum, NodeSpec, parse_nodes, site_nodes, up
 from foglayer.cluster.agent import Agent, NodeConfig, run_node
 from foglayer.cluster.client import Client, UnknownApp, resolve
 from foglayer.cluster.controller import Controller, ControllerConfig, run_controller
@@ -37,8 +39,10 @@ __all__ = [
     "AppSpec", "Constraints", "Limits", "decode_spec",
     "FILTERS", "SCORERS", "Agent", "App", "passes", "BusError", "Client", "Controller", "ControllerConfig", "Creds",
     "Decision", "EmbeddedServer", "Manifest", "ManifestError", "NodeConfig", "NodeView", "Service",
-    "ServiceError", "UnknownApp", "app_memory", "connect", "free_port",
+    "ServiceError", "UnknownApp", "app_memory", "check_name", "connect", "free_port",
     "load_manifest", "parse_manifest", "resolve",
     "run_controller", "run_node", "schedule", "PROFILES", "Continuum",
     "NodeIndex", "NodeSpec", "parse_nodes", "up", "SyncClient", "wait_until",
+    "SiteCluster", "SiteSpec", "parse_sites", "site_nodes", "Verdict", "check_consistency",
+    "check_continuum",
 ]

@@ -178,7 +178,9 @@ async def _connect_once(url: str, opts: dict, on_connect_error, on_error) -> Cli
     opts = dict(opts, error_cb=route)
     reconnect = opts.pop("allow_reconnect")
     attempts = opts.pop("max_reconnect_attempts")
-    await nc.connect(url, allow_reconnect=reconnect, max_reconnect_attempts=attempts, **opts)
+    # Several servers (a cluster, or a site's servers), comma-separated: the client fails over.
+    servers = [u if "://" in u else f"nats://{u}" for u in url.split(",") if u]
+    await nc.connect(servers, allow_reconnect=reconnect, max_reconnect_attempts=attempts, **opts)
     target["cb"] = on_error
     return nc
 
@@ -198,9 +200,11 @@ def is_permission_error(e: BaseException) -> bool:
     return "permissions violation" in str(e).lower()
 
 
-async def ensure_state(js) -> dict:
-    """Create (or open) the KV buckets, the Object Store and the streams; returns the KV handles."""
-    from nats.js.api import RetentionPolicy, StreamConfig
+async def ensure_state(js, replicas: int = 1) -> dict:
+    """Create (or open) the KV buckets, the Object Store and the streams; returns the KV handles.
+
+    ``replicas``: copies of each (3 on a 3-server hub: the state survives losing a server)."""
+    from nats.js.api import ObjectStoreConfig, RetentionPolicy, StreamConfig
     from nats.js.errors import BucketNotFoundError, NotFoundError
 
     kvs = {}
@@ -211,14 +215,15 @@ async def ensure_state(js) -> dict:
             kvs[bucket] = await js.key_value(bucket)
         except (BucketNotFoundError, NotFoundError):
             try:
-                kvs[bucket] = await js.create_key_value(bucket=bucket, history=history, ttl=ttl)
+                kvs[bucket] = await js.create_key_value(bucket=bucket, history=history, ttl=ttl,
+                                                        replicas=replicas)
             except Exception:  # noqa: BLE001 - another process created it first
                 kvs[bucket] = await js.key_value(bucket)
     try:
         await js.object_store(MODULES)
     except (BucketNotFoundError, NotFoundError):
         try:
-            await js.create_object_store(MODULES)
+            await js.create_object_store(MODULES, ObjectStoreConfig(replicas=replicas))
         except Exception:  # noqa: BLE001
             await js.object_store(MODULES)
     for name, subjects, max_msgs, max_bytes in (
@@ -229,7 +234,7 @@ async def ensure_state(js) -> dict:
         except NotFoundError:
             try:
                 await js.add_stream(StreamConfig(name=name, subjects=subjects, max_msgs=max_msgs,
-                                                 max_bytes=max_bytes,
+                                                 max_bytes=max_bytes, num_replicas=replicas,
                                                  retention=RetentionPolicy.LIMITS))
             except Exception:  # noqa: BLE001
                 await js.stream_info(name)

@@ -9,6 +9,7 @@ never more than one leader; a leader whose renewal fails steps down at once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -17,6 +18,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from foglayer.cluster._protocol import LEADER
 
 KEY = "controller"
+FENCE = 0.8  # a leader that could not renew for this much of a ttl stops leading
 
 
 class Lease:
@@ -42,11 +44,19 @@ class Lease:
         if self.leader:
             if now - self._renewed_at < self.ttl / 3:
                 return True
+            left = FENCE * self.ttl - (now - self._renewed_at)
             try:
-                self.revision = await self.kv.update(KEY, self._value(), last=self.revision)
+                self.revision = await asyncio.wait_for(
+                    self.kv.update(KEY, self._value(), last=self.revision), max(0.05, left))
                 self._renewed_at = now
             except KeyWrongLastSequenceError:
                 self.leader = False  # someone else took it: step down now
+            except Exception:  # noqa: BLE001 - KV out of reach (a partition, a lost quorum)
+                # The fence: a standby takes over a whole ttl after it last saw the revision
+                # move, by its own clock. Stop acting before that can happen, however long the
+                # renewal hangs, so that two leaders never act at once.
+                if now - self._renewed_at >= FENCE * self.ttl:
+                    self.leader = False
             return self.leader
         try:
             entry = await self.kv.get(KEY)

@@ -12,6 +12,7 @@ limits: {memory: 16MiB, fuel: 1000000000, timeout: 30, max_fds: 256}
 replicas: 1
 restart: on-failure            # always | on-failure | never (services default to always)
 max_restarts: 10
+on_partition: stay             # stay (default) | move: start it elsewhere while its site is cut off
 constraints: {labels: {tier: edge}, min_memory: 8MiB, tee: sev-snp, arch: x86_64,
               features: [simd]}
 preferences: {site: factory-1}          # or {low_latency_to: factory-1}
@@ -83,6 +84,7 @@ SCHEMA = {
         "replicas": {"type": "integer", "minimum": 0, "maximum": MAX_REPLICAS},
         "restart": {"enum": ["always", "on-failure", "never"]},
         "max_restarts": {"type": "integer", "minimum": 0},
+        "on_partition": {"enum": ["stay", "move"]},
         "constraints": {"type": "object", "additionalProperties": False, "properties": {
             "labels": _LABELS,
             "min_memory": _SIZE,
@@ -289,6 +291,7 @@ def parse(text: str, where: str = "manifest", base: Path | None = None) -> Manif
         replicas=doc.get("replicas", 1),
         restart=doc.get("restart", "always" if kind == "service" else "on-failure"),
         max_restarts=doc.get("max_restarts", 10),
+        on_partition=doc.get("on_partition", "stay"),
         constraints=Constraints(
             labels={k: _scalar(v) for k, v in cons.get("labels", {}).items()},
             min_memory=min_memory,

@@ -35,6 +35,9 @@ APPS, PLACEMENTS, NODES, DECISIONS, LEADER, TRUST, INSTANCES = (
     "fog-apps", "fog-placements", "fog-nodes", "fog-decisions", "fog-leader", "fog-trust",
     "fog-instances")
 MODULES = "fog-modules"
+# Every server with JetStream serves it in this domain, and every client asks for it: a client
+# at a leaf site then reaches the hub's JetStream through the leaf link ($JS.fog.API).
+JS_DOMAIN = "fog"
 LOGS_STREAM, EVENTS_STREAM = "FOG_LOGS", "FOG_EVENTS"
 EVENTS = "fog.events"
 
@@ -87,6 +90,13 @@ def app_logs_filter(app: str) -> str:
     return f"fog.node.*.logs.{app}.>"
 
 
+def site_echo(site: str) -> str:
+    """Answered at site ``site`` (its nodes, and ``fog up``'s sentinel there): a request here
+    measures the round trip to that site, and tells whether the site is reachable at all."""
+    return f"fog.site.{site}.echo"
+
+
+ALL_SITE_ECHO = "fog.site.*.echo"
 ALL_HB = "fog.node.*.hb"
 ALL_STATUS = "fog.node.*.status"
 ALL_MODULE = "fog.node.*.module"
@@ -183,6 +193,13 @@ class Heartbeat(msgspec.Struct, frozen=True):
     time: _Time = 0.0
     used_memory: _Count = 0
     instances: Annotated[dict[_Short, InstanceReport], msgspec.Meta(max_length=MAX_INSTANCES)] = {}
+    # Round trips this node measured to each site's echo subject, in ms (not in Caps: they
+    # change every beat, and the registry rewrites a node's record when its Caps change).
+    rtt: Annotated[dict[_Short, Annotated[float, msgspec.Meta(ge=0, le=1e6)]],
+                   msgspec.Meta(max_length=256)] = {}
+    # Connected through a leaf-node server (its server has no JetStream): the node sits in a
+    # site whose link to the hub can be cut, so its silence may be a partition, not a death.
+    leaf: bool = False
 
 
 class Status(InstanceReport, frozen=True):

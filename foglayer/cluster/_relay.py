@@ -140,11 +140,15 @@ class Relay:
             return
         self.stats.connections += 1
         self._writers |= {writer, twriter}
-        await asyncio.gather(self._pipe(reader, twriter, "up"), self._pipe(treader, writer, "down"),
-                             return_exceptions=True)
-        for w in (writer, twriter):
-            self._writers.discard(w)
-            w.transport.abort()
+        try:
+            await asyncio.gather(self._pipe(reader, twriter, "up"),
+                                 self._pipe(treader, writer, "down"), return_exceptions=True)
+        except asyncio.CancelledError:
+            pass  # the relay stops: end quietly (asyncio reports a cancelled handler otherwise)
+        finally:
+            for w in (writer, twriter):
+                self._writers.discard(w)
+                w.transport.abort()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     direction: str) -> None:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from foglayer.cluster._bus import BusError, Creds, check_name
-from foglayer.cluster._protocol import node_cmd, node_inbox, node_out
+from foglayer.cluster._protocol import ALL_SITE_ECHO, JS_DOMAIN, node_cmd, node_inbox, node_out
 from foglayer.errors import FogError
 
 
@@ -55,8 +55,9 @@ def node_permissions(node: str) -> dict:
     """What a node's user may do: publish its own subjects, hear its own commands."""
     check_name(node)
     return {
-        "publish": {"allow": [f"{node_out(node)}.>"]},
-        "subscribe": {"allow": [f"{node_cmd(node)}.>", f"{node_inbox(node)}.>"]},
+        # Site echoes: a node measures its round trip to every site and answers for its own.
+        "publish": {"allow": [f"{node_out(node)}.>", ALL_SITE_ECHO]},
+        "subscribe": {"allow": [f"{node_cmd(node)}.>", f"{node_inbox(node)}.>", ALL_SITE_ECHO]},
         "allow_responses": True,
     }
 
@@ -112,12 +113,9 @@ def render_config(port: int, store_dir: Path | None, auth: Auth, *, host: str = 
         "authorization": {"users": users},
     }
     if store_dir is not None:
-        conf["jetstream"] = {"store_dir": str(store_dir), "max_memory_store": 256 << 20}
-    extra = dict(extra or {})
-    domain = extra.pop("jetstream_domain", None)
-    if domain and "jetstream" in conf:
-        conf["jetstream"]["domain"] = domain
-    conf.update(extra)
+        conf["jetstream"] = {"store_dir": str(store_dir), "max_memory_store": 256 << 20,
+                             "domain": JS_DOMAIN}
+    conf.update(extra or {})
     if tls_cert:
         conf["tls"] = {"cert_file": tls_cert, "key_file": tls_key, "timeout": 5}
     # The NATS config format accepts JSON.

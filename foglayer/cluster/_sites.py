@@ -20,22 +20,23 @@ server its own host (``docs/continuum.md``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from foglayer.cluster._bus import Creds, check_name
+from foglayer.cluster._protocol import JS_DOMAIN
 from foglayer.cluster._relay import Relay
 from foglayer.cluster._server import Auth, EmbeddedServer, free_port
 from foglayer.errors import FogError
 
 DEFAULT_DELAY_MS = 10.0
-# The hub's JetStream domain: clients at a leaf site reach the hub's JetStream through it
-# ($JS.<domain>.API), the way NATS separates JetStream across leaf connections.
-JS_DOMAIN = "fog"
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ class SiteCluster:
             self.auth.ensure(user)
         self.ports = self._ports()
         self.sites: dict[str, Site] = {}
+        self._sentinel: _Sentinel | None = None
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -173,7 +175,7 @@ class SiteCluster:
     def _hub_config(self, i: int) -> dict:
         hub = self.hub
         ports = self.ports[hub.name]
-        extra: dict = {"jetstream_domain": JS_DOMAIN, "leafnodes": {"listen": f"{self.host}:{ports[i].leaf}",
+        extra: dict = {"leafnodes": {"listen": f"{self.host}:{ports[i].leaf}",
                                      "authorization": {"user": "leaf",
                                                        "password": self.auth.users["leaf"]}}}
         if hub.servers > 1:
@@ -212,6 +214,10 @@ class SiteCluster:
                                   host=self.host, name=spec.name, auth=self.auth, jetstream=False,
                                   extra=self._leaf_config(relays))
             self.sites[spec.name] = Site(spec, [leaf.start(timeout)], relays)
+        (self.root / "creds").mkdir(mode=0o700, exist_ok=True)
+        for user in self.auth.users:
+            self.creds_path(user)
+        self._sentinel = _Sentinel({name: self.creds("admin", name) for name in self.sites}).start()
         return self
 
     def _wait_jetstream(self, timeout: float) -> None:
@@ -243,6 +249,9 @@ class SiteCluster:
         asyncio.run(go())
 
     def stop(self) -> None:
+        if self._sentinel is not None:
+            self._sentinel.stop()
+            self._sentinel = None
         for site in reversed(list(self.sites.values())):
             for s in site.servers:
                 s.stop()
@@ -263,9 +272,80 @@ class SiteCluster:
         s = self.sites[site or self.hub.name]
         return Creds(server=s.url, user=user, password=self.auth.users[user])
 
-    def add_node(self, node: str) -> None:
+    @property
+    def url(self) -> str:
+        return self.sites[self.hub.name].url if self.sites else ""
+
+    def creds_path(self, user: str, site: str | None = None) -> Path:
+        """A credentials file for ``user`` at ``site`` (default: the hub), written now."""
+        name = user if site in (None, self.hub.name) else f"{user}@{site}"
+        return self.creds(user, site).write(self.root / "creds" / f"{name}.creds")
+
+    def add_node(self, node: str, site: str | None = None) -> Path:
         """Give node ``node`` a user on every server (each reloads its config)."""
         self.auth.ensure(f"node-{check_name(node)}")
-        for site in self.sites.values():
-            for s in site.servers:
-                s.reload()
+        for s in self.sites.values():
+            for server in s.servers:
+                server.reload()
+        return self.creds_path(f"node-{node}", site)
+
+
+class _Sentinel:
+    """An echo responder at every site (``fog.site.<site>.echo``, queue ``echo``).
+
+    The controller asks a site's echo before it declares the site's silent nodes lost: an
+    answer means the site is reachable and the nodes died; no answer means the site is cut
+    off (or down as a whole), and its apps stay where they are. On one machine ``fog up``
+    runs this for every site; across machines, each site's nodes answer for it.
+    """
+
+    def __init__(self, creds: dict[str, Creds]) -> None:
+        self.creds = creds
+        self._loop = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+
+    def start(self) -> _Sentinel:
+        ready = threading.Event()
+
+        async def main() -> None:
+            from foglayer.cluster._bus import connect
+            from foglayer.cluster._protocol import site_echo
+
+            self._stop = asyncio.Event()
+            conns = []
+            for site, c in self.creds.items():
+                nc = await connect(creds=c, name=f"fog-sentinel-{site}")
+                conns.append(nc)
+
+                async def echo(msg, nc=nc) -> None:
+                    if msg.reply:
+                        await nc.publish(msg.reply, b"")
+                await nc.subscribe(site_echo(site), queue="echo", cb=echo)
+                await nc.flush()
+            ready.set()
+            await self._stop.wait()
+            for nc in conns:
+                with contextlib.suppress(Exception):
+                    await nc.close()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            try:
+                self._loop.run_until_complete(main())
+            except Exception:  # noqa: BLE001 - the sites work without it (nodes answer too)
+                ready.set()
+            finally:
+                self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="fog-sentinel", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(5)

@@ -70,6 +70,9 @@ class AppSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     replicas: Annotated[int, msgspec.Meta(ge=0, le=MAX_REPLICAS)] = 1
     restart: Literal["always", "on-failure", "never"] = "on-failure"
     max_restarts: Annotated[int, msgspec.Meta(ge=0)] = 10
+    # When the app's node sits in a site that the controller cannot reach: keep it there (it
+    # runs on; nothing is duplicated) or start it elsewhere (two copies until the heal).
+    on_partition: Literal["stay", "move"] = "stay"
     constraints: Constraints = Constraints()
     preferences: Preferences = Preferences()
 

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from foglayer.cluster._bus import check_name
+from foglayer.cluster._protocol import JS_DOMAIN
 from foglayer.cluster._server import EmbeddedServer
+from foglayer.cluster._sites import SiteCluster, SiteSpec, parse_sites
 from foglayer.errors import FogError
 
 if TYPE_CHECKING:
@@ -52,6 +54,12 @@ class NodeSpec:
     name: str
     profile: str
     args: list[str] = field(default_factory=list)  # extra `fog node` arguments
+    site: str | None = None  # with sites: where it lives (its leaf server, its site label)
+
+
+def site_nodes(sites: list[SiteSpec]) -> list[NodeSpec]:
+    """One node per site, named after it: the hub's of the cloud profile, the others edge."""
+    return [NodeSpec(s.name, "cloud" if s.hub else "edge", site=s.name) for s in sites]
 
 
 def parse_nodes(text: str) -> list[NodeSpec]:
@@ -78,13 +86,20 @@ def parse_nodes(text: str) -> list[NodeSpec]:
     return out
 
 
-def node_args(spec: NodeSpec) -> list[str]:
+def node_args(spec: NodeSpec, probe: list[str] = ()) -> list[str]:
+    """``fog node`` arguments for a profile; with sites, the node's site label is its own and
+    it measures its round trip to every site (``probe``) instead of declaring latencies."""
     prof = PROFILES[spec.profile]
     args = ["--max-memory", str(prof["max_memory"])]
-    for k, v in prof["labels"].items():
+    labels = dict(prof["labels"], **({"site": spec.site} if spec.site else {}))
+    for k, v in labels.items():
         args += ["--label", f"{k}={v}"]
-    for site, ms in prof.get("latency", {}).items():
-        args += ["--latency", f"{site}={ms}"]
+    if spec.site:
+        for site in probe:
+            args += ["--probe-site", site]
+    else:
+        for site, ms in prof.get("latency", {}).items():
+            args += ["--latency", f"{site}={ms}"]
     if prof.get("cpus"):
         args += ["--cpus", str(min(prof["cpus"], os.cpu_count() or 1))]
     if prof.get("fuel_rate"):
@@ -101,7 +116,10 @@ class Continuum:
 
     def __init__(self, root: str | os.PathLike, nodes: list[NodeSpec], *, port: int | None = None,
                  controllers: int = 1, node_timeout: float = 5.0, lease_ttl: float = 5.0,
-                 heartbeat: float = 1.0, env: dict[str, str] | None = None) -> None:
+                 heartbeat: float = 1.0, env: dict[str, str] | None = None,
+                 sites: list[SiteSpec] | None = None) -> None:
+        """``sites``: a hub cluster and leaf sites (:mod:`._sites`) instead of one server;
+        each node connects to its own site's server."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)  # node volumes, logs and credentials live below
@@ -111,7 +129,10 @@ class Continuum:
         self.controllers = controllers
         self.node_timeout, self.lease_ttl, self.heartbeat = node_timeout, lease_ttl, heartbeat
         self.env = {**os.environ, **(env or {})}
-        self.server = EmbeddedServer(self.root / "nats", port, nodes=tuple(self.nodes))
+        self.sites = sites
+        self.server: EmbeddedServer | SiteCluster = (
+            SiteCluster(self.root / "nats", sites, nodes=tuple(self.nodes)) if sites
+            else EmbeddedServer(self.root / "nats", port, nodes=tuple(self.nodes)))
         self.procs: dict[str, subprocess.Popen] = {}
         (self.root / "logs").mkdir(mode=0o700, exist_ok=True)
 
@@ -140,14 +161,22 @@ class Continuum:
 
     def start_node(self, name: str) -> subprocess.Popen:
         spec = self.nodes[name]
+        if isinstance(self.server, SiteCluster):
+            creds = self.server.creds_path(f"node-{name}", spec.site)
+            probe = [s.name for s in self.server.specs]
+        else:
+            creds, probe = self.creds(f"node-{name}"), []
         return self._spawn(f"node-{name}", _fog(
-            "node", "--name", name, "--creds", str(self.creds(f"node-{name}")),
+            "node", "--name", name, "--creds", str(creds),
             "--heartbeat", str(self.heartbeat), "--data-dir", str(self.root / "nodes" / name),
-            *node_args(spec)))
+            *node_args(spec, probe)))
 
     def add_node(self, spec: NodeSpec, start: bool = True) -> subprocess.Popen | None:
         self.nodes[spec.name] = spec
-        self.server.add_node(spec.name)
+        if isinstance(self.server, SiteCluster):
+            self.server.add_node(spec.name, spec.site)
+        else:
+            self.server.add_node(spec.name)
         return self.start_node(spec.name) if start else None
 
     def kill(self, key: str, sig: int = signal.SIGKILL) -> None:
@@ -173,7 +202,8 @@ class Continuum:
         async def go() -> None:
             nc = await connect(creds=self.server.creds("admin"), reconnect=False)
             try:
-                await ensure_state(nc.jetstream())
+                replicas = self.sites[0].servers if self.sites else 1
+                await ensure_state(nc.jetstream(domain=JS_DOMAIN), replicas=replicas)
             finally:
                 await nc.drain()
 
@@ -232,7 +262,7 @@ Watch = Callable[["Continuum", "Client", "asyncio.Event"], Awaitable[None]]
 
 
 def up(nodes: str | None = None, *, root: str | os.PathLike | None = None, port: int | None = None,
-       watch: Watch, echo: Callable[[str], None] = print,
+       watch: Watch, echo: Callable[[str], None] = print, sites: str | None = None,
        on_start: Callable[[Continuum], Callable[[], None] | None] | None = None) -> None:
     """Run ``fog up`` until SIGINT/SIGTERM; resume the state of a previous run under ``root``.
 
@@ -258,17 +288,31 @@ def up(nodes: str | None = None, *, root: str | os.PathLike | None = None, port:
             saved = json.loads(_state_file(root).read_text())
         except (OSError, ValueError):
             saved = {}
-    specs = parse_nodes(nodes or saved.get("nodes") or DEFAULT_NODES)
-    if port is None:
+    sites = sites or saved.get("sites")
+    if sites and nodes:
+        raise FogError("--sites and --nodes: give one (with --sites every site gets a node)")
+    site_specs = parse_sites(sites) if sites else None
+    specs = site_nodes(site_specs) if site_specs else parse_nodes(nodes or saved.get("nodes")
+                                                                 or DEFAULT_NODES)
+    if port is None and not site_specs:
         port = saved.get("port") or (4222 if _port_free(4222) else free_port())
     text = nodes or saved.get("nodes") or DEFAULT_NODES
-    atomic_write(_state_file(root), json.dumps({"port": port, "nodes": text}).encode())
-    c = Continuum(root, specs, port=port)
+    atomic_write(_state_file(root), json.dumps(
+        {"sites": sites} if sites else {"port": port, "nodes": text}).encode())
+    c = Continuum(root, specs, port=port, sites=site_specs)
     resumed = bool(saved)
     echo(f"fog up: {'resuming' if resumed else 'starting'} a continuum in {root}")
     c.start()
-    echo(f"fog up: nats-server on {c.server.url} (JetStream in {c.server.root / 'jetstream'}), "
-         f"a controller, nodes {', '.join(f'{s.name} ({s.profile})' for s in specs)}")
+    if isinstance(c.server, SiteCluster):
+        for site in c.server.sites.values():
+            link = (f", linked to {site_specs[0].name} through relays with {site.spec.delay_ms:g} ms "
+                    "each way" if site.relays else " (the hub: JetStream with replicas)")
+            echo(f"fog up: site {site.name}: {len(site.servers)} nats-server(s) at {site.url}{link}")
+        echo(f"fog up: a controller in {site_specs[0].name}; nodes "
+             f"{', '.join(f'{s.name} (at {s.site})' for s in specs)}")
+    else:
+        echo(f"fog up: nats-server on {c.server.url} (JetStream in {c.server.root / 'jetstream'}), "
+             f"a controller, nodes {', '.join(f'{s.name} ({s.profile})' for s in specs)}")
     echo(f"fog up: credentials in {c.server.root / 'creds'}; other shells use them by default "
          f"(`fog nodes`, `fog deploy APP.yaml`)")
     stop_extra = None

@@ -10,7 +10,8 @@ import time
 import nats
 import pytest
 
-from foglayer.cluster._sites import JS_DOMAIN, SiteCluster, parse_sites
+from foglayer.cluster._protocol import JS_DOMAIN
+from foglayer.cluster._sites import SiteCluster, parse_sites
 from foglayer.errors import FogError
 
 

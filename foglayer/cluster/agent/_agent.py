@@ -19,6 +19,7 @@ import time
 
 from foglayer.cluster._bus import BusError, check_name, connect, is_permission_error
 from foglayer.cluster._protocol import (
+    JS_DOMAIN,
     BadMessage,
     Heartbeat,
     Reply,
@@ -35,10 +36,11 @@ from foglayer.cluster._protocol import (
 )
 from foglayer.cluster.agent._caps import NodeConfig, capabilities, fd_budget
 from foglayer.cluster.agent._invoke import Invoker
+from foglayer.cluster.agent._sites import SiteProbe
 from foglayer.cluster.agent._slots import Slot, Slots, private_dir
 
 
-class Agent(Slots, Invoker):
+class Agent(Slots, Invoker, SiteProbe):
     """A node agent; :meth:`run` until ``stop`` is set."""
 
     def __init__(self, cfg: NodeConfig) -> None:
@@ -50,6 +52,7 @@ class Agent(Slots, Invoker):
         self.errors: list[Exception] = []
         self.seq = 0
         self.caps = None
+        self.rtt: dict[str, float] = {}  # site -> measured round trip, ms
         self._fetch_locks: dict[str, asyncio.Lock] = {}
         self.data_dir = cfg.data_dir
         self._stop = asyncio.Event()
@@ -71,15 +74,18 @@ class Agent(Slots, Invoker):
         self.nc = await connect(self.cfg.server, self.cfg.creds, name=f"fog-node-{self.name}",
                                 inbox_prefix=node_inbox(self.name), errors=self.errors)
         try:
-            self.js = self.nc.jetstream()
+            self.js = self.nc.jetstream(domain=JS_DOMAIN)
             await self.nc.subscribe(f"{node_cmd(self.name)}.>", cb=self._on_cmd)
+            await self._answer_site_echo()
             await self._heartbeat()
             await self.nc.flush()
             await asyncio.sleep(0.05)
             self._check_permissions()
             hb = asyncio.create_task(self._heartbeats())
+            probe = asyncio.create_task(self._probe_sites())
             await self._stop.wait()
             hb.cancel()
+            probe.cancel()
         finally:
             await self._shutdown()
 
@@ -113,7 +119,8 @@ class Agent(Slots, Invoker):
     async def _heartbeat(self) -> None:
         self.seq += 1
         body = Heartbeat(self.name, self.boot, self.caps, self.seq, time.time(),
-                         self.used_memory(), {i: s.report() for i, s in self.slots.items()})
+                         self.used_memory(), {i: s.report() for i, s in self.slots.items()},
+                         dict(self.rtt), self.behind_leaf())
         await self.nc.publish(hb_subject(self.name), encode(body))
 
     async def _status(self, slot: Slot) -> None:

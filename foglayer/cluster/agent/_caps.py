@@ -29,6 +29,8 @@ class NodeConfig:
     simd: bool = True
     cpus: int | None = None
     max_fds: int | None = None  # descriptors for all instances; None: what the process may open
+    probe_sites: list[str] = field(default_factory=list)  # sites whose round trip to measure
+    probe_every: float = 2.0
 
 
 def fd_budget(cfg: NodeConfig) -> int:

@@ -17,6 +17,7 @@ from foglayer.cluster._bus import BusError, Creds, check_name, connect, ensure_s
 from foglayer.cluster._protocol import (
     APPS,
     DECISIONS,
+    JS_DOMAIN,
     NODES,
     PLACEMENTS,
     TRUST,
@@ -73,7 +74,7 @@ class Client(Apps, Services, Streams, Nodes):
 
     def __init__(self, nc, kv: dict) -> None:
         self.nc, self.kv = nc, kv
-        self.js = nc.jetstream()
+        self.js = nc.jetstream(domain=JS_DOMAIN)
         self._routes: dict[str, list[str]] = {}
         self.skipped: dict[str, str] = {}  # "<bucket>/<key>" -> why a stored record was skipped
 
@@ -81,7 +82,7 @@ class Client(Apps, Services, Streams, Nodes):
     async def open(cls, creds: Creds, name: str = "fog-cli") -> Client:
         nc = await connect(creds=creds, name=name, reconnect=False)
         try:
-            kv = await ensure_state(nc.jetstream())
+            kv = await ensure_state(nc.jetstream(domain=JS_DOMAIN))
         except Exception:
             await nc.close()
             raise

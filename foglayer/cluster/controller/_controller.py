@@ -32,6 +32,7 @@ from foglayer.cluster._protocol import (
     ALL_STATUS,
     APPS,
     DECISIONS,
+    JS_DOMAIN,
     LEADER,
     NODES,
     PLACEMENTS,
@@ -94,7 +95,7 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Events):
         stop = stop or asyncio.Event()
         self.nc = await connect(self.cfg.server, self.cfg.creds, name=f"fog-{self.id}")
         try:
-            self.js = self.nc.jetstream()
+            self.js = self.nc.jetstream(domain=JS_DOMAIN)
             self.kv = await ensure_state(self.js)
             self.lease = Lease(self.kv[LEADER], self.id, self.cfg.lease_ttl)
             await self.nc.subscribe(ALL_HB, cb=self._on_heartbeat)

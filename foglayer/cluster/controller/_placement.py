@@ -36,9 +36,18 @@ class Placement:
                 a = self.apps.get(p["app"])
                 used[p["node"]] = used.get(p["node"], 0) + (a.spec.memory if a else 0)
                 apps.setdefault(p["node"], set()).add(p["app"])
-        return [NodeView(n, rec.caps.to_dict(), rec.state == "ready", used.get(n, 0),
-                         apps.get(n, set()), trusted=n in self.trusted)
+        return [NodeView(n, self._caps_with_rtt(n, rec.caps), rec.state == "ready",
+                         used.get(n, 0), apps.get(n, set()), trusted=n in self.trusted)
                 for n, rec in self.nodes.items()]
+
+    def _caps_with_rtt(self, node: str, caps) -> dict:
+        """The node's capabilities, with the round trips it measured in place of any declared
+        latency: the scheduler ranks by what was measured."""
+        d = caps.to_dict()
+        hb = self.hb.get(node)
+        if hb is not None and hb.rtt:
+            d["latency"] = {**d.get("latency", {}), **hb.rtt}
+        return d
 
     async def _place(self, key: str, spec: AppSpec, gen: int, r: int, *, why: str,
                      exclude: tuple[str, ...] = (), restarts: int = 0,

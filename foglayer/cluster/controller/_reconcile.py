@@ -59,6 +59,14 @@ class Reconciler:
             self._stop_instance(p)
             return await self._place(key, spec, gen, r, why=f"generation {gen}")
         node = self.nodes.get(p.get("node") or "")
+        if p["state"] in ACTIVE and node is not None and node.state == "unreachable":
+            if spec.on_partition == "stay":
+                return  # it runs on in its site; the heal brings its heartbeats back
+            site = node.caps.labels.get("site", "?")
+            return await self._place(key, spec, gen, r, exclude=(p["node"],),
+                                     why=f"node {p['node']} unreachable (site {site} cut off; "
+                                     "on_partition: move)", restarts=p.get("restarts", 0),
+                                     moved_from=p["node"], lost_at=node.since)
         if p["state"] in ACTIVE and (node is None or node.state != "ready"):
             lost_at = node.since if node is not None else time.time()
             return await self._place(key, spec, gen, r, why=f"node {p['node']} lost",

@@ -23,10 +23,12 @@ from foglayer.cluster._protocol import (
     StopRequest,
     decode,
     decode_node,
+    site_echo,
     subject_node,
 )
 
 ACTIVE = ("scheduled", "starting", "running")
+SITE_PROBE_TIMEOUT = 1.0
 DROP_REPORT_EVERY = 10.0
 
 
@@ -100,7 +102,7 @@ class NodeRegistry:
         rec = self.nodes.get(node)
         restarted = rec is not None and rec.boot != hb.boot
         if rec is None or rec.state != "ready" or rec.caps != hb.caps or rec.boot != hb.boot:
-            back = rec is not None and rec.state == "lost"
+            back = rec is not None and rec.state in ("lost", "unreachable")
             rec = NodeRecord(node, hb.caps, "ready", hb.boot, time.time(),
                              rec.joined if rec is not None else time.time())
             self.nodes[node] = rec
@@ -161,13 +163,41 @@ class NodeRegistry:
                              node=node)
 
     async def _mark_lost(self) -> None:
+        """Silent nodes are lost, unless their whole site is out of reach: then they are
+        *unreachable* (a partition looks like that from here), and their apps stay put unless
+        their policy says otherwise (``on_partition``)."""
         now = time.monotonic()
+        silent: dict[str, float] = {}
         for name, rec in self.nodes.items():
-            silent = now - self.seen.get(name, self._started)
-            if rec.state == "ready" and silent > self.cfg.node_timeout:
-                rec.state, rec.since = "lost", time.time()
+            quiet = now - self.seen.get(name, self._started)
+            if rec.state == "ready" and quiet > self.cfg.node_timeout:
+                silent[name] = quiet
+        reachable: dict[str, bool] = {}
+        for name, quiet in silent.items():
+            rec = self.nodes[name]
+            hb = self.hb.get(name)
+            # Only a node behind a leaf link can be cut off while alive; one on the hub's own
+            # servers that goes silent is lost.
+            site = rec.caps.labels.get("site") if hb is not None and hb.leaf else None
+            if site and site not in reachable:
+                reachable[site] = await self._site_answers(site)
+            if site and not reachable[site]:
+                rec.state, rec.since = "unreachable", time.time()
                 await self._put(NODES, name, rec)
-                await self.event("node", f"node {name} lost (silent for {silent:.1f} s)", node=name)
+                await self.event("node", f"node {name} unreachable (silent for {quiet:.1f} s; "
+                                 f"site {site} does not answer: a partition?)", node=name, site=site)
+                continue
+            rec.state, rec.since = "lost", time.time()
+            await self._put(NODES, name, rec)
+            await self.event("node", f"node {name} lost (silent for {quiet:.1f} s)", node=name)
+
+    async def _site_answers(self, site: str) -> bool:
+        """Whether anyone at ``site`` answers its echo (another node, or fog up's sentinel)."""
+        try:
+            await self.nc.request(site_echo(site), b"", timeout=SITE_PROBE_TIMEOUT)
+            return True
+        except Exception:  # noqa: BLE001 - no responders, a timeout: the site is out of reach
+            return False
 
     # -- trust ----------------------------------------------------------------------------
 
