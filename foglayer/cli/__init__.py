@@ -15,10 +15,20 @@ from __future__ import annotations
 
 import sys
 
+_CHECKPOINT_FLAGS = ("--checkpointable", "--checkpoint-to", "--checkpoint-every",
+                     "--stop-after-checkpoint", "--with-files")
+
 
 def main(argv: list[str] | None = None) -> None:
     """The ``fog`` entry point: ``fog run`` takes the short path, the rest goes to click."""
     args = sys.argv[1:] if argv is None else argv
+    if args and (args[0] == "restore" or args[0] == "run" and any(
+            a.split("=", 1)[0] in _CHECKPOINT_FLAGS for a in args[1:])):
+        # A checkpoint request (SIGUSR1) may come before the run can take it: hold it
+        # pending from the first moment; the run takes it once its handler is in place.
+        import signal
+
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
     if args and args[0] == "run":
         from foglayer.cli._run import main as run_main
 

@@ -18,7 +18,8 @@ _FLAGS = {"dirs": "--dir ...:{subject}", "files_to": "--files-to", "module": "--
 # ... and what to do with it.
 _HINTS = {"max_memory": "raise --max-memory", "fuel": "raise --fuel", "timeout": "raise --timeout",
           "force": "use --force to resume anyway", "module": "pass it with --module",
-          "dirs": "remap it with --dir HOST:{subject}"}
+          "dirs": "remap it with --dir HOST:{subject}",
+          "files_to": "unpack them with --files-to DIR (or --dir HOST:{subject})"}
 
 
 def message(e: FogError) -> str:

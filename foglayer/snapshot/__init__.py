@@ -12,16 +12,18 @@ Public API:
 - :func:`snapshot_instance` / :func:`restore_instance` – service (reactor) instances,
   between two calls of their exports.
 - :func:`load_snapshot`, :func:`parse_snapshot`, :func:`describe` – read and show a snapshot.
+- :class:`SnapshotMeta` – the typed, versioned metadata (checked whole on every read).
 - :func:`diff_pages` – which pages changed between two snapshots (pre-copy migration).
 - :class:`SnapshotError`, :class:`RewriteError`, :class:`FilesChanged`.
 """
 
 from foglayer.snapshot._capture import Checkpoint, CheckpointOptions, Session
 from foglayer.snapshot._errors import FilesChanged, RewriteError, SnapshotError
-from foglayer.snapshot._format import FORMAT_VERSION, PageDiff, Snapshot, diff_pages
+from foglayer.snapshot._format import PageDiff, Snapshot, diff_pages
 from foglayer.snapshot._format import load as load_snapshot
 from foglayer.snapshot._format import parse as parse_snapshot
 from foglayer.snapshot._inspect import describe
+from foglayer.snapshot._meta import FORMAT_VERSION, SnapshotMeta
 from foglayer.snapshot._registry import checkpoint_pid
 from foglayer.snapshot._rewrite import Rewritten, make_checkpointable
 from foglayer.snapshot._run import Outcome, open_session, restore, run_checkpointable
@@ -29,7 +31,7 @@ from foglayer.snapshot._service import restore_instance, snapshot_instance
 
 __all__ = [
     "FORMAT_VERSION", "Checkpoint", "CheckpointOptions", "FilesChanged", "Outcome", "PageDiff",
-    "RewriteError", "Rewritten", "Session", "Snapshot", "SnapshotError", "checkpoint_pid",
+    "RewriteError", "Rewritten", "Session", "Snapshot", "SnapshotError", "SnapshotMeta", "checkpoint_pid",
     "describe", "diff_pages", "load_snapshot", "make_checkpointable", "open_session",
     "parse_snapshot", "restore", "restore_instance", "run_checkpointable", "snapshot_instance",
 ]

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from foglayer.errors import FogError
 from foglayer.runtime import (
@@ -35,8 +34,19 @@ from foglayer.runtime import (
 )
 from foglayer.snapshot import _files, _format
 from foglayer.snapshot._errors import RewriteError, SnapshotError
+from foglayer.snapshot._meta import (
+    EMPTY_MEMORY,
+    AsyncifyMeta,
+    GlobalMeta,
+    HostInfo,
+    Lineage,
+    ModuleMeta,
+    SnapshotMeta,
+    decode_global,
+    encode_global,
+)
 from foglayer.snapshot._rewrite import GLOBAL_PREFIX, SAFEPOINT, Rewritten
-from foglayer.wasi import Wasi
+from foglayer.wasi import Wasi, save_state
 
 NORMAL, UNWINDING, REWINDING = 0, 1, 2
 BUFFER_PAGES = 16  # 1 MiB of Asyncify stack data (zero pages cost nothing in a snapshot)
@@ -59,7 +69,7 @@ class CheckpointOptions:
     background: bool = True  # a run that goes on writes from a forked child (no pause)
     countdown: int | None = None  # fixed loop headers between safepoints (None: adaptive)
     after_safepoints: int | None = None  # request one checkpoint at that safepoint call
-    on_written: Callable[[dict[str, Any]], None] | None = None
+    on_written: Callable[[SnapshotMeta], None] | None = None
     on_failed: Callable[[str], None] | None = None
 
 
@@ -68,7 +78,7 @@ class Checkpoint:
     """What one checkpoint did and how long it took."""
 
     path: str | None
-    meta: dict[str, Any]
+    meta: SnapshotMeta
     requested: float  # perf_counter at the request
     unwound: float  # the stack was in the buffer
     written: float  # the snapshot was on disk (0 while a background writer is at it)
@@ -86,18 +96,6 @@ class Checkpoint:
         return self.written - self.requested
 
 
-def _encode_global(value: Any, kind: str) -> Any:
-    if kind in ("f32", "f64"):
-        return float(value).hex()
-    return int(value)
-
-
-def _decode_global(value: Any, kind: str) -> Any:
-    if kind in ("f32", "f64"):
-        return float.fromhex(value)
-    return int(value)
-
-
 def _stdio_offsets(stdio: tuple[int, ...]) -> dict[str, int | None]:
     out: dict[str, int | None] = {}
     for n, fd in enumerate(stdio[:3]):
@@ -113,7 +111,7 @@ class Session:
 
     def __init__(self, rewritten: Rewritten, module: LoadedModule, wasi: Wasi,
                  limits: Limits = Limits(), options: CheckpointOptions | None = None, *,
-                 module_path: str = "", lineage: dict[str, Any] | None = None,
+                 module_path: str = "", lineage: Lineage | None = None,
                  countdown: int = 1 << 14) -> None:
         self.rewritten = rewritten
         self.options = options or CheckpointOptions()
@@ -122,7 +120,7 @@ class Session:
         self.adaptive = self.options.countdown is None
         self._after = self.options.after_safepoints
         self.safepoints = 0
-        self.lineage = dict(lineage or {"checkpoints": 0, "restores": 0})
+        self.lineage = lineage or Lineage()
         self.pending = False
         self.rewinding = False
         self.stopped = False
@@ -152,7 +150,7 @@ class Session:
             cd.value = self.countdown
         self.buffer = 0
         self._used = 0
-        self._module_zst: bytes | None = None
+        self._module_zst: _format.PackedBlob | None = None
         self.last_bytes: bytes | None = None
         self._last_sp = time.perf_counter()
         self._halt = False
@@ -296,38 +294,38 @@ class Session:
 
     # -- capture ------------------------------------------------------------------------
 
-    def capture_meta(self) -> dict[str, Any]:
-        """Everything but the memory pages, as plain data."""
+    def capture_meta(self) -> SnapshotMeta:
+        """Everything but the memory pages (the writer fills those in)."""
         used = self._used = struct.unpack_from("<I", self.view(), self.buffer)[0] - self.buffer
         globals_ = []
         for index, g in self.globals:
-            globals_.append({"index": index, "type": g.type, "mutable": g.mutable,
-                             "value": _encode_global(g.value, g.type)})
+            globals_.append(GlobalMeta(type=g.type, mutable=g.mutable, index=index,
+                                       value=encode_global(g.value, g.type)))
         state = self.inst.wasi.state
-        self.lineage["checkpoints"] += 1
+        self.lineage = Lineage(self.lineage.checkpoints + 1, self.lineage.restores)
         from foglayer import __version__
 
-        return {
-            "kind": KIND,
-            "module": {"digest": self.rewritten.digest,
-                       "original_digest": self.rewritten.original_digest,
-                       "path": self.module_path, "rewritten_size": self.rewritten.size},
-            "globals": globals_,
-            "asyncify": {"buffer": self.buffer, "size": BUFFER_PAGES * _format.PAGE,
-                         "used": used, "scratch": self._buffer_end()},
-            "wasi": state.to_dict(),
-            "files": _files.open_files(state),
-            "stdio": _stdio_offsets(self.inst.wasi.stdio),
-            "lineage": dict(self.lineage),
-            "created": time.time(),
-            "host": {"node": platform.node(), "machine": platform.machine()},
-            "foglayer": __version__,
-        }
+        return SnapshotMeta(
+            kind=KIND,
+            module=ModuleMeta(digest=self.rewritten.digest,
+                              original_digest=self.rewritten.original_digest,
+                              path=self.module_path, rewritten_size=self.rewritten.size),
+            memory=EMPTY_MEMORY,
+            globals=globals_,
+            asyncify=AsyncifyMeta(buffer=self.buffer, size=BUFFER_PAGES * _format.PAGE,
+                                  used=used, scratch=self._buffer_end()),
+            wasi=save_state(state),
+            files=_files.open_files(state),
+            stdio=_stdio_offsets(self.inst.wasi.stdio),
+            lineage=self.lineage,
+            created=time.time(),
+            host=HostInfo(node=platform.node(), machine=platform.machine()),
+            foglayer=__version__,
+        )
 
-    def _module_blob(self) -> bytes:
+    def _module_blob(self) -> _format.PackedBlob:
         if self._module_zst is None:
-            self._module_zst = _format.zstandard.ZstdCompressor(level=3).compress(
-                self.rewritten.path.read_bytes())
+            self._module_zst = _format.pack_blob(self.rewritten.path.read_bytes())
         return self._module_zst
 
     def _write(self, unwound: float) -> Checkpoint:
@@ -336,9 +334,8 @@ class Session:
         meta = self.capture_meta()
         blobs = {"module": self._module_blob()}
         if opts.with_files:  # now, before the app changes them
-            meta["with_files"] = True
-            blobs["files"] = _files.pack_trees(self.inst.wasi.state,
-                                               exclude={opts.path} if opts.path else set())
+            blobs["files"] = _format.pack_blob(_files.pack_trees(
+                self.inst.wasi.state, exclude={opts.path} if opts.path else set()))
         view = self.view()
         path = opts.path
         self.pending = False
@@ -362,7 +359,8 @@ class Session:
             opts.on_written(meta)
         return cp
 
-    def _fork_writer(self, cp: Checkpoint, view: memoryview, blobs: dict[str, bytes]) -> None:
+    def _fork_writer(self, cp: Checkpoint, view: memoryview,
+                     blobs: dict[str, _format.PackedBlob]) -> None:
         """Write the snapshot from a forked child: it sees memory as it is now (copy on
         write) while the app goes on in this process, as Redis's BGSAVE does."""
         opts = self.options
@@ -407,19 +405,22 @@ class Session:
     def load(self, snap: _format.Snapshot) -> None:
         """Put a snapshot's memory and globals into this fresh instance; arm the rewind."""
         meta = snap.meta
-        load_memory(self.inst, snap)
+        assert meta.asyncify is not None  # checked with the metadata
         by_index = dict(self.globals)
-        if sorted(by_index) != [g["index"] for g in meta["globals"]]:
+        if sorted(by_index) != sorted(g.index for g in meta.globals):
             raise SnapshotError(f"{snap.where}: the module's globals do not match the snapshot's")
-        for g in meta["globals"]:
-            glob = by_index[g["index"]]
-            value = _decode_global(g["value"], g["type"])
-            if g["mutable"]:
-                glob.value = value
-        self.buffer = int(meta["asyncify"]["buffer"])
-        self._used = int(meta["asyncify"]["used"])
-        self.lineage = dict(meta.get("lineage") or self.lineage)
-        self.lineage["restores"] = self.lineage.get("restores", 0) + 1
+        for g in meta.globals:
+            glob = by_index[g.index]
+            if (glob.type, glob.mutable) != (g.type, g.mutable):
+                raise SnapshotError(f"{snap.where}: global {g.index} does not match the "
+                                    f"module's ({glob.type}, mutable {glob.mutable})")
+        load_memory(self.inst, snap)
+        for g in meta.globals:
+            if g.mutable:
+                by_index[g.index].value = decode_global(g)
+        self.buffer = meta.asyncify.buffer
+        self._used = meta.asyncify.used
+        self.lineage = Lineage(meta.lineage.checkpoints, meta.lineage.restores + 1)
         self._rewind()
 
 
@@ -427,7 +428,7 @@ def load_memory(inst: Instance, snap: _format.Snapshot) -> None:
     """Make a fresh instance's linear memory equal to the snapshot's."""
     if not inst.has_memory:
         raise SnapshotError(f"{snap.where}: the module exports no memory")
-    pages = snap.meta["memory"]["pages"]
+    pages = snap.meta.memory.pages
     initial = inst.memory_pages()
     if pages < initial:
         raise SnapshotError(f"{snap.where}: memory of {pages} pages is smaller than the "
@@ -439,7 +440,7 @@ def load_memory(inst: Instance, snap: _format.Snapshot) -> None:
             raise SnapshotError(f"{snap.where}: cannot grow linear memory to "
                                 f"{pages * _format.PAGE >> 20} MiB (over the memory limit?)") from None
     view = inst.memory_view()
-    stored = {e[0] for e in snap.meta["memory"]["table"]}
+    stored = {e.index for e in snap.meta.memory.table}
     initial_view = view[:initial * _format.PAGE]
     for index in _format.nonzero_pages(initial_view):  # data the snapshot has as zeros
         if index not in stored:

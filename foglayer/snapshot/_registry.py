@@ -3,6 +3,10 @@
 A checkpointable run announces itself in ``<data dir>/checkpointable/<pid>.json`` (its
 snapshot path, how many it has written, its last error) and withdraws on exit.
 ``fog checkpoint PID`` sends ``SIGUSR1`` and waits for the count to go up.
+
+An entry is only believed if process PID itself holds a lock on ``<pid>.lock`` (the
+kernel says who, in ``/proc/locks``): a forged or stale entry never gets an unrelated
+process signalled. The directory is 0700, its files 0600.
 """
 
 from __future__ import annotations
@@ -20,7 +24,33 @@ from foglayer.snapshot._errors import SnapshotError
 def _dir() -> Path:
     from foglayer._dirs import data_dir
 
-    return data_dir("checkpointable")
+    d = data_dir("checkpointable")
+    os.chmod(d, 0o700)
+    return d
+
+
+def _private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _lock_holders(path: Path) -> set[int]:
+    """PIDs holding a POSIX lock on ``path``'s inode, as the kernel lists them."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return set()
+    holders = set()
+    for line in lines:
+        f = line.split()
+        if len(f) >= 6 and f[1] == "POSIX" and f[5].rsplit(":", 1)[-1] == str(st.st_ino):
+            try:
+                holders.add(int(f[4]))
+            except ValueError:
+                pass
+    return holders
 
 
 def _start_time(pid: int) -> str | None:
@@ -35,7 +65,14 @@ class Announcement:
     """This process's entry; updated after every checkpoint."""
 
     def __init__(self, path: str) -> None:
-        self.file = _dir() / f"{os.getpid()}.json"
+        import fcntl
+
+        d = _dir()
+        self.file = d / f"{os.getpid()}.json"
+        self.lock = d / f"{os.getpid()}.lock"
+        self._lock_fd = os.open(self.lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                0o600)
+        fcntl.lockf(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # proof it is this process
         self.entry: dict[str, Any] = {"pid": os.getpid(), "path": os.path.abspath(path),
                                       "count": 0, "error": None,
                                       "start": _start_time(os.getpid())}
@@ -44,7 +81,7 @@ class Announcement:
     def _save(self) -> None:
         tmp = self.file.with_name(f".{self.file.name}.tmp")
         try:
-            tmp.write_text(json.dumps(self.entry))
+            _private(tmp, json.dumps(self.entry).encode())
             os.replace(tmp, self.file)  # readers never see half an entry
         except OSError:
             pass
@@ -61,6 +98,8 @@ class Announcement:
 
     def withdraw(self) -> None:
         self.file.unlink(missing_ok=True)
+        self.lock.unlink(missing_ok=True)
+        os.close(self._lock_fd)
 
 
 def lookup(pid: int) -> dict[str, Any] | None:
@@ -72,6 +111,11 @@ def lookup(pid: int) -> dict[str, Any] | None:
     if start is None or (entry.get("start") and entry["start"] != start):
         (_dir() / f"{pid}.json").unlink(missing_ok=True)  # stale: that process is gone
         return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("count"), int) \
+            or not isinstance(entry.get("path"), str):
+        return None
+    if pid not in _lock_holders(_dir() / f"{pid}.lock"):
+        return None  # forged, or not (yet) a checkpointable run: never signal it
     return entry
 
 

@@ -387,7 +387,9 @@ def _cache_key() -> str:
 def _rewritten_dir() -> Path:
     from foglayer._dirs import cache_dir
 
-    return cache_dir("rewritten")
+    d = cache_dir("rewritten")
+    os.chmod(d, 0o700)  # what runs checkpointable: only this user may put modules there
+    return d
 
 
 def cached_rewritten(digest: str) -> Path | None:

@@ -6,7 +6,8 @@ import hashlib
 import os
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,10 @@ from foglayer.snapshot._capture import (
 )
 from foglayer.snapshot._errors import SnapshotError
 from foglayer.snapshot._rewrite import Rewritten, cached_rewritten, make_checkpointable
-from foglayer.wasi import Preopen, Wasi, WasiState
+from foglayer.wasi import MemoryDirs, Preopen, SavedStateError, Wasi, restore_saved
+
+MAX_MODULE = 512 << 20  # bytes a carried module may unpack to
+MAX_FILES = 16 << 30  # bytes a carried files archive may unpack to (streamed to disk)
 
 
 @dataclass(slots=True)
@@ -39,6 +43,26 @@ class Outcome:
         return self.result.exit_code
 
 
+@contextmanager
+def _held_requests() -> Iterator[None]:
+    """Hold SIGUSR1 pending (blocked) until a session can take it (``_drive``).
+
+    A request that comes while the module is rewritten or loaded then neither kills
+    the process nor is lost. When no run is left to take it, it is dropped.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        yield
+    finally:
+        if signal.SIGUSR1 not in old:
+            prev = signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # discards a pending one
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+            signal.signal(signal.SIGUSR1, prev)
+
+
 def _drive(session: Session) -> Outcome:
     """Run a session with SIGUSR1 and the periodic timer wired to its checkpoints."""
     opts = session.options
@@ -46,12 +70,13 @@ def _drive(session: Session) -> Outcome:
     in_main = threading.current_thread() is threading.main_thread()
     if in_main and opts.path is not None:  # before the announcement: never killed by it
         old_handler = signal.signal(signal.SIGUSR1, lambda *_: session.request())
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})  # held ones arrive now
     announcement = None
     if opts.path is not None:
         announcement = _registry.Announcement(opts.path)
         user_hook = opts.on_written
 
-        def on_written(meta: dict) -> None:
+        def on_written(meta) -> None:
             announcement.written()
             if user_hook is not None:
                 user_hook(meta)
@@ -95,6 +120,14 @@ def run_checkpointable(
     progress: bool = True,
 ) -> Outcome:
     """``fog run --checkpointable``: rewrite (cached), run, checkpoint on request."""
+    with _held_requests():
+        return _run_checkpointable(module, args, env=env, preopens=preopens, limits=limits,
+                                   stdio=stdio, options=options, stats=stats,
+                                   progress=progress)
+
+
+def _run_checkpointable(module, args, *, env, preopens, limits, stdio, options, stats,
+                        progress) -> Outcome:
     options = options or CheckpointOptions()
     if options.path is None:
         options.path = default_checkpoint_path(os.fspath(module))
@@ -115,8 +148,8 @@ def run_checkpointable(
 
 
 def _find_module(snap: _format.Snapshot, module: str | os.PathLike | None) -> Rewritten:
-    mod = snap.meta["module"]
-    digest, original = mod["digest"], mod["original_digest"]
+    mod = snap.meta.module
+    digest, original = mod.digest, mod.original_digest
     if module is not None:
         try:
             data = Path(module).read_bytes()
@@ -138,14 +171,10 @@ def _find_module(snap: _format.Snapshot, module: str | os.PathLike | None) -> Re
         return Rewritten(Path(module), digest, original, 0, len(data), True)
     path = cached_rewritten(digest)
     if path is None:
-        blob = snap.blob("module")
-        if blob is None:
+        data = snap.blob("module", MAX_MODULE)
+        if data is None:
             raise SnapshotError(f"{snap.where}: carries no module, and module {digest[:12]} is "
                                 f"not in the cache", remedy="module")
-        try:
-            data = _format.zstandard.ZstdDecompressor().decompressobj().decompress(blob)
-        except _format.zstandard.ZstdError:
-            raise SnapshotError(f"{snap.where}: corrupted module in the snapshot") from None
         if hashlib.sha256(data).hexdigest() != digest:
             raise SnapshotError(f"{snap.where}: the module it carries does not match its digest")
         from foglayer._dirs import atomic_write
@@ -158,47 +187,84 @@ def _find_module(snap: _format.Snapshot, module: str | os.PathLike | None) -> Re
 
 def prepare_wasi(snap: _format.Snapshot, *, dirs: dict[str, str] | None = None,
                  force: bool = False, files_to: str | os.PathLike | None = None,
-                 stdio: Sequence[int] = (0, 1, 2)) -> Wasi:
-    """The snapshot's WASI state, remapped, its files checked (or unpacked), re-opened."""
+                 stdio: Sequence[int] = (0, 1, 2), files_limit: int = MAX_FILES,
+                 memory_dirs: MemoryDirs | None = None) -> Wasi:
+    """The snapshot's WASI state on directories this side chose, its files checked.
+
+    Each preopen gets the directory ``dirs`` names for it; with a files archive, a fresh
+    directory under ``files_to``. The host directory a snapshot recorded is used only if
+    this user wrote the snapshot here (its HMAC verifies): anything else is untrusted.
+    Every descriptor is re-opened inside its preopen (see :func:`restore_saved`). The
+    files of memory directories (secrets) are never in a snapshot: ``memory_dirs``.
+    """
     meta = snap.meta
-    try:
-        state = WasiState.from_dict(meta["wasi"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise SnapshotError(f"{snap.where}: corrupted WASI state ({e})") from None
+    saved = meta.wasi
     dirs = dict(dirs or {})
-    names = [p.guest for p in state.preopens]
+    names = [p.guest for p in saved.preopens]
     for guest in dirs:
         if guest not in names:
             have = ", ".join(names) or "none"
             raise SnapshotError(f"the snapshot has no preopen {guest} (it has: {have})",
                                 where="dirs", subject=guest)
-    archive = snap.blob("files")
-    if archive is not None:
-        targets = {}
-        for k, p in enumerate(state.preopens):
-            if p.guest in dirs:
-                targets[p.guest] = dirs[p.guest]
-            elif files_to is not None:
-                safe = p.guest.strip("/").replace("/", "_") or f"preopen{k}"
-                targets[p.guest] = os.path.join(files_to, safe)
-            else:
-                targets[p.guest] = p.host
-        _files.unpack_trees(archive, state, targets, force=force)
-        dirs = targets
-    elif files_to is not None:
+    has_files = "files" in meta.blobs
+    if files_to is not None and not has_files:
         raise SnapshotError(f"{snap.where}: carries no files (it was taken without them)",
                             where="files_to")
-    state.remap({g: os.path.realpath(h) for g, h in dirs.items()})
-    for p in state.preopens:
-        if not os.path.isdir(p.host):
-            raise SnapshotError(f"{p.host}: the preopen {p.guest} is not there",
+    hosts: list[str] = []
+    for k, p in enumerate(saved.preopens):
+        if p.memory:
+            hosts.append("")  # its files come from memory_dirs
+        elif p.guest in dirs:
+            hosts.append(dirs[p.guest])
+        elif has_files and files_to is not None:
+            name = _files.safe_name(p.guest, k)  # one plain component: never "..", never "/"
+            if os.path.join(files_to, name) in hosts:
+                name = f"{name}-{k}"
+            hosts.append(os.path.join(files_to, name))
+        elif has_files:
+            raise SnapshotError(f"{snap.where}: carries the files of {p.guest}: say where to "
+                                f"unpack them", remedy="files_to", subject=p.guest)
+        elif snap.trusted and p.host:
+            hosts.append(p.host)
+        else:
+            raise SnapshotError(f"{snap.where}: preopen {p.guest}: the snapshot was not written "
+                                f"by this user here, so its host directory is not trusted",
                                 remedy="dirs", subject=p.guest)
-    if not force:
-        _files.check_files(meta.get("files", []), state)
+    real = [os.path.realpath(h) for h in hosts if h]
+    if has_files and len(set(real)) != len(real):
+        raise SnapshotError(f"{snap.where}: two preopens' files would unpack into one directory")
+    unpacked = None
+    if has_files:
+        unpacked = _unpack(snap, hosts, force, files_limit)
     try:
-        return Wasi.restore(state, stdio)
-    except OSError as e:
-        raise SnapshotError(f"{e.filename}: {e.strerror}") from None
+        for p, host in zip(saved.preopens, hosts, strict=True):
+            if not p.memory and not os.path.isdir(host):
+                raise SnapshotError(f"{host}: the preopen {p.guest} is not there",
+                                    remedy="dirs", subject=p.guest)
+        try:
+            wasi = restore_saved(saved, hosts, stdio, memory_dirs)
+        except SavedStateError as e:
+            raise SnapshotError(f"{snap.where}: refused: {e}") from None
+        if not force:
+            try:
+                _files.check_files(meta.files, wasi.state)
+            except BaseException:
+                wasi.close()
+                raise
+    except BaseException:
+        if unpacked is not None:
+            unpacked.undo()  # a refused restore leaves nothing behind
+        raise
+    return wasi
+
+
+def _unpack(snap: _format.Snapshot, hosts: list[str], force: bool, limit: int):
+    import tempfile
+
+    with tempfile.SpooledTemporaryFile(max_size=64 << 20) as tar:
+        snap.blob_to("files", tar, limit)
+        tar.seek(0)
+        return _files.unpack_trees(tar, [h or None for h in hosts], force=force)
 
 
 def restore(
@@ -215,15 +281,17 @@ def restore(
 ) -> Outcome:
     """``fog restore``: resume a snapshot in this process, checkpointable again."""
     options = options or CheckpointOptions()
-    snap = _format.load(snapshot)
-    if options.path is None:
-        options.path = default_checkpoint_path(snap.meta.get("module", {}).get("path") or "app")
-    try:
-        session = open_session(snap, dirs=dirs, force=force, files_to=files_to, module=module,
-                               limits=limits, stdio=stdio, options=options, stats=stats)
-    finally:
-        snap.close()
-    return _drive(session)
+    with _held_requests():
+        snap = _format.load(snapshot)
+        if options.path is None:
+            options.path = default_checkpoint_path(snap.meta.module.path or "app")
+        try:
+            session = open_session(snap, dirs=dirs, force=force, files_to=files_to,
+                                   module=module, limits=limits, stdio=stdio, options=options,
+                                   stats=stats)
+        finally:
+            snap.close()
+        return _drive(session)
 
 
 def open_session(snap: _format.Snapshot, *, dirs: dict[str, str] | None = None,
@@ -232,7 +300,7 @@ def open_session(snap: _format.Snapshot, *, dirs: dict[str, str] | None = None,
                  stdio: Sequence[int] = (0, 1, 2), options: CheckpointOptions | None = None,
                  stats: bool = False) -> Session:
     """A session holding the snapshot's state, ready to :meth:`Session.run` (rewinding)."""
-    kind = snap.meta.get("kind")
+    kind = snap.meta.kind
     if kind != KIND:
         raise SnapshotError(f"{snap.where}: a {kind} snapshot; only command snapshots resume "
                             f"with fog restore (service snapshots restore through the API)")
@@ -240,10 +308,11 @@ def open_session(snap: _format.Snapshot, *, dirs: dict[str, str] | None = None,
     loaded = load_module(rewritten.path, settings_for(limits, stats=stats))
     wasi = prepare_wasi(snap, dirs=dirs, force=force, files_to=files_to, stdio=stdio)
     session = Session(rewritten, loaded, wasi, limits, options or CheckpointOptions(),
-                      module_path=snap.meta["module"].get("path", ""))
+                      module_path=snap.meta.module.path)
     try:
         session.load(snap)
     except BaseException:
         session.inst.close()
+        wasi.close()
         raise
     return session

@@ -22,8 +22,17 @@ from foglayer.runtime import (
     load_module,
 )
 from foglayer.snapshot import _files, _format
-from foglayer.snapshot._capture import _decode_global, _encode_global, load_memory
+from foglayer.snapshot._capture import load_memory
 from foglayer.snapshot._errors import SnapshotError
+from foglayer.snapshot._meta import (
+    EMPTY_MEMORY,
+    GlobalMeta,
+    ModuleMeta,
+    SnapshotMeta,
+    decode_global,
+    encode_global,
+)
+from foglayer.wasi import MemoryDirs, save_state
 
 KIND = "service"
 
@@ -32,19 +41,21 @@ def snapshot_instance(inst: Instance, *, level: int | None = _format.DEFAULT_LEV
     """A snapshot (bytes) of a reactor instance between two calls."""
     from foglayer import __version__
 
-    globals_ = [{"name": name, "type": g.type, "mutable": g.mutable,
-                 "value": _encode_global(g.value, g.type)} for name, g in inst.globals().items()]
+    globals_ = [GlobalMeta(type=g.type, mutable=g.mutable, name=name,
+                           value=encode_global(g.value, g.type))
+                for name, g in inst.globals().items()]
     state = inst.wasi.state
-    meta = {
-        "kind": KIND,
-        "module": {"digest": inst.module.digest, "original_digest": inst.module.digest,
-                   "path": inst.module.path},
-        "globals": globals_,
-        "wasi": state.to_dict(),
-        "files": _files.open_files(state),
-        "created": time.time(),
-        "foglayer": __version__,
-    }
+    meta = SnapshotMeta(
+        kind=KIND,
+        module=ModuleMeta(digest=inst.module.digest, original_digest=inst.module.digest,
+                          path=str(inst.module.path)),
+        memory=EMPTY_MEMORY,
+        globals=globals_,
+        wasi=save_state(state),
+        files=_files.open_files(state),
+        created=time.time(),
+        foglayer=__version__,
+    )
     view = inst.memory_view() if inst.has_memory else None
     buf = io.BytesIO()
     _format.write_snapshot(buf, meta, view, level=level)
@@ -61,33 +72,43 @@ def restore_instance(
     stdio: Sequence[int] = (0, 1, 2),
     host_functions: tuple[HostFunction, ...] = (),
     settings: EngineSettings = EngineSettings(),
+    memory_dirs: MemoryDirs | None = None,
 ) -> Instance:
     """A fresh instance of ``module`` holding the state of a :func:`snapshot_instance`."""
     from foglayer.snapshot._run import prepare_wasi
 
     snap = _format.parse(data)
     meta = snap.meta
-    if meta.get("kind") != KIND:
-        raise SnapshotError(f"a {meta.get('kind')} snapshot, not a service snapshot: "
+    if meta.kind != KIND:
+        raise SnapshotError(f"a {meta.kind} snapshot, not a service snapshot: "
                             f"resume it with fog restore")
     if not isinstance(module, LoadedModule):
         module = load_module(module, settings)
-    want = meta["module"]["digest"]
+    want = meta.module.digest
     if module.digest != want:
         raise SnapshotError(f"{module.path}: not the module of this snapshot (sha256 "
                             f"{module.digest[:12]}; the snapshot is of {want[:12]})")
-    wasi = prepare_wasi(snap, dirs=dirs, force=force, stdio=stdio)
-    inst = Instance(module, wasi, limits, host_functions)
+    wasi = prepare_wasi(snap, dirs=dirs, force=force, stdio=stdio, memory_dirs=memory_dirs)
     try:
-        load_memory(inst, snap)
-        exported = inst.globals()
-        for g in meta["globals"]:
-            ext = exported.get(g["name"])
-            if ext is None:
-                raise SnapshotError(f"the module has no exported global {g['name']!r}")
-            if g["mutable"]:
-                ext.value = _decode_global(g["value"], g["type"])
+        inst = Instance(module, wasi, limits, host_functions)
     except BaseException:
+        wasi.close()
+        raise
+    try:
+        exported = inst.globals()
+        for g in meta.globals:
+            ext = exported.get(g.name)  # type: ignore[arg-type]
+            if ext is None:
+                raise SnapshotError(f"the module has no exported global {g.name!r}")
+            if (ext.type, ext.mutable) != (g.type, g.mutable):
+                raise SnapshotError(f"global {g.name!r} does not match the module's "
+                                    f"({ext.type}, mutable {ext.mutable})")
+        load_memory(inst, snap)
+        for g in meta.globals:
+            if g.mutable:
+                exported[g.name].value = decode_global(g)  # type: ignore[index]
+    except BaseException:
+        wasi.close()
         inst.close()
         raise
     return inst

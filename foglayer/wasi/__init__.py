@@ -5,6 +5,9 @@ Public API:
 - :class:`Wasi` – the host side of one instance: ``Wasi.create(...)``, ``Wasi.restore(state)``,
   one method per WASI function (raw ints in, errno out), ``close()``.
 - :class:`WasiState`, :class:`Descriptor`, :class:`Preopen` – the serializable state.
+- :class:`SavedWasi`, :func:`save_state`, :func:`check_saved`, :func:`restore_saved` – the
+  state as a snapshot stores it (descriptors by preopen + relative path) and its sandboxed,
+  untrusted way back in (:class:`SavedStateError`).
 - :class:`GuestMemory` – the only thing WASI needs from an engine: a base address and a size.
 - :data:`SIGNATURES`, :data:`HOT`, :data:`MODULE` – the import table the runtime binds.
 - :class:`ProcExit`, :class:`WasiError` – how a call leaves early.
@@ -12,6 +15,7 @@ Public API:
   runtime: a stop descriptor and the deadline); :class:`Interrupted` – raised when it fires.
 """
 
+from foglayer.wasi._memdir import MemoryDirs
 from foglayer.wasi._memory import GuestMemory, Interrupt, Interrupted
 from foglayer.wasi._paths import WasiError
 from foglayer.wasi._signatures import HOT, MODULE, SIGNATURES
@@ -19,6 +23,20 @@ from foglayer.wasi._state import Descriptor, Preopen, WasiState
 from foglayer.wasi._wasi import ProcExit, Wasi
 
 __all__ = [
-    "Descriptor", "GuestMemory", "HOT", "Interrupt", "Interrupted", "MODULE", "Preopen", "ProcExit", "SIGNATURES",
-    "Wasi", "WasiError", "WasiState",
+    "Descriptor", "GuestMemory", "HOT", "Interrupt", "Interrupted", "MODULE", "MemoryDirs",
+    "Preopen", "ProcExit", "SIGNATURES",
+    "SavedFd", "SavedPreopen", "SavedStateError", "SavedWasi", "Wasi", "WasiError", "WasiState",
+    "check_saved", "restore_saved", "save_state",
 ]
+
+_SAVED = {"SavedFd", "SavedPreopen", "SavedStateError", "SavedWasi", "check_saved",
+          "restore_saved", "save_state"}
+
+
+def __getattr__(name: str) -> object:
+    # Loaded on first use: msgspec costs tens of ms, and a plain ``fog run`` never saves.
+    if name in _SAVED:
+        from foglayer.wasi import _saved
+
+        return getattr(_saved, name)
+    raise AttributeError(f"module 'foglayer.wasi' has no attribute {name!r}")

@@ -101,7 +101,7 @@ def test_checkpoint_at_a_random_moment_kill_restore(compute, compute_ref, tmp_pa
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(snap)
     meta = load_snapshot(snap).meta
-    written = meta["stdio"]["1"]  # stdout is a file: how much had been written
+    written = meta.stdio["1"]  # stdout is a file: how much had been written
     with open(tmp_path / "out2", "wb") as out2:
         r2 = subprocess.run([sys.executable, "-m", "foglayer.cli", "restore", snap],
                             stdout=out2, stderr=subprocess.PIPE, cwd=tmp_path, timeout=120)
@@ -140,8 +140,8 @@ def test_files_kept_open_across_checkpoint_and_restore(files_prog, files_ref, tm
         r = fog("checkpoint", proc.pid)
         assert proc.wait(timeout=60) == 0
     assert r.returncode == 0, r.stderr
-    fds = load_snapshot(snap).meta["wasi"]["fds"]
-    open_files = {d["guest_path"] for d in fds.values() if d["kind"] == 4 and d["stdio"] < 0}
+    fds = load_snapshot(snap).meta.wasi.fds
+    open_files = {d.guest_path for d in fds if d.is_file}
     assert open_files == {"/data/input.bin", "/data/out.bin", "/data/log.txt", "/data/table.bin"}
     r = fog("restore", snap)
     assert r.returncode == 0, r.stderr
@@ -176,8 +176,8 @@ def test_chain_of_checkpoints_and_restores(files_prog, files_ref, tmp_path):
     assert segments >= 5
     assert out.encode() == ref_out
     assert _files(d) == ref_files
-    lineage = load_snapshot(tmp_path / "c.fogsnap").meta["lineage"]
-    assert lineage["restores"] == segments - 1 and lineage["checkpoints"] == segments
+    lineage = load_snapshot(tmp_path / "c.fogsnap").meta.lineage
+    assert lineage.restores == segments - 1 and lineage.checkpoints == segments
 
 
 def test_restore_in_another_directory_with_preopens_remapped(files_prog, files_ref, tmp_path):
