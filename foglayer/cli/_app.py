@@ -369,6 +369,21 @@ def ps(server, creds, tls_ca) -> None:
 
 @cli.command()
 @_conn_options
+@click.argument("node")
+@click.option("--revoke", is_flag=True, help="Withdraw the trust instead.")
+def trust(server, creds, tls_ca, node, revoke) -> None:
+    """Trust NODE with secrets and TEE apps (the operator's word; nodes' claims are not)."""
+    with _connect(server, creds, tls_ca) as c:
+        c.trust(node, not revoke)
+    if revoke:
+        click.echo(f"{node}: no longer trusted: no new secrets or TEE apps go to it")
+    else:
+        click.echo(f"{node}: trusted: apps with secrets or a TEE requirement may now run on it "
+                   "(on your word: its claims are not attested)")
+
+
+@cli.command()
+@_conn_options
 def nodes(server, creds, tls_ca) -> None:
     """List the nodes, their capabilities and what they hold."""
     from foglayer.cli._render import nodes_table

@@ -51,13 +51,32 @@ def placed(spec: AppSpec, p: dict) -> str:
     return f"  {spec.name}.{p['replica']}: {p['state']}{where}{extra}"
 
 
+_at_line_start: dict[tuple[str, str], bool] = {}
+
+
 def write_chunk(chunk: dict) -> None:
-    """``fog logs``: stdout to stdout, stderr to stderr, as bytes."""
+    """``fog logs``: stdout to stdout, stderr to stderr, each line led by the node that wrote
+    it and the replica (``[edge kv.0] ...``)."""
     import sys
 
     out = sys.stdout if chunk["stream"] == "stdout" else sys.stderr
+    key = (chunk.get("instance") or "", chunk["stream"])
+    tag = f"[{chunk['node']} {chunk['app']}.{chunk['replica']}] ".encode()
+    data = chunk["data"]
+    lines = data.split(b"\n")
+    buf = bytearray()
+    for i, line in enumerate(lines):
+        last = i == len(lines) - 1
+        if last and not line:
+            break  # the chunk ended a line: the next chunk starts one
+        if i > 0 or _at_line_start.get(key, True):
+            buf += tag
+        buf += line
+        if not last:
+            buf += b"\n"
+    _at_line_start[key] = data.endswith(b"\n")
     out.flush()
-    out.buffer.write(chunk["data"])
+    out.buffer.write(bytes(buf))
     out.flush()
 
 

@@ -99,7 +99,12 @@ SCHEMA = {
 
 
 class ManifestError(FogError):
-    """A manifest that cannot be deployed: the message names the file, the field and why."""
+    """A manifest that cannot be deployed: the message names the file, the field and why.
+
+    Always one line: control characters from the file (a key with a newline) are escaped."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
 
 
 def _where(path: list) -> str:
@@ -328,7 +333,10 @@ def _read_module(path: Path, kind: str, where: str) -> bytes:
 
         flags = ["-O2", "-s", "-Wl,-z,stack-size=1048576"] + (
             ["-mexec-model=reactor"] if kind == "service" else [])
-        path = compile_c([path], flags=flags)
+        try:
+            path = compile_c([path], flags=flags)
+        except FogError as e:
+            raise ManifestError(f"{where}: module: {e}") from None
     try:
         wasm = path.read_bytes()
     except FileNotFoundError:

@@ -50,8 +50,11 @@ class DirSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @property
     def volume(self) -> str:
-        """The volume's directory name on the node: one per normalised guest path."""
-        return self.guest.strip("/").replace("/", "_")
+        """The volume's directory name on the node: one per normalised guest path (quoted,
+        so that ``/a/b`` and ``/a_b`` never share one)."""
+        from urllib.parse import quote
+
+        return quote(self.guest.strip("/"), safe="")
 
 
 class AppSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

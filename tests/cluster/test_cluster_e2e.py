@@ -95,10 +95,24 @@ constraints: {{labels: {{tier: edge}}}}
     assert {x["node"] for x in chunks} == {"edge"}
     written = list((c.root / "nodes" / "edge" / "volumes" / "hello").rglob("out.txt"))
     assert written and written[0].read_text() == "written by the app\n"
+    assert_private(c.root, written[0])
     # Exited with 0 under on-failure: it stays exited, not restarted.
     assert client.app_placements("hello", 1)[0]["restarts"] == 0
     client.stop("hello")
     wait_until(lambda: client.app_placements("hello", 1) == [None], 10, "the app to go")
+
+
+def assert_private(root: Path, volume_file: Path) -> None:
+    """Node volumes, cached modules and process logs are the user's alone (0700 / 0600)."""
+    node = root / "nodes" / "edge"
+    for d in [node, *(p for p in volume_file.parents if node in p.parents), node / "modules"]:
+        assert d.stat().st_mode & 0o777 == 0o700, d
+    modules = list((node / "modules").glob("*.wasm"))
+    logs = list((root / "logs").glob("*.log"))
+    assert modules and logs
+    for f in (*modules, *logs):
+        assert f.stat().st_mode & 0o777 == 0o600, f
+    assert (root / "logs").stat().st_mode & 0o777 == 0o700
 
 
 def test_failing_command_is_restarted_then_given_up(cluster, tmp_path):

@@ -99,3 +99,64 @@ def test_initial_memory_reads_the_memory_section():
     assert initial_memory(bytes(REACTOR)) == 2 * 65536
     imported = wasmtime.wat2wasm('(module (import "env" "memory" (memory 5)) (func))')
     assert initial_memory(bytes(imported)) == 5 * 65536
+
+
+BOMB = """\
+name: bomb
+module: app.wasm
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+def test_a_yaml_alias_bomb_is_refused_with_one_line(base):
+    assert len(BOMB) < 600  # 9^9 strings once expanded
+    with pytest.raises(ManifestError) as e:
+        parse(BOMB, base)
+    assert str(e.value) == ("app.yaml: not valid YAML: line 4, column 8: aliases (*name) are not "
+                            "allowed in a manifest")
+
+
+def test_a_manifest_over_a_mebibyte_is_refused(base):
+    with pytest.raises(ManifestError, match="a manifest is at most 1 MiB"):
+        parse("name: a\nmodule: app.wasm\n#" + "x" * (1 << 20), base)
+
+
+@pytest.mark.parametrize("dirs,error", [
+    ('["/a/b:ro", "/a_b"]', None),  # different guest paths: different host directories
+    ('["/a/b:ro", "//a//b//"]', "dirs[1]: '//a//b//' is the same directory as dirs[0] (/a/b)"),
+    ('["/a/./b", "/a/b:ro"]', "dirs[1]: '/a/b' is the same directory as dirs[0] (/a/b)"),
+    ('["/a", "/a/b:ro"]', "dirs[1]: '/a/b' overlaps dirs[0] (/a)"),
+    ('["/a/../b"]', "dirs[0]: invalid guest path '/a/../b'"),
+])
+def test_colliding_dirs_are_refused(base, dirs, error):
+    text = f"name: a\nmodule: app.wasm\ndirs: {dirs}\n"
+    if error is None:
+        assert [d.guest for d in parse(text, base).spec.dirs] == ["/a/b", "/a_b"]
+        return
+    with pytest.raises(ManifestError) as e:
+        parse(text, base)
+    assert str(e.value).startswith(f"app.yaml: {error}"), str(e.value)
+
+
+def test_distinct_guest_paths_get_distinct_volumes_on_the_node(base):
+    s = parse('name: a\nmodule: app.wasm\ndirs: ["/a/b:ro", "/a_b", "/a%2Fb"]\n', base).spec
+    volumes = [d.volume for d in s.dirs]  # the agent's directory names
+    assert len(set(volumes)) == 3 and all("/" not in v for v in volumes), volumes
+
+
+def test_secrets_and_the_descriptor_limit(base):
+    s = parse("name: a\nmodule: app.wasm\nsecrets: {TOKEN: x}\nlimits: {max_fds: 64}\n", base).spec
+    assert s.secrets == {"TOKEN": "x"} and s.needs_trust and s.limits.max_fds == 64
+    for bad, why in (("0", "must be greater than or equal to 8"), ("100000", "must be at most")):
+        with pytest.raises(ManifestError, match=f"limits.max_fds: {why}"):
+            parse(f"name: a\nmodule: app.wasm\nlimits: {{max_fds: {bad}}}\n", base)
+    with pytest.raises(ManifestError, match="limits.fuel: must be at most"):
+        parse(f"name: a\nmodule: app.wasm\nlimits: {{fuel: {1 << 64}}}\n", base)

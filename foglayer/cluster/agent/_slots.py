@@ -16,7 +16,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 from foglayer.cluster._protocol import (
     H_CHUNK,
@@ -201,8 +200,7 @@ class Slots:
         assert self.data_dir is not None
         out = []
         for d in slot.spec.dirs:
-            # One host directory per guest path, quoted so that no two guest paths share one.
-            host = self.data_dir / "volumes" / slot.app / str(slot.replica) / quote(d.volume, safe="")
+            host = self.data_dir / "volumes" / slot.app / str(slot.replica) / d.volume
             private_dir(host, self.data_dir)
             out.append(Preopen(host=str(host), guest=d.guest, readonly=d.readonly))
         return out
