@@ -136,8 +136,8 @@ def nodes_table(nodes: dict[str, dict], placements: dict[str, dict], apps: dict[
     # operator's word (fog node trust), the only one that lets secrets and TEE apps in.
     t = Table(title="nodes (capabilities as each node claims them)", title_justify="left")
     for col in ("node", "state", "trusted", "arch", "cpus", "speed", "memory (used/cap)",
-                "tee (claimed)", "instances", "labels"):
-        t.add_column(col, no_wrap=True)
+                "instances", "labels"):
+        t.add_column(col, no_wrap=True, min_width=len(col) if col in ("state", "trusted") else None)
     for name in sorted(nodes):
         rec = nodes[name]
         c = rec["caps"]
@@ -147,10 +147,11 @@ def nodes_table(nodes: dict[str, dict], placements: dict[str, dict], apps: dict[
         speed = f"{c.get('speed', 0) / 1e6:,.0f} M/s"
         if c.get("fuel_rate"):
             speed += " (rate-limited)"
-        t.add_row(name, _state(rec.get("state", "?")), "yes" if rec.get("trusted") else "no",
+        tee = f" (claims TEE {','.join(c['tee'])})" if c.get("tee") else ""
+        t.add_row(name, _state(rec.get("state", "?")), ("yes" if rec.get("trusted") else "no") + tee,
                   c.get("arch", "?"), str(c.get("cpus", "?")),
                   speed, f"{format_size(used)} / {format_size(c.get('max_memory', 0))}",
-                  ",".join(c.get("tee") or ()) or "-", str(len(mine)), ",".join(f"{k}={v}" for k, v in sorted(c.get("labels", {}).items())))
+                  str(len(mine)), ",".join(f"{k}={v}" for k, v in sorted(c.get("labels", {}).items())))
     return t
 
 
