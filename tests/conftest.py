@@ -131,30 +131,17 @@ def run_ours(
     )
 
 
-@functools.cache
-def fog_available() -> bool:
-    try:
-        import foglayer.cli  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 RUNNERS: dict[str, Runner] = {"ref": run_ref, "ours": run_ours}
 
 
 @pytest.fixture(params=["ref", "ours"])
 def runtime(request) -> Runner:
-    """Parametrizes a test over both runtimes (``ours`` is skipped until ``fog`` exists)."""
-    if request.param == "ours" and not fog_available():
-        pytest.skip("foglayer.cli (fog run) is not available yet")
+    """Parametrizes a test over both runtimes."""
     return RUNNERS[request.param]
 
 
 @pytest.fixture
 def ours() -> Runner:
-    if not fog_available():
-        pytest.skip("foglayer.cli (fog run) is not available yet")
     return run_ours
 
 
@@ -295,8 +282,6 @@ class Outcome:
 @pytest.fixture(scope="module", params=["ref", "ours"])
 def runtime_name(request) -> str:
     """Module-scoped runtime parameter: each test module runs its program once per runtime."""
-    if request.param == "ours" and not fog_available():
-        pytest.skip("foglayer.cli (fog run) is not available yet")
     return request.param
 
 

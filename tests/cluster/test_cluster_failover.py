@@ -9,6 +9,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from nats.js.errors import KeyNotFoundError
+
 from foglayer.cluster import Continuum, NodeSpec, load_manifest, wait_until
 from foglayer.cluster._lease import KEY
 
@@ -55,8 +57,7 @@ def test_kill_9_a_node_moves_its_apps(tmp_path):
         victim = client.app_placements("near", 1)[0]["node"]
         assert victim == "edge"
         on_victim = [(k, p) for k, p in client.placements().items() if p["node"] == victim]
-        t_kill = time.time()
-        c.kill(f"node-{victim}")  # SIGKILL
+        c.kill(f"node-{victim}")  # SIGKILL (how fast they move: fog bench cluster)
 
         def moved():
             ps = client.placements()
@@ -65,11 +66,7 @@ def test_kill_9_a_node_moves_its_apps(tmp_path):
         for key, _ in on_victim:
             p = ps[key]
             assert p["moved_from"] == victim
-            after_loss = p["running_at"] - p["lost_at"]
-            assert after_loss < 10.0, (key, after_loss)  # the bound
-            total = p["running_at"] - t_kill
-            print(f"{key}: running on {p['node']} {total:.2f} s after kill -9 "
-                  f"({after_loss:.3f} s after the loss was detected)")
+            assert p["running_at"] >= p["lost_at"]  # restarted after the loss, not before
         assert client.nodes()[victim]["state"] == "lost"
         assert client.invoke("near", "add", b"2") == b"2"
         # The moved replicas still spread: the two svc replicas sit on two different nodes.
@@ -117,7 +114,7 @@ def test_restarting_the_controller_loses_and_duplicates_nothing(tmp_path):
 def leader(client) -> str | None:
     try:
         entry = client.run(client.client.kv["fog-leader"].get(KEY))
-    except Exception:  # noqa: BLE001
+    except KeyNotFoundError:  # no leader yet, or the lease was given up
         return None
     return json.loads(entry.value)["holder"] if entry.value else None
 
@@ -128,12 +125,8 @@ def test_standby_controller_takes_over_from_a_dead_leader(tmp_path):
         first = wait_until(lambda: leader(client), 20, "a leader")
         deploy(client, tmp_path, "svc", SERVICE)
         before = client.placements()
-        t0 = time.time()
-        c.kill(f"{first}")  # controller-0 or controller-1, SIGKILL
-        second = wait_until(lambda: (h := leader(client)) and h != first and h, 30, "a new leader")
-        took = time.time() - t0
-        print(f"{second} took over {took:.2f} s after {first} was killed (lease ttl {LEASE_TTL:g} s)")
-        assert took < 10.0
+        c.kill(f"{first}")  # controller-0 or controller-1, SIGKILL (how fast: fog bench cluster)
+        wait_until(lambda: (h := leader(client)) and h != first and h, 30, "a new leader")
         deploy(client, tmp_path, "after", SERVICE)  # the new leader places new apps
         after = client.placements()
         assert after["svc.0"]["instance"] == before["svc.0"]["instance"], client.events(30)

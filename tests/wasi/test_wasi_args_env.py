@@ -12,7 +12,7 @@ def out(program_run):
     return program_run("args_env", *ARGS)
 
 
-def test_exits_zero(out):
+def test_args_and_env_program_runs_every_check_to_exit_0(out):
     assert out.run.code == 0, out.run.describe()
 
 

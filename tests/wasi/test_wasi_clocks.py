@@ -11,7 +11,7 @@ def out(program_run):
     return program_run("clocks_random_sched")
 
 
-def test_exits_zero(out):
+def test_clock_random_sched_program_runs_every_check_to_exit_0(out):
     assert out.run.code == 0, out.run.describe()
 
 

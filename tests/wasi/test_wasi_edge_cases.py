@@ -13,7 +13,7 @@ def out(program_run):
     return program_run("edge_cases")
 
 
-def test_exits_zero(out):
+def test_edge_case_program_runs_every_check_to_exit_0(out):
     assert out.run.code == 0, out.run.describe()
 
 

@@ -28,7 +28,7 @@ def listing(out, path: str) -> list[str]:
     return entries
 
 
-def test_exits_zero(out):
+def test_readdir_program_runs_every_check_to_exit_0(out):
     assert out.run.code == 0, out.run.describe()
 
 

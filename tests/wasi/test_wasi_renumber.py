@@ -12,7 +12,7 @@ def out(program_run):
     return program_run("renumber")
 
 
-def test_exits_zero(out):
+def test_renumber_prestat_program_runs_every_check_to_exit_0(out):
     assert out.run.code == 0, out.run.describe()
 
 

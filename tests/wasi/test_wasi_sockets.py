@@ -19,7 +19,7 @@ def _lines(target: str, errno: int) -> list[str]:
     return [(c.format(target) if "{}" in c else f"{c} {target}") + f" -> {errno}" for c in CALLS]
 
 
-def test_exits_zero(out):
+def test_socket_program_runs_every_check_to_exit_0(out):
     assert out.run.code == 0, out.run.describe()
 
 

@@ -13,7 +13,7 @@ def out(program_run):
     return program_run("symlinks")
 
 
-def test_exits_zero(out):
+def test_symlink_program_runs_every_check_to_exit_0(out):
     assert out.run.code == 0, out.run.describe()
 
 
