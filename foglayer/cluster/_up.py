@@ -10,7 +10,10 @@ A :class:`Continuum` under ``root`` (default ``<data dir>/continuum``) holds:
   continuum.
 
 Node profiles stand for the tiers: ``cloud`` (all cores, 8 GiB for apps), ``edge`` (1 GiB)
-and ``iot`` (64 MiB, throttled by a fuel rate).
+and ``iot`` (64 MiB, throttled by a fuel rate). ``arm`` is an edge-class node on another CPU:
+its agent runs on an aarch64 Python in the arm64 root (``foglayer.toolchain.arm_root``) under
+qemu user emulation, and compiles aarch64 code; it shares the host's network, so it reaches
+the server on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ PROFILES: dict[str, dict] = {
              "latency": {"cloud": 40, "iot": 5}, "cpus": 2},
     "iot": {"labels": {"tier": "iot", "site": "iot"}, "max_memory": "64MiB",
             "latency": {"edge": 5, "cloud": 45}, "cpus": 1, "fuel_rate": 100_000_000},
+    "arm": {"labels": {"tier": "edge", "site": "edge"}, "max_memory": "1GiB",
+            "latency": {"cloud": 40, "iot": 5}, "cpus": 1, "arch": "aarch64"},
 }
 DEFAULT_NODES = "cloud,edge,iot"
 
@@ -166,10 +171,22 @@ class Continuum:
             probe = [s.name for s in self.server.specs]
         else:
             creds, probe = self.creds(f"node-{name}"), []
-        return self._spawn(f"node-{name}", _fog(
+        argv = _fog(
             "node", "--name", name, "--creds", str(creds),
             "--heartbeat", str(self.heartbeat), "--data-dir", str(self.root / "nodes" / name),
-            *node_args(spec, probe)))
+            *node_args(spec, probe))
+        if PROFILES[spec.profile].get("arch") == "aarch64":
+            argv = self._in_arm_root(argv[1:])
+        return self._spawn(f"node-{name}", argv)
+
+    def _in_arm_root(self, args: list[str]) -> list[str]:
+        """``python ARGS`` on the arm64 root's aarch64 Python; the continuum's files bound in."""
+        from foglayer.toolchain import arm_root
+
+        # The root has its own caches and data dirs (its AOT cache holds aarch64 code).
+        env = {k: v for k, v in self.env.items() if k.startswith("FOG_")
+               and k not in ("FOG_CACHE_DIR", "FOG_DATA_DIR")}
+        return arm_root().command(["python", *args], binds=[self.root], env=env)
 
     def add_node(self, spec: NodeSpec, start: bool = True) -> subprocess.Popen | None:
         self.nodes[spec.name] = spec

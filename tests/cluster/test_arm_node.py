@@ -1,0 +1,75 @@
+"""The ``arm`` node profile: a node agent on an aarch64 Python (qemu user emulation in the
+arm64 root) joins the continuum, says it is aarch64, and runs apps from aarch64 code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _programs import build, fog
+
+from foglayer.cluster import Continuum, NodeSpec, load_manifest, wait_until
+
+TIMEOUTS = {"node_timeout": 10.0, "lease_ttl": 3.0, "heartbeat": 0.5}
+EM_AARCH64 = 183
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    from foglayer.toolchain import arm_root
+
+    arm_root()  # built once per machine, before the node's clock starts
+    c = Continuum(tmp_path_factory.mktemp("continuum"),
+                  [NodeSpec("cloud", "cloud"), NodeSpec("arm", "arm")], **TIMEOUTS)
+    c.start()
+    client = c.client()
+    try:
+        wait_until(lambda: sum(n["state"] == "ready" for n in client.nodes().values()) == 2,
+                   120, f"two ready nodes; arm node log:\n{c.log_tail('node-arm')}")
+        yield c, client
+    finally:
+        client.close()
+        c.stop()
+
+
+def test_arm_node_reports_aarch64(cluster):
+    c, client = cluster
+    assert client.nodes()["arm"]["caps"]["arch"] == "aarch64"
+    r = subprocess.run([sys.executable, "-m", "foglayer.cli", "nodes", "--server", c.server.url,
+                        "--creds", str(c.creds("admin"))], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    row = next(ln for ln in r.stdout.splitlines() if ln.replace("│", " ").split()[:1] == ["arm"])
+    assert "aarch64" in row, r.stdout
+
+
+def test_command_pinned_to_aarch64_runs_there_from_aarch64_code(cluster, tmp_path):
+    c, client = cluster
+    wasm = build("snap_compute")
+    path = tmp_path / "compute.yaml"
+    path.write_text(f"name: compute\nmodule: {wasm}\nargs: ['4']\n"
+                    "constraints: {arch: aarch64}\nrestart: never\n")
+    m = load_manifest(path)
+    rec = client.deploy(m)
+    (p,) = client.wait("compute", rec["generation"], 1, 120)
+    assert p["node"] == "arm"
+    p = wait_until(lambda: (q := client.app_placements("compute", 1)[0])["state"] == "exited"
+                   and q, 300, "the command to finish")
+    assert p["exit_code"] == 3
+    chunks: list[dict] = []
+    want = fog("run", wasm, "4").stdout.encode()
+    wait_until(lambda: (chunks.clear(), client.logs("compute", chunks.append))
+               and b"".join(x["data"] for x in chunks if x["stream"] == "stdout") == want,
+               30, "the same stdout as on x86-64")
+    # The node's AOT cache lives in the root: Cranelift compiled this module for aarch64.
+    from foglayer.toolchain import arm_root
+
+    digest = __import__("hashlib").sha256(wasm.read_bytes()).hexdigest()
+    entries = list(Path(arm_root().path, "root/.cache/foglayer/aot").glob(f"{digest}-*.cwasm"))
+    assert entries
+    blob = entries[0].read_bytes()
+    elf = blob[blob.index(b"\x7fELF"):]
+    assert int.from_bytes(elf[18:20], "little") == EM_AARCH64
+    client.stop("compute")
