@@ -54,11 +54,13 @@ def test_command_checkpointed_on_x86_resumes_on_aarch64_and_back(arm, tmp_path):
              s1, "--dir", f"{d}:/data", prog, "/data", STEPS, cwd=work)
     assert STOPPED in r1.stderr, r1.stderr
     # On aarch64: resume, run a while, checkpoint again and stop.
+    # The other machine does not trust the host directories a snapshot names: it grants them.
     r2 = subprocess.run(arm.fog("restore", "--checkpoint-every", "1", "--stop-after-checkpoint",
-                                "--checkpoint-to", s2, s1, binds=[work, prog.parent], cwd=work),
+                                "--checkpoint-to", s2, "--dir", f"{d}:/data", s1,
+                                binds=[work, prog.parent], cwd=work),
                         capture_output=True, text=True, timeout=600)
     assert STOPPED in r2.stderr, r2.stderr
-    r3 = fog("restore", s2, cwd=work)
+    r3 = fog("restore", "--dir", f"{d}:/data", s2, cwd=work)
     assert r3.returncode == ref.returncode == 0, r3.stderr
     assert r1.stdout + r2.stdout + r3.stdout == ref.stdout
     assert _files(d) == _files(ref_dir)
@@ -70,9 +72,10 @@ import json, sys
 from foglayer.runtime import load_module
 from foglayer.snapshot import restore_instance, snapshot_instance
 wasm, src, dst, values = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+data = sys.argv[5]
 import platform
 assert platform.machine() == "aarch64", platform.machine()
-inst = restore_instance(load_module(wasm), open(src, "rb").read())
+inst = restore_instance(load_module(wasm), open(src, "rb").read(), dirs={"/data": data})
 for v in values:
     inst.call("push", v)
 inst.call("flush_journal")
@@ -115,11 +118,12 @@ def test_service_snapshot_moves_to_aarch64_and_back(arm, tmp_path):
     (work / "x86.snap").write_bytes(snapshot_instance(inst))
     inst.close()
     hop = subprocess.run(arm.command(["python", "-c", _HOP, prog, work / "x86.snap",
-                                      work / "arm.snap", json.dumps(parts[1])],
+                                      work / "arm.snap", json.dumps(parts[1]), work / "data"],
                                      binds=[work, prog.parent]),
                          capture_output=True, text=True, timeout=600)
     assert hop.returncode == 0, hop.stderr
-    back = restore_instance(load_module(prog), (work / "arm.snap").read_bytes())
+    back = restore_instance(load_module(prog), (work / "arm.snap").read_bytes(),
+                            dirs={"/data": str(work / "data")})
     for v in parts[2]:
         back.call("push", v)
     back.call("flush_journal")
