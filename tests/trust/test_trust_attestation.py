@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 
 import pytest
-from conftest import MODULE, handshake, make_broker
+from trust_support import MODULE, handshake, make_broker
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from foglayer.trust import (
@@ -232,7 +232,7 @@ def test_tsm_measurement_not_in_the_policy_is_refused(identity, tsm):
 
 
 def test_tsm_report_raced_by_a_concurrent_writer_is_refused(tsm_root, monkeypatch):
-    from conftest import wait_for
+    from trust_support import wait_for
 
     from foglayer.trust import _tsm
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import handshake, make_broker
+from trust_support import handshake, make_broker
 
 from foglayer.trust import DEV_POLICY, Registration, TrustError, open_backend
 

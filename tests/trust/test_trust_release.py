@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import MODULE, handshake, make_broker
+from trust_support import MODULE, handshake, make_broker
 
 from foglayer.trust import DEV_POLICY, Policy, PolicyError, TrustError, load_policy, parse_policy
 

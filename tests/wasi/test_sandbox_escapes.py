@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import CANARY, Runner, make_world, snapshot_tree, snapshot_with_stat
+from _support import CANARY, Runner, make_world, snapshot_tree, snapshot_with_stat
 
 EPERM, ENOTCAPABLE = 63, 76
 DENY = (EPERM, ENOTCAPABLE)  # wasmtime: EPERM; spec: ENOTCAPABLE

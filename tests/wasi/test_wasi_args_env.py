@@ -63,7 +63,7 @@ def test_environ_get(out):
 
 
 def test_empty_environment_and_no_args(runtime_name, tmp_path):
-    from conftest import run_program
+    from _support import run_program
 
     o = run_program(runtime_name, "args_env", [], tmp_path, env={})
     o.expect(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 
 import pytest
-from conftest import ENV, make_world, run_ref
+from _support import ENV, make_world, run_ref
 
 # (id, program, argv after argv[0]; "{outside}" is replaced by that copy's outside dir)
 CASES: list[tuple[str, str, list[str]]] = [

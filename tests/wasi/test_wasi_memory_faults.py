@@ -6,7 +6,7 @@ runtime (no Python traceback), hang, or write outside linear memory."""
 from __future__ import annotations
 
 import pytest
-from conftest import TRAP_EXIT, run_program
+from _support import TRAP_EXIT, run_program
 
 CASES = [
     "fd_write-iovs", "fd_write-buf", "fd_write-result", "fd_write-huge-count", "fd_read-buf",

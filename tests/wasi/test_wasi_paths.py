@@ -4,7 +4,7 @@ path_link (program: paths.c)."""
 from __future__ import annotations
 
 import pytest
-from conftest import snapshot_tree
+from _support import snapshot_tree
 
 EPERM_OR_ENOTCAPABLE = ("63", "76")
 

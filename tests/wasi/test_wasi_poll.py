@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import RUNNERS, _fog_cmd, make_world
+from _support import RUNNERS, _fog_cmd, make_world
 
 
 @pytest.fixture(scope="module")

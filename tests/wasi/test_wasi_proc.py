@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import TRAP_EXIT, run_program
+from _support import TRAP_EXIT, run_program
 
 
 @pytest.mark.parametrize(

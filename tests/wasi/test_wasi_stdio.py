@@ -4,7 +4,7 @@ on fds 0-2 (program: stdio.c). stdin is a file under wasmtime and a pipe under f
 from __future__ import annotations
 
 import pytest
-from conftest import RUNNERS, make_world
+from _support import RUNNERS, make_world
 
 
 def fnv1a(data: bytes) -> int:
