@@ -109,8 +109,11 @@ def run_ours(
     dirs: Dirs = (),
     env: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
+    *,
+    native: bool = True,
 ) -> Run:
-    """Run ``wasm`` under ``fog run`` (foglayer's own WASI)."""
+    """Run ``wasm`` under ``fog run`` (foglayer's own WASI), with the hot calls in C
+    (``native``, the default path; a failed build fails the test) or all in Python."""
     cmd = [*_fog_cmd(), "run"]
     for host, guest, ro in dirs:
         cmd += ["--dir", f"{host}:{guest}" + (":ro" if ro else "")]
@@ -123,6 +126,7 @@ def run_ours(
         stdin=subprocess.DEVNULL if stdin is None else None,
         capture_output=True,
         timeout=RUN_TIMEOUT,
+        env={**os.environ, "FOG_WASI_NATIVE": "1" if native else "0"},
     )
     return Run(
         proc.returncode,
@@ -131,10 +135,17 @@ def run_ours(
     )
 
 
-RUNNERS: dict[str, Runner] = {"ref": run_ref, "ours": run_ours}
+def run_ours_python(*args, **kwargs) -> Run:
+    """``fog run`` with every WASI call in Python (``FOG_WASI_NATIVE=0``)."""
+    return run_ours(*args, **kwargs, native=False)
 
 
-@pytest.fixture(params=["ref", "ours"])
+RUNNERS: dict[str, Runner] = {"ref": run_ref, "ours": run_ours, "ours-python": run_ours_python}
+# ``ours`` on both of its WASI paths: the hot calls in C, and the pure-Python fallback.
+RUNTIMES = ["ref", "ours", "ours-python"]
+
+
+@pytest.fixture(params=RUNTIMES)
 def runtime(request) -> Runner:
     """Parametrizes a test over both runtimes."""
     return RUNNERS[request.param]
@@ -279,7 +290,7 @@ class Outcome:
         assert not missing, "missing/out-of-order lines:\n" + "\n".join(missing) + "\n" + self.run.describe()
 
 
-@pytest.fixture(scope="module", params=["ref", "ours"])
+@pytest.fixture(scope="module", params=RUNTIMES)
 def runtime_name(request) -> str:
     """Module-scoped runtime parameter: each test module runs its program once per runtime."""
     return request.param

@@ -31,6 +31,7 @@ def print_stats(stats: Stats) -> None:
     table.add_row("wall time", f"{stats.wall_time * 1000:.3f} ms")
     total = sum(stats.wasi_calls.values())
     table.add_row("WASI calls", f"{total:,}")
+    table.add_row("WASI path", stats.wasi_path or "n/a")
     for name, count in sorted(stats.wasi_calls.items(), key=lambda kv: -kv[1]):
         table.add_row(f"  {name}", f"{count:,}")
     console.print(table)

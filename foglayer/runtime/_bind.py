@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import wasmtime
 
-from foglayer.runtime import _ffi
+from foglayer.runtime import _ffi, _native
 from foglayer.wasi import MODULE, SIGNATURES, Interrupted, ProcExit, Wasi, WasiError
 from foglayer.wasi import _abi as abi
 
@@ -86,6 +86,16 @@ def _make_views(addr: int) -> tuple[memoryview, memoryview]:
     return raw.cast("B").cast("I"), raw.cast("B").cast("Q")
 
 
+def _synced(impl: Callable[..., int | None], sync: Callable[[], None]) -> Callable[..., int | None]:
+    """``impl``, then re-share the fd table: any call run in Python may have changed it."""
+    def call(*args: int) -> int | None:
+        try:
+            return impl(*args)
+        finally:
+            sync()
+    return call
+
+
 def wasi_functions(wasi: Wasi) -> list[HostFunction]:
     return [HostFunction(MODULE, name, params, "i" if has_result else "", getattr(wasi, name))
             for name, (params, has_result) in SIGNATURES.items()]
@@ -96,6 +106,8 @@ class Binding:
 
     ``gate`` (settable) is called with a function's index before every call; when it
     returns true the call is skipped (a checkpoint unwinds from there and re-runs it later).
+    The hot WASI calls run in C when the native library is available (``path`` says
+    which); while a gate is set they all go through Python.
     """
 
     EXIT_MESSAGE = "foglayer: proc_exit"
@@ -111,20 +123,30 @@ class Binding:
         self._gate: list[Callable[[int], bool] | None] = [None]
         self.error: BaseException | None = None
         self._keep: list = []
+        lib = _native.library()
+        self.native = _native.NativeCalls(lib, wasi) if lib is not None else None
+        self.path = "native" if self.native is not None else "python"
         views: dict[int, tuple[memoryview, memoryview]] = {}
         types = {"i": wasmtime.ValType.i32(), "I": wasmtime.ValType.i64()}
         for index, f in enumerate(functions):
             # Every WASI call checks its pointers (re-mapping memory when the guest has
             # grown); only extra host functions, which may touch memory freely, re-map first.
             make = _factory(f.params, f.result, f.module != MODULE)
+            native = self.native if f.module == MODULE else None
+            impl = f.impl
+            if native is not None and f.name not in _native.NAMES:
+                impl = _synced(impl, native.sync)
             cb = _ffi.HOST_CALLBACK(make(
-                views, _make_views, self.counts, self._gate, f.impl, WasiError, ProcExit,
+                views, _make_views, self.counts, self._gate, impl, WasiError, ProcExit,
                 Interrupted, abi.from_oserror, self._exit_trap, self._interrupt_trap,
                 self._internal_error, lambda: wasi.mem.refresh(), index, self.names[index]))
             ty = wasmtime.FuncType([types[t] for t in f.params],
                                    [types[f.result]] if f.result else [])
             self._keep += [cb, ty]
-            _ffi.define_unchecked(linker, f.module, f.name, ty, cb)
+            # A hot WASI call runs in C, with this trampoline as its fallback.
+            code, env = (native.function(f.name, index, cb) if native is not None else None
+                         ) or (cb, None)
+            _ffi.define_unchecked(linker, f.module, f.name, ty, code, env)
 
     @property
     def gate(self) -> Callable[[int], bool] | None:
@@ -133,6 +155,13 @@ class Binding:
     @gate.setter
     def gate(self, fn: Callable[[int], bool] | None) -> None:
         self._gate[0] = fn
+        if self.native is not None:
+            self.native.set_gate(fn is not None)
+
+    def sync(self) -> None:
+        """Share Python's WASI state with the native calls (before entering the guest)."""
+        if self.native is not None:
+            self.native.sync()
 
     def _exit_trap(self) -> int:
         return _ffi.new_trap(self.EXIT_MESSAGE)
@@ -147,4 +176,8 @@ class Binding:
                          f"{type(e).__name__}: {e}")
 
     def call_counts(self) -> dict[str, int]:
-        return {n: c for n, c in zip(self.names, self.counts, strict=True) if c}
+        counts = self.counts
+        if self.native is not None:
+            counts = [a + b for a, b in zip(counts, self.native.counts(), strict=False)]
+            counts += self.counts[len(counts):]
+        return {n: c for n, c in zip(self.names, counts, strict=True) if c}

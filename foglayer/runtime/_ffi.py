@@ -40,14 +40,26 @@ def new_error(message: str) -> int:
 
 
 def define_unchecked(linker: wasmtime.Linker, module: str, name: str, ty: wasmtime.FuncType,
-                     callback: ctypes._CFuncPtr) -> None:
-    """Define ``module.name`` on ``linker`` as an unchecked host function (raw slots)."""
+                     callback: ctypes._CFuncPtr | int, env: int | None = None) -> None:
+    """Define ``module.name`` on ``linker`` as an unchecked host function (raw slots).
+
+    ``callback`` may be the address of a C function (the native WASI calls), which then
+    gets ``env`` as its first argument.
+    """
     mod, nm = module.encode(), name.encode()
     err = ffi.wasmtime_linker_define_func_unchecked(
         linker.ptr(), mod, len(mod), nm, len(nm), ty.ptr(),
-        ctypes.cast(callback, ffi.wasmtime_func_unchecked_callback_t), None, _NO_FINALIZER)
+        ctypes.cast(callback, ffi.wasmtime_func_unchecked_callback_t), env, _NO_FINALIZER)
     if err:
         raise wasmtime.WasmtimeError._from_ptr(err)
+
+
+def c_api_for_native() -> tuple[dict[str, int], int]:
+    """What the native WASI calls need from libwasmtime: function addresses (so they link
+    against nothing) and the extern kind of a memory."""
+    names = ("wasmtime_caller_export_get", "wasmtime_caller_context", "wasmtime_memory_data",
+             "wasmtime_memory_data_size")
+    return {n: _address(getattr(ffi.dll, n)) for n in names}, ffi.WASMTIME_EXTERN_MEMORY.value
 
 
 class RawCall:

@@ -219,6 +219,7 @@ class Instance:
     def _enter(self) -> float:
         self._depth += 1
         if self._depth == 1:
+            self.binding.sync()
             self.control.arm()
         return time.perf_counter()
 
@@ -237,6 +238,7 @@ class Instance:
             self.stats.peak_memory = max(self.stats.peak_memory,
                                          self._memory.data_len(self._store))
         self.stats.wasi_calls = self.binding.call_counts()
+        self.stats.wasi_path = self.binding.path
 
     def run(self) -> RunResult:
         """Run ``_start`` to completion: the exit code, or :class:`Trapped` on a trap."""

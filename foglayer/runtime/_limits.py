@@ -49,7 +49,9 @@ class Stats:
     peak_memory: int = 0  # bytes of linear memory at its largest
     wall_time: float = 0.0  # seconds
     wasi_calls: dict[str, int] = field(default_factory=dict)
+    wasi_path: str = ""  # "native" (hot calls in C) or "python"
 
     def to_dict(self) -> dict:
         return {"fuel": self.fuel, "peak_memory": self.peak_memory,
-                "wall_time": self.wall_time, "wasi_calls": dict(self.wasi_calls)}
+                "wall_time": self.wall_time, "wasi_calls": dict(self.wasi_calls),
+                "wasi_path": self.wasi_path}

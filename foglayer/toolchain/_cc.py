@@ -51,8 +51,10 @@ def compile_c(
     flags: Sequence[str] = ("-O2",),
     deps: Iterable[str | os.PathLike] = (),
     out: str | os.PathLike | None = None,
+    shared: bool = False,
 ) -> Path:
-    """Compile ``sources`` for ``target`` (``wasm32-wasi`` or ``native``) and return the output.
+    """Compile ``sources`` for ``target`` (``wasm32-wasi``, ``native`` or a host triple such
+    as ``x86_64-linux-gnu``) and return the output; ``shared`` makes a shared library.
 
     ``deps`` are extra files (headers) whose contents key the cache. The result is cached
     under the user cache dir (``$FOG_CACHE_DIR``); a hit costs one hash of the inputs.
@@ -66,8 +68,10 @@ def compile_c(
     for d in {s.parent for s in srcs}:
         dep_paths.extend(p for p in d.glob("*.h") if p not in dep_paths)
     argv = ["-target", target, *flags] if target != "native" else list(flags)
+    if shared:
+        argv += ["-shared", "-fPIC"]
     key = _digest(srcs, dep_paths, argv)
-    suffix = ".wasm" if target.startswith("wasm") else ".exe"
+    suffix = ".wasm" if target.startswith("wasm") else ".so" if shared else ".exe"
     cached = cache_dir("builds") / f"{srcs[0].stem}-{key}{suffix}"
     if not cached.exists():
         tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")

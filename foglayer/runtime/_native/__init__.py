@@ -1,0 +1,197 @@
+"""The hot WASI calls in C (``hostcalls.c``), sharing the fd table with the Python ``Wasi``.
+
+The C functions are registered with wasmtime as unchecked host functions, so such a call
+never enters Python. Each handles the common case and falls back to the call's Python
+trampoline for everything else (and for every call while a checkpoint gate is set).
+
+State sharing (see docs/native-wasi.md): Python owns a ``_Ctx`` struct and rewrites its
+fd table from ``Wasi.fds`` after every WASI call that ran in Python (any of them may have
+opened, closed, renumbered a descriptor or changed its rights) and before every entry
+into the guest. File offsets stay in the host descriptors, where Python already reads
+them for snapshots. ``FOG_WASI_NATIVE=0`` forces the pure-Python path; ``=1`` makes a
+failed build an error; unset, the native path is used whenever it can be built.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+from pathlib import Path
+
+from foglayer._dirs import cache_dir
+from foglayer.errors import FogError
+from foglayer.runtime import _ffi
+from foglayer.wasi import Wasi
+from foglayer.wasi import _abi as abi
+
+SOURCE = Path(__file__).with_name("hostcalls.c")
+ENV = "FOG_WASI_NATIVE"
+FLAGS = ("-O2", "-fno-strict-aliasing")
+
+# The calls done in C; each falls back to Python for what it does not handle.
+NAMES = (
+    "fd_write", "fd_read", "fd_pread", "fd_pwrite", "fd_seek", "fd_tell",
+    "fd_filestat_get", "path_filestat_get",
+    "clock_time_get", "clock_res_get", "random_get", "sched_yield",
+    "args_get", "args_sizes_get", "environ_get", "environ_sizes_get",
+)
+MAX_FUNCTIONS = 64
+
+
+class _Fd(ctypes.Structure):
+    _fields_ = [("host_fd", ctypes.c_int32), ("kind", ctypes.c_uint8),
+                ("_pad", ctypes.c_uint8 * 3), ("rights", ctypes.c_uint64)]
+
+
+class _Ctx(ctypes.Structure):
+    _fields_ = [
+        ("gate", ctypes.c_int32), ("nfds", ctypes.c_uint32), ("fds", ctypes.POINTER(_Fd)),
+        ("monotonic_offset", ctypes.c_int64),
+        ("args", ctypes.c_char_p), ("argc", ctypes.c_uint32), ("args_size", ctypes.c_uint32),
+        ("env", ctypes.c_char_p), ("envc", ctypes.c_uint32), ("env_size", ctypes.c_uint32),
+        ("r_read", ctypes.c_uint64), ("r_write", ctypes.c_uint64),
+        ("r_seek_tell", ctypes.c_uint64), ("r_path_filestat_get", ctypes.c_uint64),
+        ("e_fault", ctypes.c_int32), ("e_noent", ctypes.c_int32),
+        ("ft_reg", ctypes.c_int32), ("ft_dir", ctypes.c_int32),
+        ("ft_of_mode", ctypes.c_uint8 * 16), ("memory_kind", ctypes.c_uint32),
+        ("export_get", ctypes.c_void_p), ("caller_context", ctypes.c_void_p),
+        ("memory_data", ctypes.c_void_p), ("memory_data_size", ctypes.c_void_p),
+        ("base", ctypes.c_void_p), ("size", ctypes.c_uint64),
+        ("memory", ctypes.c_uint64 * 4), ("counts", ctypes.c_uint64 * MAX_FUNCTIONS),
+    ]
+
+
+class _Fn(ctypes.Structure):
+    _fields_ = [("ctx", ctypes.POINTER(_Ctx)), ("index", ctypes.c_uint32),
+                ("fallback", _ffi.HOST_CALLBACK)]
+
+
+def host_target() -> str:
+    machine = platform.machine().lower()
+    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    if arch not in ("x86_64", "aarch64") or not platform.system() == "Linux":
+        raise FogError(f"native WASI calls are built for Linux x86-64/aarch64, not {machine}")
+    return f"{arch}-linux-gnu"
+
+
+def library_path() -> Path:
+    """The built library, keyed by the source, flags and target (no compiler run on a hit)."""
+    target = host_target()
+    key = hashlib.sha256(SOURCE.read_bytes() + repr((FLAGS, target)).encode()).hexdigest()[:20]
+    path = cache_dir("builds") / f"hostcalls-{target}-{key}.so"
+    if not path.exists():
+        from foglayer.toolchain import compile_c
+
+        compile_c([SOURCE], target=target, flags=FLAGS, shared=True, out=path)
+    return path
+
+
+_LIB: list[ctypes.CDLL | str] = []  # the loaded library, or why it cannot be used
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded library, or None for the Python path (by choice or when it cannot build).
+
+    ``$FOG_WASI_NATIVE`` is read on every call (the library is loaded once per process).
+    """
+    choice = os.environ.get(ENV, "")
+    if choice == "0":
+        return None
+    if not _LIB:
+        try:
+            lib = ctypes.CDLL(str(library_path()))
+            if lib.fog_ctx_layout() != _layout():
+                raise FogError("struct layout differs from hostcalls.c")
+            _LIB.append(lib)
+        except (FogError, OSError) as e:
+            _LIB.append(str(e))
+    lib = _LIB[0]
+    if isinstance(lib, str):
+        if choice == "1":
+            raise FogError(f"{ENV}=1 but the native WASI calls cannot be used: {lib}")
+        return None
+    return lib
+
+
+def _layout() -> int:
+    return (ctypes.sizeof(_Ctx) << 20) | (_Ctx.memory_kind.offset << 10) | _Ctx.base.offset
+
+
+def _addr(fn: object) -> int:
+    return ctypes.cast(fn, ctypes.c_void_p).value or 0
+
+
+def _blob(items: list[bytes]) -> bytes:
+    return b"".join(s + b"\0" for s in items)
+
+
+class NativeCalls:
+    """The native side of one instance's WASI: the shared struct and per-call envs."""
+
+    def __init__(self, lib: ctypes.CDLL, wasi: Wasi) -> None:
+        self.lib = lib
+        self.wasi = wasi
+        ctx = self.ctx = _Ctx()
+        ctx.r_read, ctx.r_write = abi.R_FD_READ, abi.R_FD_WRITE
+        ctx.r_seek_tell = abi.R_FD_SEEK | abi.R_FD_TELL
+        ctx.r_path_filestat_get = abi.R["path_filestat_get"]
+        ctx.e_fault, ctx.e_noent = abi.EFAULT, abi.ENOENT
+        ctx.ft_reg, ctx.ft_dir = abi.FT_REG, abi.FT_DIR
+        for fmt, kind in ((0o01, abi.FT_UNKNOWN), (0o02, abi.FT_CHAR), (0o04, abi.FT_DIR),
+                          (0o06, abi.FT_BLOCK), (0o10, abi.FT_REG), (0o12, abi.FT_SYMLINK),
+                          (0o14, abi.FT_STREAM)):
+            ctx.ft_of_mode[fmt] = kind
+        api, ctx.memory_kind = _ffi.c_api_for_native()
+        ctx.export_get = api["wasmtime_caller_export_get"]
+        ctx.caller_context = api["wasmtime_caller_context"]
+        ctx.memory_data = api["wasmtime_memory_data"]
+        ctx.memory_data_size = api["wasmtime_memory_data_size"]
+        self._table = (_Fd * 0)()
+        self._envs: list[_Fn] = []
+        self.sync(full=True)
+
+    def function(self, name: str, index: int, fallback: object) -> tuple[int, int] | None:
+        """(code, env) to register for WASI call ``name``, or None if it stays in Python."""
+        if name not in NAMES or index >= MAX_FUNCTIONS:
+            return None
+        if name.startswith(("args", "environ")) and not self._strings_ok:
+            return None
+        env = _Fn(ctypes.pointer(self.ctx), index, fallback)
+        self._envs.append(env)
+        return _addr(getattr(self.lib, f"fog_{name}")), ctypes.addressof(env)
+
+    def set_gate(self, on: bool) -> None:
+        self.ctx.gate = 1 if on else 0
+
+    def counts(self) -> list[int]:
+        return list(self.ctx.counts)
+
+    def sync(self, full: bool = False) -> None:
+        """Rewrite the shared state from ``Wasi`` (the single source of truth)."""
+        ctx, fds, state = self.ctx, self.wasi.fds, self.wasi.state
+        top = max(fds, default=-1) + 1
+        table = self._table
+        if top > len(table):
+            table = self._table = (_Fd * max(top, 2 * len(table), 16))()
+            ctx.fds = ctypes.cast(table, ctypes.POINTER(_Fd))
+        ctx.nfds = 0  # the guest is not running: no call reads the table meanwhile
+        for fd in range(len(table)):
+            d = fds.get(fd)
+            e = table[fd]
+            if d is None:
+                e.host_fd = -1
+            else:
+                e.host_fd, e.kind, e.rights = d.host_fd, d.kind, d.rights_base
+        ctx.nfds = len(table)
+        ctx.monotonic_offset = state.monotonic_offset_ns
+        if full:
+            args = [a.encode() for a in state.args]
+            env = [f"{k}={v}".encode() for k, v in state.env.items()]
+            self._args, self._env = _blob(args), _blob(env)
+            ctx.args, ctx.args_size = self._args, len(self._args)
+            ctx.env, ctx.env_size = self._env, len(self._env)
+            ctx.argc, ctx.envc = len(args), len(env)
+            # A NUL inside a string would cut it short in C: leave those calls to Python.
+            self._strings_ok = b"\0" not in b"".join(args + env)
