@@ -42,7 +42,8 @@ MAX_FUNCTIONS = 64
 
 class _Fd(ctypes.Structure):
     _fields_ = [("host_fd", ctypes.c_int32), ("kind", ctypes.c_uint8),
-                ("_pad", ctypes.c_uint8 * 3), ("rights", ctypes.c_uint64)]
+                ("paths", ctypes.c_uint8), ("_pad", ctypes.c_uint8 * 2),
+                ("rights", ctypes.c_uint64)]
 
 
 class _Ctx(ctypes.Structure):
@@ -184,6 +185,8 @@ class NativeCalls:
                 e.host_fd = -1
             else:
                 e.host_fd, e.kind, e.rights = d.host_fd, d.kind, d.rights_base
+                # Path calls in C only below a plain host directory (not one in memory).
+                e.paths = d.kind == abi.FT_DIR and bool(d.host_path) and not d.memory
         ctx.nfds = len(table)
         ctx.monotonic_offset = state.monotonic_offset_ns
         if full:

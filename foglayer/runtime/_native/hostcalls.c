@@ -44,8 +44,9 @@ enum { MAX_IOV = 64, MAX_NAME = 255, MAX_COUNTS = 64 };
 /* One fd table entry; host_fd < 0: no descriptor (Python answers). Mirrors Python. */
 typedef struct {
     int32_t host_fd;
-    uint8_t kind; /* WASI filetype */
-    uint8_t _pad[3];
+    uint8_t kind;  /* WASI filetype */
+    uint8_t paths; /* a plain host directory: path calls below it may be done here */
+    uint8_t _pad[2];
     uint64_t rights;
 } fog_fd;
 
@@ -241,7 +242,7 @@ HOSTCALL(path_filestat_get) {
     ENTER;
     fog_fd *d = lookup(c, U32(0));
     uint32_t follow = U32(1) & 1, path = U32(2), len = U32(3), out = U32(4);
-    if (!d || d->kind != c->ft_dir || !(d->rights & c->r_path_filestat_get) || len == 0 ||
+    if (!d || !d->paths || !(d->rights & c->r_path_filestat_get) || len == 0 ||
         len > 1024 || !in_mem(c, caller, path, len) || !in_mem(c, caller, out, 64))
         FALLBACK;
     const uint8_t *s = c->base + path;
