@@ -70,9 +70,12 @@ def adapter(runner_module):
     return RuntimeAdapter(str(ADAPTER))
 
 
+@pytest.mark.parametrize("wasi_path", ["native", "python"])
 @pytest.mark.parametrize("test_id", TESTS or ["<suite missing>"])
-def test_wasi_testsuite_passes_under_fog_run(test_id: str, suite_copy: Path, runner_module,
-                                             adapter) -> None:
+def test_wasi_testsuite_passes_under_fog_run(test_id: str, wasi_path: str, suite_copy: Path,
+                                             runner_module, adapter, monkeypatch) -> None:
+    """On both WASI paths: the hot calls in C (FOG_WASI_NATIVE=1) and all in Python (=0)."""
+    monkeypatch.setenv("FOG_WASI_NATIVE", "1" if wasi_path == "native" else "0")
     runner, _ = runner_module
     lang, name = test_id.split("/")
     wasm = suite_copy / "tests" / lang / VERSION / f"{name}.wasm"
