@@ -25,6 +25,24 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
         raise click.BadParameter(str(e)) from None
 
 
+def _output_option(f):
+    return click.option("-o", "--output", "fmt", type=click.Choice(["table", "json", "yaml"]),
+                        default="table", show_default=True,
+                        help="table for people; json or yaml for tools (docs/cli-output.md).")(f)
+
+
+def _show(doc, fmt: str, table) -> None:
+    """Print ``doc`` as JSON/YAML, or the table ``table(doc)`` draws from it."""
+    if fmt == "table":
+        drawn = table(doc)
+        for t in drawn if isinstance(drawn, list) else [drawn]:
+            _print(t)
+        return
+    from foglayer.cli._output import emit
+
+    emit(doc, fmt)
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
@@ -118,11 +136,29 @@ def restore(snapshot, dirs, force, files_to, module, max_memory, checkpoint_to,
 
 @cli.command()
 @click.argument("snapshot", type=click.Path(dir_okay=False))
-def inspect(snapshot) -> None:
+@_output_option
+def inspect(snapshot, fmt) -> None:
     """Show what SNAPSHOT holds: module, memory, globals, descriptors, format version."""
-    from foglayer.snapshot import describe
+    if fmt == "table":
+        from foglayer.snapshot import describe
 
-    click.echo(describe(snapshot))
+        click.echo(describe(snapshot))
+        return
+    from foglayer.cli._output import emit
+    from foglayer.cli._output import snapshot as snapshot_doc
+
+    emit(snapshot_doc(snapshot), fmt)
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell) -> None:
+    """Print the completion script for SHELL; e.g. in ~/.bashrc: eval "$(fog completion bash)"."""
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None  # click ships all three
+    click.echo(cls(cli, {}, "fog", "_FOG_COMPLETE").source())
 
 
 @cli.command()
@@ -359,12 +395,15 @@ def deploy(server, creds, tls_ca, manifest, wait) -> None:
 
 @cli.command()
 @_conn_options
-def ps(server, creds, tls_ca) -> None:
+@_output_option
+def ps(server, creds, tls_ca, fmt) -> None:
     """List the apps, their replicas, where they run and their state."""
+    from foglayer.cli._output import app_list
     from foglayer.cli._render import ps_table
 
     with _connect(server, creds, tls_ca) as c:
-        _print(ps_table(c.apps(), c.placements()))
+        view = app_list(c.apps(), c.placements())
+    _show(view, fmt, ps_table)
 
 
 @cli.command()
@@ -384,12 +423,15 @@ def trust(server, creds, tls_ca, node, revoke) -> None:
 
 @cli.command()
 @_conn_options
-def nodes(server, creds, tls_ca) -> None:
+@_output_option
+def nodes(server, creds, tls_ca, fmt) -> None:
     """List the nodes, their capabilities and what they hold."""
+    from foglayer.cli._output import node_list
     from foglayer.cli._render import nodes_table
 
     with _connect(server, creds, tls_ca) as c:
-        _print(nodes_table(c.nodes(), c.placements(), c.apps()))
+        view = node_list(c.nodes(), c.placements(), c.apps())
+    _show(view, fmt, nodes_table)
 
 
 @cli.command()
@@ -417,14 +459,15 @@ def stop(server, creds, tls_ca, app) -> None:
 @cli.command()
 @_conn_options
 @click.argument("app")
-def explain(server, creds, tls_ca, app) -> None:
+@_output_option
+def explain(server, creds, tls_ca, app, fmt) -> None:
     """Show the scheduler's table for APP's last placement: filters, scores, winner."""
+    from foglayer.cli._output import explanation
     from foglayer.cli._render import explain_table
 
     with _connect(server, creds, tls_ca) as c:
-        decision = c.decision(app)
-    for table in explain_table(decision):
-        _print(table)
+        view = explanation(c.decision(app))
+    _show(view, fmt, explain_table)
 
 
 @cli.command()

@@ -15,7 +15,20 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
+    from foglayer.cli._output import AppList, Explanation, NodeList
     from foglayer.cluster import AppSpec
+
+
+def show_stats(stats: Stats, exit_code: int, fmt: str | None) -> None:
+    """``fog run --stats``: a table, or (``-o``) a RunStats document, on stderr."""
+    if fmt is None:
+        print_stats(stats)
+        return
+    import sys
+
+    from foglayer.cli._output import emit, run_stats
+
+    emit(run_stats(stats, exit_code), fmt, sys.stderr, compact=True)  # type: ignore[arg-type]
 
 
 def print_stats(stats: Stats) -> None:
@@ -102,36 +115,31 @@ def _age(t: float | None) -> str:
     return f"{d / 3600:.1f}h"
 
 
-def ps_table(apps: dict[str, dict], placements: dict[str, dict]) -> Table:
+def ps_table(view: AppList) -> Table:
     from rich.table import Table
 
     t = Table(title="apps", title_justify="left", expand=False)
     for col in ("app", "kind", "replica", "node", "state", "restarts", "age", "detail"):
         t.add_column(col, no_wrap=col != "detail")
-    for name in sorted(apps):
-        spec = apps[name]["spec"]
-        if spec["replicas"] == 0:
-            t.add_row(name, spec["kind"], "-", "-", "scaled to 0", "", "", "")
-        for r in range(spec["replicas"]):
-            p = placements.get(f"{name}.{r}")
-            if p is None:
-                t.add_row(name, spec["kind"], str(r), "-", _state("unplaced"), "", "", "")
+    for app in view.items:
+        if app.replicas == 0:
+            t.add_row(app.name, app.kind, "-", "-", "scaled to 0", "", "", "")
+        for r in app.instances:
+            if r.state == "unplaced":
+                t.add_row(app.name, app.kind, str(r.replica), "-", _state(r.state), "", "", "")
                 continue
-            detail = p.get("error") or ""
-            if p["state"] == "exited":
-                detail = f"exit code {p.get('exit_code')}"
-            if p.get("moved_from") and p["state"] == "running":
-                detail = f"moved from {p['moved_from']}"
-            t.add_row(name, spec["kind"], str(r), p.get("node") or "-", _state(p["state"]),
-                      str(p.get("restarts", 0)), _age(p.get("running_at") or p.get("created")),
-                      detail)
+            detail = r.error or ""
+            if r.state == "exited":
+                detail = f"exit code {r.exit_code}"
+            if r.moved_from and r.state == "running":
+                detail = f"moved from {r.moved_from}"
+            t.add_row(app.name, app.kind, str(r.replica), r.node or "-", _state(r.state),
+                      str(r.restarts), _age(r.since), detail)
     return t
 
 
-def nodes_table(nodes: dict[str, dict], placements: dict[str, dict], apps: dict[str, dict]) -> Table:
+def nodes_table(view: NodeList) -> Table:
     from rich.table import Table
-
-    from foglayer.cluster import app_memory
 
     # Everything but "trusted" is what the node claims about itself; "trusted" is the
     # operator's word (fog node trust), the only one that lets secrets and TEE apps in.
@@ -139,51 +147,43 @@ def nodes_table(nodes: dict[str, dict], placements: dict[str, dict], apps: dict[
     for col in ("node", "state", "trusted", "arch", "cpus", "speed", "memory (used/cap)",
                 "instances", "labels"):
         t.add_column(col, no_wrap=True, min_width=len(col) if col in ("state", "trusted") else None)
-    for name in sorted(nodes):
-        rec = nodes[name]
-        c = rec["caps"]
-        mine = [p for p in placements.values()
-                if p.get("node") == name and p["state"] in ("scheduled", "starting", "running")]
-        used = sum(app_memory(apps[p["app"]]["spec"]) for p in mine if p["app"] in apps)
-        speed = f"{c.get('speed', 0) / 1e6:,.0f} M/s"
-        if c.get("fuel_rate"):
+    for n in view.items:
+        speed = f"{n.speed / 1e6:,.0f} M/s"
+        if n.fuel_rate:
             speed += " (rate-limited)"
-        tee = f" (claims TEE {','.join(c['tee'])})" if c.get("tee") else ""
-        t.add_row(name, _state(rec.get("state", "?")), ("yes" if rec.get("trusted") else "no") + tee,
-                  c.get("arch", "?"), str(c.get("cpus", "?")),
-                  speed, f"{format_size(used)} / {format_size(c.get('max_memory', 0))}",
-                  str(len(mine)), ",".join(f"{k}={v}" for k, v in sorted(c.get("labels", {}).items())))
+        tee = f" (claims TEE {','.join(n.tee)})" if n.tee else ""
+        t.add_row(n.name, _state(n.state), ("yes" if n.trusted else "no") + tee, n.arch,
+                  str(n.cpus), speed,
+                  f"{format_size(n.memory_used)} / {format_size(n.memory_capacity)}",
+                  str(n.instances), ",".join(f"{k}={v}" for k, v in sorted(n.labels.items())))
     return t
 
 
-def explain_table(decision: dict) -> list[Table]:
+def explain_table(view: Explanation) -> list[Table]:
     from rich.table import Table
     from rich.text import Text
 
     out = []
-    for r, d in sorted(decision.get("replicas", {}).items(), key=lambda kv: int(kv[0])):
-        when = time.strftime("%H:%M:%S", time.localtime(d["time"]))
-        title = (f"{decision['app']}.{r}: {d.get('why', 'placed')} at {when} -> "
-                 f"{d['winner'] or 'no node fits'}")
-        if d.get("examined", 0) < d.get("nodes", 0):
-            title += f" ({d['examined']} of {d['nodes']} nodes examined)"
+    for d in view.replicas:
+        when = time.strftime("%H:%M:%S", time.localtime(d.time))
+        title = f"{view.app}.{d.replica}: {d.why} at {when} -> {d.winner or 'no node fits'}"
+        if d.examined < d.nodes:
+            title += f" ({d.examined} of {d.nodes} nodes examined)"
         t = Table(title=title, title_justify="left")
         names: list[str] = []
-        for row in d["rows"]:
-            for k in row.get("scores", {}):
-                if k not in names:
-                    names.append(k)
+        for row in d.candidates:
+            names += [k for k in row.scores if k not in names]
         for col in ("node", "filter", *names, "total", ""):
             t.add_column(col, no_wrap=col != "filter")
-        for row in d["rows"]:
-            winner = row["node"] == d["winner"]
-            if row["filter"]:
-                cells = [Text(f"{row['filter']}: {row['reason']}", style="red")] + [""] * len(names) + ["", ""]
+        for row in d.candidates:
+            if not row.passed:
+                cells = [Text(f"{row.filter}: {row.reason}", style="red")] + [""] * len(names) + ["", ""]
             else:
                 cells = [Text("passed", style="green")]
-                cells += [f"{row['scores'][k]:.0f}" if k in row["scores"] else "-" for k in names]
-                cells += [f"{row['total']:.1f}", Text("winner", style="bold green") if winner else ""]
-            t.add_row(Text(row["node"], style="bold" if winner else ""), *cells)
+                cells += [f"{row.scores[k]:.0f}" if k in row.scores else "-" for k in names]
+                cells += [f"{row.total or 0:.1f}",
+                          Text("winner", style="bold green") if row.winner else ""]
+            t.add_row(Text(row.node, style="bold" if row.winner else ""), *cells)
         out.append(t)
     return out
 
@@ -218,11 +218,13 @@ async def up_live(c, client, stop) -> None:
     from rich.live import Live
     from rich.text import Text
 
+    from foglayer.cli._output import app_list, node_list
+
     def render(snap) -> Group:
         nodes, apps, placements, events = snap
         parts = [Text(f"fog up — {c.server.url} — Ctrl-C stops (the state stays)", style="bold"),
-                 nodes_table(nodes, placements, apps), ps_table(apps, placements),
-                 events_table(events)]
+                 nodes_table(node_list(nodes, placements, apps)),
+                 ps_table(app_list(apps, placements)), events_table(events)]
         parts += [Text(d, style="red") for d in c.dead()]
         return Group(*parts)
 

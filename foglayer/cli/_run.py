@@ -34,7 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_positive(float), metavar="SECONDS",
                    help="cap wall-clock time")
     p.add_argument("--stats", action="store_true",
-                   help="print fuel, peak memory, wall time and WASI calls by kind")
+                   help="print fuel, peak memory, wall time and WASI calls by kind (on stderr)")
+    p.add_argument("-o", "--output", choices=("json", "yaml"), dest="fmt",
+                   help="--stats as JSON (one line) or YAML, last on stderr; implies --stats "
+                        "(docs/cli-output.md)")
     g = p.add_argument_group("checkpoints")
     g.add_argument("--checkpointable", action="store_true",
                    help="rewrite the module (once, cached) so that it can be checkpointed: "
@@ -68,6 +71,7 @@ def _positive(kind: type) -> object:
 
 def main(argv: list[str]) -> NoReturn:
     ns = _parser().parse_args(argv)
+    ns.stats = ns.stats or ns.fmt is not None
     try:
         _run(ns)
     except FogError as e:
@@ -93,22 +97,22 @@ def _run(ns: argparse.Namespace) -> NoReturn:
                                     with_files=ns.with_files)
         outcome = run_checkpointable(ns.module, ns.args, env=env, preopens=preopens,
                                      limits=limits, options=options, stats=ns.stats)
-        finish_checkpointable(outcome, ns.stats)
+        finish_checkpointable(outcome, ns.stats, ns.fmt)
     result = run_module(ns.module, ns.args, env=env, preopens=preopens, stats=ns.stats,
                         limits=limits)
     if ns.stats:
-        from foglayer.cli._render import print_stats
+        from foglayer.cli._render import show_stats
 
-        print_stats(result.stats)
+        show_stats(result.stats, result.exit_code, ns.fmt)
     exit_with(result.exit_code)
 
 
-def finish_checkpointable(outcome, stats: bool) -> NoReturn:
+def finish_checkpointable(outcome, stats: bool, fmt: str | None = None) -> NoReturn:
     """Report how a checkpointable run (or restore) ended, and exit as it did."""
     if stats:
-        from foglayer.cli._render import print_stats
+        from foglayer.cli._render import show_stats
 
-        print_stats(outcome.result.stats)
+        show_stats(outcome.result.stats, outcome.exit_code, fmt)
     if outcome.stopped:
         print(f"fog: stopped after checkpoint {outcome.checkpoints[-1].path}", file=sys.stderr)
         sys.exit(0)

@@ -1,0 +1,279 @@
+"""Machine-readable output (``-o json`` / ``-o yaml``): one typed, versioned schema per kind.
+
+Every document is an object whose first key is ``kind`` (``AppList``, ``NodeList``,
+``Explanation``, ``Snapshot``, ``RunStats``) and whose last is ``version`` (this module's
+:data:`VERSION`, raised only when a field changes meaning or goes away; new fields may be added).
+Times are Unix seconds, sizes bytes, absent values ``null``. docs/cli-output.md documents each
+field. The tables people see are drawn from these same values (``_render``), so the two never
+disagree.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Literal
+
+import msgspec
+
+VERSION = 1
+FORMATS = ("json", "yaml")
+Format = Literal["json", "yaml"]
+
+
+class _Doc(msgspec.Struct, kw_only=True, tag_field="kind", tag=True):
+    version: int = VERSION
+
+
+# -- fog ps -------------------------------------------------------------------------------------
+
+
+class Replica(msgspec.Struct, kw_only=True):
+    replica: int
+    state: str  # unplaced, scheduled, starting, running, exited, pending, failed, ...
+    node: str | None = None
+    restarts: int = 0
+    since: float | None = None  # when it started running (or was created)
+    exit_code: int | None = None  # a command that exited
+    moved_from: str | None = None  # the node it ran on before it was moved
+    error: str | None = None
+
+
+class App(msgspec.Struct, kw_only=True):
+    name: str
+    kind: str  # command or service
+    generation: int
+    replicas: int  # desired
+    instances: list[Replica]
+
+
+class AppList(_Doc):
+    items: list[App]
+
+
+def app_list(apps: dict[str, dict], placements: dict[str, dict]) -> AppList:
+    items = []
+    for name in sorted(apps):
+        rec = apps[name]
+        spec = rec["spec"]
+        reps = []
+        for r in range(spec["replicas"]):
+            p = placements.get(f"{name}.{r}")
+            if p is None:
+                reps.append(Replica(replica=r, state="unplaced"))
+                continue
+            reps.append(Replica(
+                replica=r, state=p["state"], node=p.get("node"), restarts=p.get("restarts", 0),
+                since=p.get("running_at") or p.get("created"),
+                exit_code=p.get("exit_code") if p["state"] == "exited" else None,
+                moved_from=p.get("moved_from"), error=p.get("error") or None))
+        items.append(App(name=name, kind=spec["kind"], generation=rec.get("generation", 0),
+                         replicas=spec["replicas"], instances=reps))
+    return AppList(items=items)
+
+
+# -- fog nodes ----------------------------------------------------------------------------------
+
+
+class Node(msgspec.Struct, kw_only=True):
+    name: str
+    state: str  # ready or lost (unreachable behind a cut site link)
+    trusted: bool  # the operator's word (fog trust); everything below is the node's claim
+    arch: str
+    cpus: int
+    speed: float  # Wasm instructions per second, as measured by the node
+    fuel_rate: float | None  # a throttle, instructions per second
+    memory_capacity: int  # bytes for apps
+    memory_used: int  # bytes reserved by the instances placed here
+    instances: int  # scheduled, starting or running here
+    tee: list[str]  # TEE kinds the node claims
+    labels: dict[str, str]
+
+
+class NodeList(_Doc):
+    items: list[Node]
+
+
+_ACTIVE = ("scheduled", "starting", "running")
+
+
+def node_list(nodes: dict[str, dict], placements: dict[str, dict],
+              apps: dict[str, dict]) -> NodeList:
+    from foglayer.cluster import app_memory
+
+    items = []
+    for name in sorted(nodes):
+        rec = nodes[name]
+        c = rec["caps"]
+        mine = [p for p in placements.values() if p.get("node") == name and p["state"] in _ACTIVE]
+        used = sum(app_memory(apps[p["app"]]["spec"]) for p in mine if p["app"] in apps)
+        items.append(Node(
+            name=name, state=rec.get("state", "?"), trusted=bool(rec.get("trusted")),
+            arch=c.get("arch", "?"), cpus=c.get("cpus", 1), speed=float(c.get("speed", 0.0)),
+            fuel_rate=c.get("fuel_rate"), memory_capacity=c.get("max_memory", 0),
+            memory_used=used, instances=len(mine), tee=list(c.get("tee") or ()),
+            labels=dict(c.get("labels") or {})))
+    return NodeList(items=items)
+
+
+# -- fog explain --------------------------------------------------------------------------------
+
+
+class Candidate(msgspec.Struct, kw_only=True):
+    node: str
+    passed: bool  # through every filter
+    filter: str | None = None  # the filter that dropped it
+    reason: str | None = None  # why that filter dropped it
+    scores: dict[str, float] = {}  # scorer -> 0..100 (passed nodes only)
+    total: float | None = None  # weighted sum of the scores
+    winner: bool = False
+
+
+class Placement(msgspec.Struct, kw_only=True):
+    replica: int
+    why: str  # what triggered the decision (placed, moved, ...)
+    time: float
+    winner: str | None  # None: no node fits
+    nodes: int  # nodes in the registry
+    examined: int  # nodes looked at (fewer at scale)
+    candidates: list[Candidate]
+
+
+class Explanation(_Doc):
+    app: str
+    replicas: list[Placement]
+
+
+def explanation(decision: dict) -> Explanation:
+    out = []
+    for r, d in sorted(decision.get("replicas", {}).items(), key=lambda kv: int(kv[0])):
+        rows = [Candidate(node=row["node"], passed=not row.get("filter"),
+                          filter=row.get("filter") or None, reason=row.get("reason") or None,
+                          scores={k: float(v) for k, v in (row.get("scores") or {}).items()},
+                          total=None if row.get("filter") else row.get("total"),
+                          winner=row["node"] == d.get("winner"))
+                for row in d.get("rows", [])]
+        out.append(Placement(replica=int(r), why=d.get("why", "placed"), time=d["time"],
+                             winner=d.get("winner"), nodes=d.get("nodes", len(rows)),
+                             examined=d.get("examined", len(rows)), candidates=rows))
+    return Explanation(app=decision["app"], replicas=out)
+
+
+# -- fog inspect --------------------------------------------------------------------------------
+
+
+class GlobalValue(msgspec.Struct, kw_only=True):
+    name: str | None  # services: the export's name
+    index: int | None  # commands: the global's index
+    type: str  # i32, i64, f32, f64
+    mutable: bool
+    value: int | float
+
+
+class Preopen(msgspec.Struct, kw_only=True):
+    guest: str
+    host: str | None  # where it was when the snapshot was taken
+    readonly: bool
+
+
+class Descriptor(msgspec.Struct, kw_only=True):
+    fd: int
+    kind: str
+    where: str  # <stdio N>, PREOPEN + relative path, or the guest path
+    offset: int | None  # files only
+
+
+class Snapshot(_Doc):
+    path: str
+    format: int  # the snapshot format's version
+    snapshot_kind: str  # command or service
+    foglayer: str | None  # the version that wrote it
+    trusted: bool  # written by this user on this machine (its HMAC verifies)
+    created: float | None
+    node: str | None
+    machine: str | None
+    module_digest: str  # sha256 of the module as deployed
+    checkpointable_digest: str  # sha256 of the module that runs (rewritten for commands)
+    memory_pages: int  # 64 KiB pages
+    stored_pages: int  # not all-zero, so stored
+    stored_bytes: int  # compressed page data
+    compression: str
+    file_size: int
+    carries_module: bool
+    carries_files: bool
+    checkpoints: int
+    restores: int
+    globals: list[GlobalValue]
+    args: list[str]
+    env: dict[str, str]
+    preopens: list[Preopen]
+    descriptors: list[Descriptor]
+
+
+def snapshot(path: str) -> Snapshot:
+    import os
+
+    from foglayer.snapshot import load_snapshot
+
+    snap = load_snapshot(path)
+    try:
+        m, w = snap.meta, snap.meta.wasi
+        descriptors = []
+        for d in w.fds:
+            where = (f"<stdio {d.stdio}>" if d.stdio >= 0 else
+                     f"{w.preopens[d.preopen].guest} + {d.path}" if d.preopen >= 0
+                     else d.guest_path)
+            descriptors.append(Descriptor(fd=d.fd, kind=d.kind_name, where=where,
+                                          offset=d.offset if d.is_file else None))
+        return Snapshot(
+            path=snap.where, format=m.format, snapshot_kind=m.kind, foglayer=m.foglayer or None,
+            trusted=snap.trusted, created=m.created or None, node=m.host.node or None,
+            machine=m.host.machine or None, module_digest=m.module.original_digest,
+            checkpointable_digest=m.module.digest, memory_pages=m.memory.pages,
+            stored_pages=m.memory.stored, stored_bytes=sum(e.length for e in m.memory.table),
+            compression=m.memory.compression, file_size=os.path.getsize(path),
+            carries_module="module" in m.blobs, carries_files="files" in m.blobs,
+            checkpoints=m.lineage.checkpoints, restores=m.lineage.restores,
+            globals=[GlobalValue(name=g.name, index=g.index, type=g.type, mutable=g.mutable,
+                                 value=float.fromhex(g.value) if isinstance(g.value, str)
+                                 else g.value) for g in m.globals],
+            args=list(w.args), env=dict(w.env),
+            preopens=[Preopen(guest=p.guest, host=p.host or None, readonly=p.readonly)
+                      for p in w.preopens],
+            descriptors=descriptors)
+    finally:
+        snap.close()
+
+
+# -- fog run --stats ----------------------------------------------------------------------------
+
+
+class RunStats(_Doc):
+    exit_code: int
+    fuel: int | None  # Wasm instructions executed (None: not metered)
+    peak_memory: int  # bytes of linear memory at its largest
+    wall_time: float  # seconds
+    wasi_calls: int  # in all
+    wasi_calls_by_kind: dict[str, int]
+
+
+def run_stats(stats, exit_code: int) -> RunStats:
+    return RunStats(exit_code=exit_code, fuel=stats.fuel, peak_memory=stats.peak_memory,
+                    wall_time=stats.wall_time, wasi_calls=sum(stats.wasi_calls.values()),
+                    wasi_calls_by_kind=dict(sorted(stats.wasi_calls.items())))
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+def encode(doc: _Doc, fmt: Format, *, compact: bool = False) -> bytes:
+    if fmt == "yaml":
+        return msgspec.yaml.encode(doc)
+    data = msgspec.json.encode(doc)
+    return (data if compact else msgspec.json.format(data, indent=2)) + b"\n"
+
+
+def emit(doc: _Doc, fmt: Format, stream: IO[str] | None = None, *, compact: bool = False) -> None:
+    out = stream or sys.stdout
+    out.flush()
+    out.buffer.write(encode(doc, fmt, compact=compact))
+    out.flush()
