@@ -14,12 +14,16 @@ EXIT_LIMIT = 137  # a limit (memory, fuel, time) stopped the app
 
 # A library error's knob (see foglayer.errors) as the flag that sets it ...
 _FLAGS = {"dirs": "--dir ...:{subject}", "files_to": "--files-to", "module": "--module",
-          "max_memory": "--max-memory", "fuel": "--fuel", "timeout": "--timeout"}
+          "max_memory": "--max-memory", "fuel": "--fuel", "timeout": "--timeout",
+          "nodes": "--nodes", "sites": "--sites", "tee": "--tee", "token": "--token",
+          "ui_port": "--ui-port"}
 # ... and what to do with it.
 _HINTS = {"max_memory": "raise --max-memory", "fuel": "raise --fuel", "timeout": "raise --timeout",
           "force": "use --force to resume anyway", "module": "pass it with --module",
           "dirs": "remap it with --dir HOST:{subject}",
-          "files_to": "unpack them with --files-to DIR (or --dir HOST:{subject})"}
+          "files_to": "unpack them with --files-to DIR (or --dir HOST:{subject})",
+          "server": "run `fog up`, or pass --server URL and --creds FILE",
+          "checkpointable": "start it with fog run --checkpointable"}
 
 
 def message(e: FogError) -> str:

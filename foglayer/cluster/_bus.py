@@ -121,7 +121,7 @@ async def connect(server: str | None = None, creds: Creds | None = None, *, name
     creds = creds or Creds()
     url = server or creds.server
     if not url:
-        raise BusError("no server given: pass --server URL or --creds FILE (or run `fog up`)")
+        raise BusError("no server given", remedy="server")
     if "://" not in url:
         url = f"nats://{url}"
     opts: dict = {"name": name, "allow_reconnect": reconnect, "connect_timeout": max(1, int(timeout)),

@@ -56,25 +56,25 @@ def parse_sites(text: str) -> list[SiteSpec]:
     for i, part in enumerate(p.strip() for p in text.split(",") if p.strip()):
         m = re.fullmatch(r"([a-z][a-z0-9-]{0,30})(?::(\d+))?(?:@(\d+(?:\.\d+)?))?", part)
         if not m:
-            raise FogError(f"--sites: {part!r}: expected NAME[:SERVERS][@DELAY_MS], e.g. cloud:3 "
-                           "or edge-a@20")
+            raise FogError(f"{part!r}: expected NAME[:SERVERS][@DELAY_MS], e.g. cloud:3 "
+                           "or edge-a@20", where="sites")
         name, servers, delay = m.group(1), int(m.group(2) or 1), float(m.group(3) or DEFAULT_DELAY_MS)
         if i == 0 and not 1 <= servers <= 5:
-            raise FogError(f"--sites: {part!r}: the hub takes 1 to 5 servers")
+            raise FogError(f"{part!r}: the hub takes 1 to 5 servers", where="sites")
         if i > 0 and m.group(2) and servers != 1:
-            raise FogError(f"--sites: {part!r}: a leaf site has one server (only the hub, "
-                           f"{out[0].name}, is a cluster)")
+            raise FogError(f"{part!r}: a leaf site has one server (only the hub, "
+                           f"{out[0].name}, is a cluster)", where="sites")
         if i == 0 and m.group(3):
-            raise FogError(f"--sites: {part!r}: the hub has no link delay (its leaves do)")
+            raise FogError(f"{part!r}: the hub has no link delay (its leaves do)", where="sites")
         if delay > 5000:
-            raise FogError(f"--sites: {part!r}: a delay above 5000 ms is not a link")
+            raise FogError(f"{part!r}: a delay above 5000 ms is not a link", where="sites")
         out.append(SiteSpec(check_name(name), servers, delay, hub=i == 0))
     if not out:
-        raise FogError("--sites: no sites given")
+        raise FogError("no sites given", where="sites")
     names = [s.name for s in out]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
-        raise FogError(f"--sites: site {dup!r} is named twice")
+        raise FogError(f"site {dup!r} is named twice", where="sites")
     return out
 
 

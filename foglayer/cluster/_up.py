@@ -75,19 +75,19 @@ def parse_nodes(text: str) -> list[NodeSpec]:
             continue
         m = re.fullmatch(r"([a-z]+)(?:[=:](\d+))?", part)
         if not m or m.group(1) not in PROFILES:
-            raise FogError(f"--nodes: {part!r}: expected PROFILE or PROFILE=COUNT with a profile "
-                           f"among {', '.join(PROFILES)}")
+            raise FogError(f"{part!r}: expected PROFILE or PROFILE=COUNT with a profile "
+                           f"among {', '.join(PROFILES)}", where="nodes")
         prof, count = m.group(1), int(m.group(2) or 1)
         if not 1 <= count <= 32:
-            raise FogError(f"--nodes: {part!r}: count must be between 1 and 32")
+            raise FogError(f"{part!r}: count must be between 1 and 32", where="nodes")
         for i in range(count):
             out.append(NodeSpec(prof if count == 1 else f"{prof}-{i + 1}", prof))
     if not out:
-        raise FogError("--nodes: no nodes given")
+        raise FogError("no nodes given", where="nodes")
     names = [n.name for n in out]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
-        raise FogError(f"--nodes: node {dup!r} is named twice")
+        raise FogError(f"node {dup!r} is named twice", where="nodes")
     return out
 
 

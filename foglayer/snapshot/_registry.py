@@ -137,8 +137,8 @@ def checkpoint_pid(pid: int, timeout: float = 120.0) -> str:
             raise SnapshotError(f"no process {pid}") from None
         except PermissionError:
             pass
-        raise SnapshotError(f"process {pid} is not a checkpointable fog run "
-                            f"(start it with: fog run --checkpointable ...)")
+        raise SnapshotError(f"process {pid} is not a checkpointable fog run",
+                            remedy="checkpointable")
     before = entry["count"]
     snap_before = _stat(entry["path"])
     try:

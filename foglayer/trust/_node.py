@@ -49,7 +49,8 @@ def open_backend(kind: str, node_dir: Path, *, tcti: str | None = None,
       ``tsm_root="standin"`` starts the STAND-IN provider on a plain directory (no TEE).
     """
     if kind not in BACKEND_NAMES:
-        raise TrustError(f"--tee {kind}: unknown backend (choose {', '.join(BACKEND_NAMES)})")
+        raise TrustError(f"{kind}: unknown backend (choose {', '.join(BACKEND_NAMES)})",
+                         where="tee")
     node_dir = Path(node_dir)
     if kind == "sim":
         return SimBackend(node_dir / "sim-ed25519.pem")

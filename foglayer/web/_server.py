@@ -150,7 +150,7 @@ class WebView:
     def __init__(self, creds: Creds, *, host: str = "127.0.0.1", port: int = 0,
                  token: str | None = None) -> None:
         if token is not None and len(token) < 16:
-            raise FogError("--token: at least 16 characters")
+            raise FogError("at least 16 characters", where="token")
         self.token = token or secrets.token_urlsafe(24)
         self.host = host
         self.feed = _Feed(creds)
@@ -160,7 +160,8 @@ class WebView:
             self._sock.bind((host, port))
         except OSError as e:
             self._sock.close()
-            raise FogError(f"--ui-port {port}: cannot listen on {host}:{port}: {e.strerror}") from None
+            raise FogError(f"cannot listen on {host}:{port}: {e.strerror}",
+                           where="ui_port") from None
         self.port = self._sock.getsockname()[1]
         self._server: Any = None
         self._thread: threading.Thread | None = None

@@ -66,3 +66,20 @@ def test_flag_grammar_errors_name_flag_and_text(args, message):
 def test_dir_host_must_exist_for_run(tmp_path):
     line = _one_line(fog("run", "--dir", f"{tmp_path}/nope:/d:ro", "x.wasm"))
     assert line.endswith(f"{tmp_path}/nope: no such directory")
+
+
+@pytest.mark.parametrize("args, line", [
+    (["up", "--nodes", "cloud=99"], "fog: error: --nodes: 'cloud=99': count must be between 1 and 32"),
+    (["up", "--sites", "hub@5"], "fog: error: --sites: 'hub@5': the hub has no link delay (its leaves do)"),
+    (["checkpoint", "1"], "fog: error: process 1 is not a checkpointable fog run; "
+                          "start it with fog run --checkpointable"),
+])
+def test_library_errors_get_their_flag_from_the_cli(args, line, tmp_path):
+    assert _one_line(fog(*args, "--dir", tmp_path) if args[0] == "up" else fog(*args)) == line
+
+
+def test_no_cluster_names_the_flags_to_pass(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "FOG_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    line = _one_line(fog("ps", env=env))
+    assert line == ("fog: error: no cluster to talk to; run `fog up`, or pass --server URL and "
+                    "--creds FILE")

@@ -65,7 +65,7 @@ def resolve(server: str | None = None, creds: str | os.PathLike | Creds | None =
     if url:
         c = Creds(**{**c.__dict__, "server": url})
     if not c.server:
-        raise BusError("no cluster to talk to: run `fog up`, or pass --server URL and --creds FILE")
+        raise BusError("no cluster to talk to", remedy="server")
     return c
 
 
