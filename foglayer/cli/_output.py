@@ -254,12 +254,14 @@ class RunStats(_Doc):
     wall_time: float  # seconds
     wasi_calls: int  # in all
     wasi_calls_by_kind: dict[str, int]
+    wasi_path: str | None  # native (hot calls in C) or python
 
 
 def run_stats(stats, exit_code: int) -> RunStats:
     return RunStats(exit_code=exit_code, fuel=stats.fuel, peak_memory=stats.peak_memory,
                     wall_time=stats.wall_time, wasi_calls=sum(stats.wasi_calls.values()),
-                    wasi_calls_by_kind=dict(sorted(stats.wasi_calls.items())))
+                    wasi_calls_by_kind=dict(sorted(stats.wasi_calls.items())),
+                    wasi_path=getattr(stats, "wasi_path", "") or None)
 
 
 # -- writing ------------------------------------------------------------------------------------

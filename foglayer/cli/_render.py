@@ -15,23 +15,24 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
-    from foglayer.cli._output import AppList, Explanation, NodeList
+    from foglayer.cli._output import AppList, Explanation, NodeList, RunStats
     from foglayer.cluster import AppSpec
 
 
 def show_stats(stats: Stats, exit_code: int, fmt: str | None) -> None:
     """``fog run --stats``: a table, or (``-o``) a RunStats document, on stderr."""
-    if fmt is None:
-        print_stats(stats)
-        return
     import sys
 
     from foglayer.cli._output import emit, run_stats
 
-    emit(run_stats(stats, exit_code), fmt, sys.stderr, compact=True)  # type: ignore[arg-type]
+    doc = run_stats(stats, exit_code)
+    if fmt is None:
+        print_stats(doc)
+    else:
+        emit(doc, fmt, sys.stderr, compact=True)  # type: ignore[arg-type]
 
 
-def print_stats(stats: Stats) -> None:
+def print_stats(doc: RunStats) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -39,13 +40,12 @@ def print_stats(stats: Stats) -> None:
     table = Table(title="fog run --stats", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
-    table.add_row("instructions (fuel)", f"{stats.fuel:,}" if stats.fuel is not None else "n/a")
-    table.add_row("peak memory", format_size(stats.peak_memory))
-    table.add_row("wall time", f"{stats.wall_time * 1000:.3f} ms")
-    total = sum(stats.wasi_calls.values())
-    table.add_row("WASI calls", f"{total:,}")
-    table.add_row("WASI path", stats.wasi_path or "n/a")
-    for name, count in sorted(stats.wasi_calls.items(), key=lambda kv: -kv[1]):
+    table.add_row("instructions (fuel)", f"{doc.fuel:,}" if doc.fuel is not None else "n/a")
+    table.add_row("peak memory", format_size(doc.peak_memory))
+    table.add_row("wall time", f"{doc.wall_time * 1000:.3f} ms")
+    table.add_row("WASI calls", f"{doc.wasi_calls:,}")
+    table.add_row("WASI path", doc.wasi_path or "n/a")
+    for name, count in sorted(doc.wasi_calls_by_kind.items(), key=lambda kv: -kv[1]):
         table.add_row(f"  {name}", f"{count:,}")
     console.print(table)
 

@@ -38,6 +38,7 @@ def test_run_stats_json_is_the_last_stderr_line_and_counts_the_guests_calls(tmp_
     assert doc["fuel"] > 0 and doc["peak_memory"] >= 65536 and doc["wall_time"] > 0
     assert doc["wasi_calls_by_kind"]["fd_write"] >= 1
     assert doc["wasi_calls"] == sum(doc["wasi_calls_by_kind"].values())
+    assert doc["wasi_path"] in ("native", "python")
     r = fog("run", "--stats", "-o", "yaml", modes, "exit", "3")
     y = yaml.safe_load(r.stderr)
     assert r.returncode == 3 and y["kind"] == "RunStats" and y["exit_code"] == 3
