@@ -65,12 +65,16 @@ class Runner:
     label: str
     build: str  # a key of BUILDS
     kind: str  # "exe", "fog" or "wasmtime"
+    env: tuple[tuple[str, str], ...] = ()  # set for this runner's processes
 
 
 RUNNERS = {
     "native-baseline": Runner("native-baseline", "native -mcpu=baseline", "native-baseline", "exe"),
     "native-native": Runner("native-native", "native -mcpu=native", "native-native", "exe"),
-    "fog": Runner("fog", "fog run", "wasm", "fog"),
+    "fog": Runner("fog", "fog run", "wasm", "fog", (("FOG_WASI_NATIVE", "1"),)),
+    # fog run with every WASI call in Python: the fallback where the native calls cannot build
+    "fog-python": Runner("fog-python", "fog run, Python WASI", "wasm", "fog",
+                         (("FOG_WASI_NATIVE", "0"),)),
     "wasmtime": Runner("wasmtime", "raw wasmtime", "wasm", "wasmtime"),
 }
 REFERENCE = "native-baseline"  # what ratios and checksums are against
@@ -506,7 +510,8 @@ def _one_run(plan: Plan, prog: Program, runner: Runner, binary: Path, workroot: 
         if prog.launch is not None:
             return run_process(prog.launch(runner.kind, binary, args), timeout=plan.timeout)
         if runner.kind == "fog":
-            return run_process(fog_argv(binary, args, dirs), timeout=plan.timeout)
+            env = {**os.environ, **dict(runner.env)} if runner.env else None
+            return run_process(fog_argv(binary, args, dirs), timeout=plan.timeout, env=env)
         cache = wasmtime_cache_path(binary, plan.wasmtime_settings)
         return run_process(wasmtime_argv(binary, args, dirs, plan.wasmtime_settings, cache=cache),
                            timeout=plan.timeout)

@@ -15,9 +15,10 @@ RATIOS = (
     ("fog", REFERENCE, "fog ×"),
     ("wasmtime", REFERENCE, "wasmtime ×"),
     ("fog", "wasmtime", "fog/wasmtime"),
+    ("fog-python", REFERENCE, "fog Python WASI ×"),
 )
 SHORT = {"native-baseline": "native", "native-native": "-mcpu=native", "fog": "fog run",
-         "wasmtime": "wasmtime"}
+         "wasmtime": "wasmtime", "fog-python": "fog run, Python WASI"}
 WORST_BY = ("fog", REFERENCE)
 
 

@@ -62,7 +62,7 @@ def programs(size: int, modes: Sequence[str]) -> list[Program]:
 
 def speedtest(size: int = 100, runs: int = 5, modes: Sequence[str] = ("memory",), *,
               out: str | os.PathLike | None = None, write: bool = True, progress: bool = True,
-              runners: Sequence[str] = SUITE_RUNNERS, timeout: float = 1800.0) -> SuiteResult:
+              runners: Sequence[str] = (*SUITE_RUNNERS, "fog-python"), timeout: float = 1800.0) -> SuiteResult:
     """Run speedtest1 at ``size`` in each of ``modes`` ("memory", "disk"), interleaved."""
     from foglayer.bench._suite import run_suite
     from foglayer.bench.speedtest1 import sqlite_version

@@ -14,7 +14,7 @@ def test_runtime_bench_small(tmp_path):
     assert res.ok, [(r.name, r.problems()) for r in res.rows] + [(c.name, c.errors) for c in res.cold]
     assert [r.name for r in res.rows] == ["write16", "read4k", "clock", "yield", "noop", "matmul"]
     for r in res.rows:
-        assert set(r.cells) == {"native-baseline", "fog", "wasmtime"}
+        assert set(r.cells) == {"native-baseline", "fog", "fog-python", "wasmtime"}
         assert bool(r.cells["native-baseline"].times) == (r.name != "noop")  # (e): Wasm only
         assert len({c for cell in r.cells.values() for c in cell.checks}) == 1, r.name
         assert res.per_call_us(r, "fog") is not None or r.name == "matmul"

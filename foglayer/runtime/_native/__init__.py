@@ -17,7 +17,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import platform
 from pathlib import Path
 
 from foglayer._dirs import cache_dir
@@ -70,9 +69,10 @@ class _Fn(ctypes.Structure):
 
 
 def host_target() -> str:
-    machine = platform.machine().lower()
+    uname = os.uname()
+    machine = uname.machine.lower()
     arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
-    if arch not in ("x86_64", "aarch64") or not platform.system() == "Linux":
+    if arch not in ("x86_64", "aarch64") or uname.sysname != "Linux":
         raise FogError(f"native WASI calls are built for Linux x86-64/aarch64, not {machine}")
     return f"{arch}-linux-gnu"
 
@@ -83,9 +83,12 @@ def library_path() -> Path:
     key = hashlib.sha256(SOURCE.read_bytes() + repr((FLAGS, target)).encode()).hexdigest()[:20]
     path = cache_dir("builds") / f"hostcalls-{target}-{key}.so"
     if not path.exists():
+        from rich.console import Console
+
         from foglayer.toolchain import compile_c
 
-        compile_c([SOURCE], target=target, flags=FLAGS, shared=True, out=path)
+        with Console(stderr=True).status("building the native WASI calls (once, cached)"):
+            compile_c([SOURCE], target=target, flags=FLAGS, shared=True, out=path)
     return path
 
 
