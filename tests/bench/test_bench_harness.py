@@ -133,7 +133,7 @@ def test_table_csv_json(result):
     assert len(csv) == 1 + 4 and csv[0].startswith("group,name,native-baseline_median_s")
 
 
-def test_figures(result):
+def test_each_figure_is_a_real_png(result):
     pytest.importorskip("matplotlib")
     from foglayer.bench._figures import draw
 
@@ -172,7 +172,7 @@ def test_missing_compiler_is_a_one_line_error(monkeypatch):
     (["speedtest", "--size", "0"], "--size"),
     (["runtime", "--runs", "0"], "--runs"),
 ])
-def test_cli_bad_input(args, word, tmp_path):
+def test_bad_bench_flags_are_one_line_errors(args, word, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "foglayer.cli", "bench", *args,
                            "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert proc.returncode == 2

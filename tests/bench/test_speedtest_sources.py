@@ -78,7 +78,7 @@ def _checks(rows: dict[int, dict]) -> dict[int, str]:
     return {k: r["check"] for k, r in rows.items()}
 
 
-def test_sqlite_version():
+def test_the_vendored_sqlite_is_3_54_1():
     assert sqlite_version() == "3.54.1"
 
 

@@ -222,7 +222,7 @@ def fog(c: Continuum, *args: str, input: bytes | None = None) -> subprocess.Comp
                           env=env, input=input, timeout=120)
 
 
-def test_cli(cluster, service, tmp_path):
+def test_fog_invokes_lists_logs_and_deploys_through_the_cli(cluster, service, tmp_path):
     c, client = cluster
     r = fog(c, "invoke", "svc", "echo", "hi there")
     assert r.returncode == 0 and r.stdout == b"hi there\n", r

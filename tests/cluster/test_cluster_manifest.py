@@ -49,7 +49,7 @@ preferences: {low_latency_to: iot}
     assert s.initial_memory == 2 * 65536
 
 
-def test_defaults(base):
+def test_a_minimal_manifest_gets_the_documented_defaults(base):
     s = parse("name: a\nmodule: app.wasm\n", base).spec
     assert s.kind == "command" and s.restart == "on-failure" and s.replicas == 1
     assert s.limits.max_fds == DEFAULT_MAX_FDS

@@ -16,7 +16,7 @@ def test_args_and_env_program_runs_every_check_to_exit_0(out):
     assert out.run.code == 0, out.run.describe()
 
 
-def test_args_sizes_get(out):
+def test_args_sizes_match_what_main_receives(out):
     out.expect(
         "args_sizes_get -> 0 argc=6",
         "args_sizes_get argc matches main: yes",
@@ -24,7 +24,7 @@ def test_args_sizes_get(out):
     )
 
 
-def test_args_get(out):
+def test_args_arrive_byte_exact_inside_their_buffer(out):
     out.expect(
         "args_get -> 0",
         "args_get pointers into buffer and equal to main argv: yes",
@@ -40,13 +40,13 @@ def test_args_get(out):
     )
 
 
-def test_environ_sizes_get(out):
+def test_environ_sizes_count_only_the_granted_variables(out):
     # 3 variables: "FOG_TEST_GREETING=hi there\0" (27) + "FOG_TEST_EQ=a=b=c\0" (18)
     # + "FOG_TEST_EMPTY=\0" (16) = 61 bytes; nothing inherited from the host.
     out.expect("environ_sizes_get -> 0 envc=3 size=61")
 
 
-def test_environ_get(out):
+def test_guest_sees_only_the_granted_environment(out):
     out.expect(
         "environ_get -> 0",
         "environ_get wrote nothing past the buffer: yes",

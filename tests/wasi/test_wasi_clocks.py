@@ -15,7 +15,7 @@ def test_clock_random_sched_program_runs_every_check_to_exit_0(out):
     assert out.run.code == 0, out.run.describe()
 
 
-def test_clock_res_get(out):
+def test_clock_resolutions_are_positive_and_at_most_a_second(out):
     out.expect(
         "clock_res_get realtime -> 0 res>0: yes res<=1s: yes",
         "clock_res_get monotonic -> 0 res>0: yes res<=1s: yes",
@@ -23,7 +23,7 @@ def test_clock_res_get(out):
     )
 
 
-def test_clock_time_get_realtime(out):
+def test_realtime_clock_is_plausible_and_advances(out):
     out.expect(
         "clock_time_get realtime -> 0 nonzero: yes",
         "realtime after 2020: yes",
@@ -35,7 +35,7 @@ def test_clock_time_get_realtime(out):
     )
 
 
-def test_clock_time_get_monotonic(out):
+def test_monotonic_clock_never_goes_back_and_sleeps_as_long_as_asked(out):
     out.expect(
         "clock_time_get monotonic -> 0 nonzero: yes",
         "monotonic non-decreasing: yes",
@@ -44,7 +44,7 @@ def test_clock_time_get_monotonic(out):
     )
 
 
-def test_random_get(out):
+def test_random_bytes_differ_fill_exactly_and_look_uniform(out):
     out.expect(
         "random_get 32 -> 0",
         "random 32 bytes not all zero: yes",
@@ -59,7 +59,7 @@ def test_random_get(out):
     )
 
 
-def test_sched_yield(out):
+def test_sched_yield_succeeds_raw_and_through_libc(out):
     out.expect("sched_yield raw -> 0", "sched_yield libc -> 0")
 
 
@@ -80,7 +80,7 @@ def test_cputime_clocks_supported_or_refused(program_run):
         o.expect("process_cputime advances with work: yes")
 
 
-def test_invalid_clock_id(program_run):
+def test_invalid_clock_id_is_einval_or_a_trap(program_run):
     """Spec: EINVAL (28). wasmtime traps instead (an invalid enum value): accepted, not hidden."""
     o = program_run("clocks_random_sched", "invalid-clock")
     if o.run.code == TRAP_EXIT:

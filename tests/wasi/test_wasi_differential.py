@@ -86,7 +86,7 @@ def _tree_diff(a: dict, b: dict) -> list[str]:
 
 
 @pytest.mark.parametrize(("program", "args"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_differential(build, ours, tmp_path, program, args):
+def test_same_output_and_exit_code_as_wasmtime(build, ours, tmp_path, program, args):
     wasm = build(program)
     w_ref = make_world(tmp_path / "ref")
     w_ours = make_world(tmp_path / "ours")

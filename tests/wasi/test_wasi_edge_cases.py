@@ -49,7 +49,7 @@ def test_paths_no_host_can_hold(out):
     ]
 
 
-def test_big_io(out):
+def test_megabyte_io_is_exact_and_takes_few_calls(out):
     out.expect(
         "write 4 MiB -> 4194304 bytes, calls<=64: yes",
         "read back 4 MiB -> 4194304 bytes, identical: yes",

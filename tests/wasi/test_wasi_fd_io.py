@@ -15,7 +15,7 @@ def test_fd_io_program_runs_every_check_to_exit_0(out):
     assert out.run.code == 0, out.run.describe()
 
 
-def test_fd_read(out):
+def test_reads_return_the_file_bytes_then_nothing_at_eof(out):
     out.expect(
         "open hello.txt rdonly ok: yes",
         "read 5 -> 5 [hello]",
@@ -29,7 +29,7 @@ def test_fd_read(out):
     )
 
 
-def test_fd_read_errors(out):
+def test_read_on_closed_write_only_or_directory_fd_is_ebadf(out):
     out.expect(
         "read closed fd -> -1 errno=8",
         "read on O_WRONLY fd -> -1 errno=8",
@@ -37,7 +37,7 @@ def test_fd_read_errors(out):
     )
 
 
-def test_fd_seek(out):
+def test_seek_moves_the_offset_and_refuses_a_negative_one(out):
     out.expect(
         "fd_seek cur+1 -> 6",
         "fd_seek end -> 11",
@@ -53,7 +53,7 @@ def test_fd_seek(out):
     )
 
 
-def test_fd_tell(out):
+def test_tell_follows_reads_and_writes_but_not_pwrites(out):
     out.expect(
         "fd_tell -> 0 pos=5",
         "raw fd_tell closed fd -> 8",
@@ -63,7 +63,7 @@ def test_fd_tell(out):
     )
 
 
-def test_fd_pread(out):
+def test_pread_reads_at_an_offset_without_moving_the_file_position(out):
     out.expect(
         "pread 5 at 6 -> 5 [world]",
         "position after pread -> 2",
@@ -75,7 +75,7 @@ def test_fd_pread(out):
     )
 
 
-def test_fd_write(out):
+def test_writes_land_and_need_write_access(out):
     out.expect(
         "write on O_RDONLY fd -> -1 errno=8",
         "open out.txt creat|wronly|trunc ok: yes",
@@ -89,7 +89,7 @@ def test_fd_write(out):
     assert out.run.stderr.startswith("to stderr\n") or "to stderr\n" in out.run.stderr
 
 
-def test_fd_pwrite(out):
+def test_pwrite_writes_at_an_offset_and_past_eof_leaves_a_hole(out):
     out.expect(
         "pwrite on O_RDONLY fd -> -1 errno=8",
         "pwrite 2 at 2 -> 2",
@@ -104,7 +104,7 @@ def test_fd_pwrite(out):
     assert (out.world.sandbox / "hole.bin").read_bytes() == b"ab\0\0\0\0cd\0\0\0\0ZZ"
 
 
-def test_fd_close(out):
+def test_close_frees_a_descriptor_exactly_once(out):
     out.expect(
         "close -> 0",
         "close again -> -1 errno=8",
@@ -112,11 +112,11 @@ def test_fd_close(out):
     )
 
 
-def test_fd_sync_and_datasync(out):
+def test_sync_and_datasync_succeed_raw_and_through_libc(out):
     out.expect("fd_sync -> 0", "fd_datasync -> 0", "raw fd_sync -> 0", "raw fd_datasync -> 0")
 
 
-def test_fd_advise(out):
+def test_every_advice_is_accepted(out):
     out.expect(
         "fd_advise normal -> 0",
         "fd_advise sequential -> 0",
@@ -131,7 +131,7 @@ def test_fd_advise(out):
     assert (out.world.sandbox / "alloc.bin").read_bytes() == b"12345"
 
 
-def test_fd_allocate(program_run):
+def test_allocate_grows_the_file_or_is_refused_consistently(program_run):
     """Spec: the file grows to cover offset+len. wasmtime answers ENOTSUP (58) and leaves the
     file alone: both are accepted, but the result must be consistent with the file size."""
     o = program_run("fd_io", "allocate")

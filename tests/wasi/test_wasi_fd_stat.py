@@ -18,7 +18,7 @@ def test_fd_stat_program_runs_every_check_to_exit_0(out):
     assert out.run.code == 0, out.run.describe()
 
 
-def test_fd_fdstat_get(out):
+def test_fdstat_reports_each_descriptors_type_flags_and_rights(out):
     out.expect(
         "fd_fdstat_get preopen /sandbox -> 0 type=dir flags=0x0 path_open=yes readdir=yes",
         "fd_fdstat_get preopen /ro -> 0 type=dir flags=0x0 path_open=yes readdir=yes",
@@ -35,7 +35,7 @@ def test_fd_fdstat_get(out):
     )
 
 
-def test_fd_fdstat_set_flags(out):
+def test_append_flag_can_be_set_and_cleared(out):
     out.expect(
         "fcntl F_SETFL O_APPEND -> 0",
         "fd_fdstat_get after set APPEND -> 0 type=file flags=0x1 read=no write=yes seek=yes",
@@ -50,7 +50,7 @@ def test_fd_fdstat_set_flags(out):
     assert (out.world.sandbox / "append.txt").read_bytes() == b"First\nsecond\n"
 
 
-def test_fd_fdstat_set_rights(program_run):
+def test_rights_can_only_be_dropped(program_run):
     """Spec: rights can only be dropped; a dropped right then fails the call, and adding one
     back is ENOTCAPABLE (76). wasmtime no longer implements it: ENOTSUP (58), rights unchanged.
     Both accepted."""
@@ -71,7 +71,7 @@ def test_fd_fdstat_set_rights(program_run):
         )
 
 
-def test_sync_fdflags(program_run):
+def test_sync_open_flags_are_honoured_or_refused(program_run):
     """DSYNC/RSYNC/SYNC on path_open: supported (and reported by fd_fdstat_get), or refused
     with ENOTSUP (58) as wasmtime does."""
     o = program_run("fd_stat_flags", "sync-flags")
@@ -83,7 +83,7 @@ def test_sync_fdflags(program_run):
         )
 
 
-def test_fd_filestat_get(out):
+def test_filestat_reports_type_size_and_links(out):
     out.expect(
         "fd_filestat_get O_RDONLY file -> 0 type=file size=11 nlink=1",
         "fd_filestat_get dir -> 0 type=dir",
@@ -91,7 +91,7 @@ def test_fd_filestat_get(out):
     )
 
 
-def test_fd_filestat_set_size(out):
+def test_truncate_and_grow_change_the_size_not_the_offset(out):
     out.expect(
         "ftruncate 4 -> 0",
         "fd_filestat_get after truncate 4 -> 0 type=file size=4 nlink=1",
@@ -115,7 +115,7 @@ def test_fd_filestat_set_size(out):
     assert (out.world.sandbox / "trunc.txt").read_bytes() == b"0123\0\0\0\0"
 
 
-def test_fd_filestat_set_times(out):
+def test_descriptor_times_are_set_exactly_or_to_now(out):
     out.expect(
         "fd_filestat_set_times atim+mtim -> 0 atim exact: yes mtim exact: yes",
         "fd_filestat_set_times mtim only -> 0 atim kept: yes mtim set: yes",
@@ -126,7 +126,7 @@ def test_fd_filestat_set_times(out):
     )
 
 
-def test_path_filestat_get(out):
+def test_path_stat_follows_symlinks_only_when_asked(out):
     out.expect(
         "path_filestat_get hello.txt follow -> 0 type=file size=11 nlink=1",
         "path_filestat_get sub follow -> 0 type=dir",
@@ -153,7 +153,7 @@ def test_path_filestat_get(out):
     )
 
 
-def test_path_filestat_set_times(out):
+def test_path_times_are_set_exactly_and_through_symlinks(out):
     out.expect(
         "path_filestat_set_times times.txt -> 0 atim exact: yes mtim exact: yes",
         "path_filestat_set_times link_hello follow -> 0 target mtim set: yes",

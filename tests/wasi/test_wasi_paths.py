@@ -18,7 +18,7 @@ def test_path_program_runs_every_check_to_exit_0(out):
     assert out.run.code == 0, out.run.describe()
 
 
-def test_path_open_flags(out):
+def test_open_flags_give_the_posix_errnos(out):
     out.expect(
         "open missing O_RDONLY -> -1 errno=44",
         "open new O_CREAT|O_EXCL -> 0 errno=0",
@@ -38,7 +38,7 @@ def test_path_open_flags(out):
     )
 
 
-def test_path_open_raw(out):
+def test_raw_open_stays_inside_its_directory_fd(out):
     out.expect(
         "raw path_open sub as dir -> 0",
         "raw path_open a.txt relative to sub fd -> 0",
@@ -57,7 +57,7 @@ def test_path_open_raw(out):
     assert out.line("raw path_open relative to stdin (fd 0) -> ").rsplit(" ", 1)[1] in ("8", "54")
 
 
-def test_path_create_directory(out):
+def test_mkdir_creates_once_and_needs_a_parent(out):
     out.expect(
         "mkdir newdir -> 0 errno=0",
         "mkdir newdir again -> -1 errno=20",
@@ -72,7 +72,7 @@ def test_path_create_directory(out):
     )
 
 
-def test_path_remove_directory(out):
+def test_rmdir_removes_only_empty_real_directories(out):
     out.expect(
         "rmdir newdir (not empty) -> -1 errno=55",
         "rmdir newdir/inner -> 0 errno=0",
@@ -86,7 +86,7 @@ def test_path_remove_directory(out):
     )
 
 
-def test_path_remove_directory_trailing_slash(program_run):
+def test_rmdir_with_a_trailing_slash_works_or_is_einval(program_run):
     """Linux rmdir("d/") works; wasmtime says EINVAL (28). Either, but then d must be gone
     or still there accordingly."""
     o = program_run("paths", "quirks")
@@ -98,7 +98,7 @@ def test_path_remove_directory_trailing_slash(program_run):
     assert not (o.world.sandbox / "qdir").exists()
 
 
-def test_path_unlink_file(out):
+def test_unlink_removes_files_never_directories(out):
     out.expect(
         "unlink doomed.txt -> 0 errno=0",
         "unlink doomed.txt again -> -1 errno=44",
@@ -113,7 +113,7 @@ def test_path_unlink_file(out):
     )
 
 
-def test_path_rename(out):
+def test_rename_moves_and_replaces_inside_the_sandbox(out):
     out.expect(
         "rename r1 -> r2 -> 0 errno=0",
         "exists /sandbox/r1.txt: no",
@@ -141,7 +141,7 @@ def test_path_rename(out):
     assert ln.rsplit(" ", 1)[1] in EPERM_OR_ENOTCAPABLE, ln
 
 
-def test_path_link(out):
+def test_hard_links_share_content_and_refuse_directories(out):
     out.expect(
         "link orig -> hard.txt -> 0 errno=0",
         "nlink after link -> 2",
@@ -163,7 +163,7 @@ def test_path_link(out):
     assert (sb / "hard.txt").stat().st_ino == (sb / "sub" / "hard2.txt").stat().st_ino
 
 
-def test_path_link_follow(program_run):
+def test_link_with_follow_links_the_target_or_is_einval(program_run):
     """Spec: SYMLINK_FOLLOW links the target. wasmtime: EINVAL (28), nothing created."""
     o = program_run("paths", "quirks")
     ln = o.line("raw path_link link_hello follow -> hard_follow -> ")
@@ -175,7 +175,7 @@ def test_path_link_follow(program_run):
         o.expect("hard_follow -> 44 type=-")
 
 
-def test_resulting_tree(out):
+def test_the_sandbox_tree_ends_as_the_program_left_it(out):
     snap = snapshot_tree(out.world.sandbox)
     files = {k: v[1] for k, v in snap.items() if v[0] == "file"}
     assert files == {

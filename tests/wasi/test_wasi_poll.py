@@ -18,7 +18,7 @@ def test_poll_program_runs_every_check_to_exit_0(out):
     assert out.run.code == 0, out.run.describe()
 
 
-def test_poll_oneoff_clocks(out):
+def test_poll_waits_for_relative_and_absolute_clocks(out):
     out.expect(
         "poll_oneoff monotonic relative 30ms -> 0 nevents=1 {ud=42 type=clock err=0}",
         "  waited >= 30ms: yes, < 2s: yes",
@@ -34,7 +34,7 @@ def test_poll_oneoff_clocks(out):
     )
 
 
-def test_poll_oneoff_files(out):
+def test_poll_on_files_returns_at_once(out):
     out.expect(
         "poll_oneoff fd_read file + 5s clock -> 0 nevents=1 {ud=100 type=fd_read err=0 nbytes>0=yes}",
         "  returned without waiting for the clock: yes",
@@ -43,7 +43,7 @@ def test_poll_oneoff_files(out):
     )
 
 
-def test_poll_oneoff_no_subscriptions(out):
+def test_poll_with_no_subscriptions_is_einval(out):
     out.expect("poll_oneoff 0 subscriptions -> 28")
 
 
@@ -80,7 +80,7 @@ def test_poll_oneoff_reports_ready_fds(quirks):
     )
 
 
-def test_poll_oneoff_bad_fd(quirks):
+def test_poll_on_a_closed_fd_is_ebadf_without_waiting(quirks):
     """Spec: EBADF in that subscription's event. wasmtime fails the call with EBADF. Either
     way, it does not wait for the 5 s clock."""
     assert quirks.line("poll_oneoff fd_read closed fd + 5s clock -> ") in (
@@ -91,7 +91,7 @@ def test_poll_oneoff_bad_fd(quirks):
 
 
 @pytest.mark.parametrize("data", [b"some input\n", None], ids=["data", "eof"])
-def test_poll_oneoff_stdin_ready(runtime_name, build, tmp_path, data):
+def test_poll_on_stdin_with_data_returns_at_once(runtime_name, build, tmp_path, data):
     world = make_world(tmp_path / "world")
     run = RUNNERS[runtime_name](build("poll"), ["stdin"], world.dirs, {}, stdin=data)
     assert run.code == 0, run.describe()

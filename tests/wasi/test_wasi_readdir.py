@@ -48,7 +48,7 @@ def test_readdir_subdirs(out):
     assert listing(out, "/ro") == ["emptydir dir", "readme.txt file", "rodir dir"]
 
 
-def test_opendir_errors(out):
+def test_opendir_on_a_file_or_missing_dir_fails_with_its_errno(out):
     out.expect(
         "opendir /sandbox/hello.txt -> NULL errno=54",
         "opendir /sandbox/missing -> NULL errno=44",
@@ -75,12 +75,12 @@ def test_d_ino_matches_stat(out):
     out.expect("d_ino == lstat st_ino for every entry: yes")
 
 
-def test_scandir(out):
+def test_scandir_lists_the_directory_sorted(out):
     ln = out.line("scandir sub -> ")
     assert ln.replace(" . ..", "").replace("-> 5:", "-> 3:") == "scandir sub -> 3: a.txt b.txt deeper"
 
 
-def test_raw_fd_readdir(out):
+def test_raw_readdir_fills_buffers_exactly_and_resumes_at_cookies(out):
     out.expect(
         "raw fd_readdir sub big buffer -> 0 short (end reached): yes",
         "raw fd_readdir entries fill the buffer exactly: yes",
@@ -97,7 +97,7 @@ def test_raw_fd_readdir(out):
     assert body == " [a.txt file] [b.txt file] [deeper dir]", ln
 
 
-def test_fd_readdir_on_a_file(out):
+def test_readdir_on_a_file_is_ebadf_or_enotdir(out):
     # wasmtime: EBADF (8); POSIX-style ENOTDIR (54) is as good
     assert out.line("raw fd_readdir on a file -> ") in (
         "raw fd_readdir on a file -> 8", "raw fd_readdir on a file -> 54")

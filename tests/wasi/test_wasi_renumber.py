@@ -30,7 +30,7 @@ def test_fd_prestat_get_and_dir_name(out):
     )
 
 
-def test_fd_renumber(out):
+def test_renumber_moves_a_descriptor_and_frees_the_old_number(out):
     out.expect(
         "two files open on distinct fds: yes",
         "before, b: pread fd -> 0 [aaa|]",

@@ -17,7 +17,7 @@ def test_symlink_program_runs_every_check_to_exit_0(out):
     assert out.run.code == 0, out.run.describe()
 
 
-def test_path_symlink(out):
+def test_symlinks_are_created_once_and_only_in_existing_dirs(out):
     out.expect(
         "symlink hello.txt <- s1 -> 0 errno=0",
         "symlink s1 <- s2 (chain) -> 0 errno=0",
@@ -40,7 +40,7 @@ def test_path_symlink(out):
     assert os.readlink(sb / "sub" / "down") == "deeper/c.txt"
 
 
-def test_path_readlink(out):
+def test_readlink_returns_the_target_truncated_to_the_buffer(out):
     out.expect(
         "readlink /sandbox/s1 -> 9 [hello.txt]",
         "readlink /sandbox/s2 -> 2 [s1]",
