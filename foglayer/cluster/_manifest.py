@@ -274,7 +274,7 @@ def parse(text: str, where: str = "manifest", base: Path | None = None) -> Manif
         module_path = base / module_path
     wasm = _read_module(module_path, kind, where)
     features = sorted(set(required_features(wasm, where)) | set(cons.get("features", [])))
-    initial = initial_memory(wasm)
+    initial = initial_memory(wasm, where)
     if memory is not None and initial > memory:
         from foglayer.runtime import format_size
 
@@ -358,60 +358,12 @@ def required_features(wasm: bytes, where: str = "module") -> list[str]:
         raise ManifestError(f"{where}: module: {str(e).removeprefix('module: ')}") from None
 
 
-def _leb(b: bytes, i: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = b[i]
-        i += 1
-        result |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return result, i
+def initial_memory(wasm: bytes, where: str = "module") -> int:
+    """The bytes of linear memory the module starts with (see :func:`foglayer.wasm.initial_memory`)."""
+    from foglayer.wasm import WasmFormatError
+    from foglayer.wasm import initial_memory as read
 
-
-def _limits(b: bytes, i: int) -> tuple[int, int]:
-    flags = b[i]
-    lo, i = _leb(b, i + 1)
-    if flags & 1:
-        _, i = _leb(b, i)
-    return lo, i
-
-
-def initial_memory(wasm: bytes) -> int:
-    """The bytes of linear memory the module starts with (its memory's minimum).
-
-    Read from the memory and import sections (the module is already validated)."""
-    pages, i = 0, 8
     try:
-        while i < len(wasm):
-            sid = wasm[i]
-            size, i = _leb(wasm, i + 1)
-            end = i + size
-            if sid == 2:  # imports
-                n, j = _leb(wasm, i)
-                for _ in range(n):
-                    for _ in range(2):  # module and field names
-                        ln, j = _leb(wasm, j)
-                        j += ln
-                    kind = wasm[j]
-                    j += 1
-                    if kind == 0:
-                        _, j = _leb(wasm, j)
-                    elif kind == 1:
-                        _, j = _limits(wasm, j + 1)
-                    elif kind == 2:
-                        lo, j = _limits(wasm, j)
-                        pages = max(pages, lo)
-                    elif kind == 3:
-                        j += 2
-                    else:
-                        _, j = _leb(wasm, j + 1)
-            elif sid == 5:  # memories
-                n, j = _leb(wasm, i)
-                for _ in range(n):
-                    lo, j = _limits(wasm, j)
-                    pages = max(pages, lo)
-            i = end
-    except IndexError:
-        pass
-    return pages * 65536
+        return read(wasm)
+    except WasmFormatError as e:
+        raise ManifestError(f"{where}: module: {e}") from None
