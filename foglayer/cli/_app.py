@@ -472,6 +472,22 @@ def explain(server, creds, tls_ca, app, fmt) -> None:
 
 @cli.command()
 @_conn_options
+@click.argument("target", metavar="APP[.REPLICA]")
+@click.option("--to", "to", required=True, metavar="NODE", help="The node to move it to.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0,
+              show_default=True, metavar="SECONDS", help="How long to wait for the move.")
+def migrate(server, creds, tls_ca, target, to, timeout) -> None:
+    """Move a running service instance to NODE, live: its state, open files and volumes go
+    with it; calls made meanwhile are held and served after the switch."""
+    from foglayer.cli._render import move_progress, move_summary
+
+    with _connect(server, creds, tls_ca) as c, move_progress() as on_progress:
+        summary = c.migrate(target, to, on_progress, timeout)
+    click.echo(move_summary(summary))
+
+
+@cli.command()
+@_conn_options
 @click.argument("app")
 @click.argument("function")
 @click.argument("payload", required=False, default="")

@@ -5,6 +5,7 @@ only with ``--stats``).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -267,3 +268,30 @@ async def up_lines(c, client, stop, echo: Callable[[str], None]) -> None:
             await asyncio.wait_for(stop.wait(), 0.5)
         except TimeoutError:
             pass
+
+
+@contextlib.contextmanager
+def move_progress():
+    """A progress bar for ``fog migrate`` (on stderr); yields the callback to feed it."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:  # nothing to redraw: the summary says it all
+        yield lambda p: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("moving", total=None)
+
+        def update(p) -> None:
+            bar.update(task, description=p.phase, completed=p.sent, total=p.total or None)
+
+        yield update
+
+
+def move_summary(s) -> str:
+    """One line: where it went, total time, downtime, rounds, bytes against memory."""
+    return (f"{s.app}: moved from {s.source} to {s.target} ({s.mode}) in {s.total_s:.2f} s; "
+            f"downtime {1000 * s.downtime_s:.0f} ms; {s.rounds} round{'s' * (s.rounds != 1)}; "
+            f"{format_size(s.bytes_sent)} sent for {format_size(s.memory)} of memory")

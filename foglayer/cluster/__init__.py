@@ -16,6 +16,8 @@ Public API:
   blocking (the one synchronous façade: CLI, tests, benchmarks).
 - :class:`Service`, :class:`ServiceError` – the service ABI (docs/service-abi.md).
 - :func:`up`, :data:`PROFILES` – ``fog up``.
+- Live moves (``fog migrate``): :meth:`Client.migrate`, :class:`MoveSummary`,
+  :class:`MoveProgress`, :class:`MoveError` (the controller drives them: :mod:`._move`).
 """
 
 from foglayer.cluster._abi import Service, ServiceError
@@ -25,6 +27,7 @@ from foglayer.cluster._index import NodeIndex
 from foglayer.cluster._manifest import Manifest, ManifestError
 from foglayer.cluster._manifest import load as load_manifest
 from foglayer.cluster._manifest import parse as parse_manifest
+from foglayer.cluster._move import MoveError, MoveProgress, MoveSummary
 from foglayer.cluster._scheduler import FILTERS, SCORERS, App, Decision, NodeView, passes, schedule
 from foglayer.cluster._server import EmbeddedServer, free_port
 from foglayer.cluster._sites import SiteCluster, SiteSpec, parse_sites
@@ -44,5 +47,5 @@ __all__ = [
     "run_controller", "run_node", "schedule", "PROFILES", "Continuum",
     "NodeIndex", "NodeSpec", "parse_nodes", "up", "SyncClient", "wait_until",
     "SiteCluster", "SiteSpec", "parse_sites", "site_nodes", "Verdict", "check_consistency",
-    "check_continuum",
+    "check_continuum", "MoveError", "MoveProgress", "MoveSummary",
 ]

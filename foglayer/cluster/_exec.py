@@ -69,7 +69,10 @@ class LocalInstance:
     """
 
     def __init__(self, module: LoadedModule, spec: AppSpec, dirs: list[Preopen], *,
-                 duty: float, on_output: Callable[[str, bytes], None]) -> None:
+                 duty: float, on_output: Callable[[str, bytes], None],
+                 snapshot: bytes | None = None) -> None:
+        """A fresh instance, or with ``snapshot`` (a service's, from another node) its state
+        restored: preopens by guest name onto ``dirs``, running from the next call on."""
         self.spec = spec
         self.kind = spec.kind
         self._readers: list[threading.Thread] = []
@@ -84,16 +87,24 @@ class LocalInstance:
             self._readers.append(t)
         limits = _limits(spec)
         self.control = Control(limits.timeout, duty)
+        self.service: Service | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self.calls = 0
         try:
+            if snapshot is not None:
+                from foglayer.snapshot import restore_instance
+
+                self.inst = restore_instance(
+                    module, snapshot, dirs={d.guest: d.host for d in dirs}, limits=limits,
+                    stdio=(null, out_w, err_w), settings=module.settings, control=self.control)
+                self._serve()
+                return
             wasi = Wasi.create([spec.module, *spec.args], {**spec.env, **spec.secrets}, dirs,
                                (null, out_w, err_w))
             self.inst = Instance(module, wasi, limits, control=self.control)
         except BaseException:
             self._close_fds()
             raise
-        self.service: Service | None = None
-        self._pool: ThreadPoolExecutor | None = None
-        self.calls = 0
 
     # -- services ---------------------------------------------------------------------------
 
@@ -103,8 +114,17 @@ class LocalInstance:
             self.inst.initialize()
         except Trapped as e:
             raise _translate(e, "_initialize", self.control.timeout) from None
+        self._serve()
+
+    def _serve(self) -> None:
         self.service = Service(self.inst)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="fog-svc")
+
+    def snapshot(self) -> bytes:
+        """The service's state between two calls (run it on :attr:`pool`, after them)."""
+        from foglayer.snapshot import snapshot_instance
+
+        return snapshot_instance(self.inst)
 
     @property
     def pool(self) -> ThreadPoolExecutor:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 
 from foglayer.runtime import (
+    Control,
     EngineSettings,
     HostFunction,
     Instance,
@@ -73,8 +74,12 @@ def restore_instance(
     host_functions: tuple[HostFunction, ...] = (),
     settings: EngineSettings = EngineSettings(),
     memory_dirs: MemoryDirs | None = None,
+    control: Control | None = None,
 ) -> Instance:
-    """A fresh instance of ``module`` holding the state of a :func:`snapshot_instance`."""
+    """A fresh instance of ``module`` holding the state of a :func:`snapshot_instance`.
+
+    ``control`` stops, times and throttles it (as :class:`~foglayer.runtime.Instance` takes it).
+    """
     from foglayer.snapshot._run import prepare_wasi
 
     snap = _format.parse(data)
@@ -90,7 +95,7 @@ def restore_instance(
                             f"{module.digest[:12]}; the snapshot is of {want[:12]})")
     wasi = prepare_wasi(snap, dirs=dirs, force=force, stdio=stdio, memory_dirs=memory_dirs)
     try:
-        inst = Instance(module, wasi, limits, host_functions)
+        inst = Instance(module, wasi, limits, host_functions, control=control)
     except BaseException:
         wasi.close()
         raise

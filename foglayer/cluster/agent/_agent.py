@@ -36,11 +36,12 @@ from foglayer.cluster._protocol import (
 )
 from foglayer.cluster.agent._caps import NodeConfig, capabilities, fd_budget
 from foglayer.cluster.agent._invoke import Invoker
+from foglayer.cluster.agent._move import Mover
 from foglayer.cluster.agent._sites import SiteProbe
 from foglayer.cluster.agent._slots import Slot, Slots, private_dir
 
 
-class Agent(Slots, Invoker, SiteProbe):
+class Agent(Slots, Invoker, Mover, SiteProbe):
     """A node agent; :meth:`run` until ``stop`` is set."""
 
     def __init__(self, cfg: NodeConfig) -> None:
@@ -56,6 +57,7 @@ class Agent(Slots, Invoker, SiteProbe):
         self._fetch_locks: dict[str, asyncio.Lock] = {}
         self.data_dir = cfg.data_dir
         self._stop = asyncio.Event()
+        self._init_moves()
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -144,6 +146,10 @@ class Agent(Slots, Invoker, SiteProbe):
                 await self._reply(msg, self._start(decode(msg.data, StartRequest)))
             elif verb == "stop":
                 await self._reply(msg, self._stop_instance(decode(msg.data, StopRequest)))
+            elif verb == "migrate":
+                await self._move(msg)
+            elif verb == "mdata":
+                await self._move_data(msg)
             elif verb == "ping":
                 await self._reply(msg, Reply(True, boot=self.boot))
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from foglayer.cluster._protocol import ErrorKind, error_headers
@@ -17,7 +18,10 @@ class Invoker:
         slot = next((s for s in self.slots.values()
                      if s.app == app and s.state == "running" and s.spec.kind == "service"
                      and s.local is not None), None)
-        if slot is None:
+        if slot is not None and slot.hold is not None:  # being moved: answer after the switch
+            asyncio.create_task(self._after_hold(msg, app, function, slot))
+            return None  # (not awaited here: the node's other commands go on meanwhile)
+        if slot is None or slot.local is None:
             return await self._error(msg, ErrorKind.UNAVAILABLE, f"app {app!r} has no running "
                                      f"service instance on node {self.name}")
         local = slot.local
@@ -45,6 +49,15 @@ class Invoker:
             slot.calls = local.calls  # type: ignore[attr-defined]
         if msg.reply:
             await self.nc.publish(msg.reply, result)
+
+    async def _after_hold(self, msg, app: str, function: str, slot) -> None:
+        hold = slot.hold
+        if hold is not None:
+            await hold.wait()
+        if slot.moved:  # served elsewhere now: the client asks the node that has it
+            return await self._error(msg, ErrorKind.UNAVAILABLE, f"app {app!r} moved away "
+                                     f"from node {self.name}")
+        await self._invoke(msg, app, function)
 
     async def _error(self, msg, kind: ErrorKind, message: str, backtrace: str = "") -> None:
         if msg.reply:

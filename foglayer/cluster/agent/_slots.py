@@ -56,6 +56,8 @@ class Slot:
     ended: float | None = None
     local: object | None = None  # LocalInstance once created
     calls: int = 0
+    hold: asyncio.Event | None = None  # set while a move holds its calls (see ._move)
+    moved: bool = False  # another node serves it now
 
     def report(self) -> InstanceReport:
         return InstanceReport(self.app, self.replica, self.state, self.generation,
@@ -112,6 +114,10 @@ class Slots:
         return Reply(True, known=slot is not None)
 
     def _discard(self, slot: Slot) -> None:
+        if slot.hold is not None:  # calls held by a move: they go to whoever serves it now
+            slot.moved = True
+            slot.hold.set()
+            slot.hold = None
         local = slot.local
         slot.local = None
         if local is None:

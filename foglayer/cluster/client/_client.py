@@ -27,6 +27,7 @@ from foglayer.cluster._protocol import (
 )
 from foglayer.cluster._spec import AppRecord
 from foglayer.cluster.client._apps import Apps
+from foglayer.cluster.client._moves import Moves
 from foglayer.cluster.client._nodes import Nodes
 from foglayer.cluster.client._services import Services
 from foglayer.cluster.client._streams import Streams
@@ -69,7 +70,7 @@ def resolve(server: str | None = None, creds: str | os.PathLike | Creds | None =
     return c
 
 
-class Client(Apps, Services, Streams, Nodes):
+class Client(Apps, Services, Streams, Nodes, Moves):
     """One connection to the cluster, as ``admin``."""
 
     def __init__(self, nc, kv: dict) -> None:

@@ -43,6 +43,7 @@ from foglayer.cluster._protocol import (
 from foglayer.cluster._spec import AppRecord
 from foglayer.cluster.controller._events import Events
 from foglayer.cluster.controller._modules import Modules
+from foglayer.cluster.controller._move import MOVE_SUBJECT, Mover
 from foglayer.cluster.controller._placement import Placement
 from foglayer.cluster.controller._reconcile import Reconciler
 from foglayer.cluster.controller._registry import NodeRegistry
@@ -61,7 +62,7 @@ class ControllerConfig:
     log: bool = True
 
 
-class Controller(NodeRegistry, Reconciler, Placement, Modules, Events):
+class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Events):
     def __init__(self, cfg: ControllerConfig) -> None:
         self.cfg = cfg
         self.id = cfg.name or f"controller-{secrets.token_hex(3)}"
@@ -75,6 +76,7 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Events):
         self.leader = False
         self._init_registry()
         self._init_modules()
+        self._init_moves()
 
     # -- state ----------------------------------------------------------------------------
 
@@ -101,6 +103,7 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Events):
             await self.nc.subscribe(ALL_HB, cb=self._on_heartbeat)
             await self.nc.subscribe(ALL_STATUS, cb=self._on_status)
             await self.nc.subscribe(ALL_MODULE, cb=self._on_module)
+            await self.nc.subscribe(MOVE_SUBJECT, cb=self._on_move)
             watches = [asyncio.create_task(self._watch_apps()),
                        asyncio.create_task(self._watch_trust())]
             self.log(f"started (lease ttl {self.cfg.lease_ttl:g} s, node timeout "

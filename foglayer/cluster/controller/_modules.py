@@ -42,6 +42,8 @@ class Modules:
         except BadMessage as e:
             return await self._drop(node, msg.subject, str(e))
         p = next((q for q in self.placements.values() if q["instance"] == req.instance), None)
+        if p is None and req.instance in self._moving:  # a live move's target, preparing
+            p = self._moving[req.instance]
         rec = self.apps.get(p["app"]) if p is not None else None
         if p is None or p.get("node") != node or rec is None or rec.spec.digest != req.digest:
             why = f"node {node} was not told to run module {req.digest[:12]} as {req.instance}"

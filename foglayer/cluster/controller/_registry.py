@@ -130,6 +130,8 @@ class NodeRegistry:
                 self._send_start(p)  # the node never got it: say it again
 
     async def _report(self, node: str, iid: str, rep: InstanceReport) -> None:
+        if iid in self._moving:
+            return  # a live move's new copy: its placement is written when the move commits
         key = f"{rep.app}.{rep.replica}"
         p = self.placements.get(key)
         if p is None or p["instance"] != iid or p.get("node") != node:

@@ -1,0 +1,222 @@
+"""Live moves, driven by the leading controller (``fog migrate``; see :mod:`.._move`).
+
+1. The target must pass every filter for the app (else the move is refused with the reason).
+2. The target prepares early: it fetches and compiles the module while the source runs.
+3. The source freezes the service between two calls; calls that arrive from then on wait.
+4. The state goes source -> controller -> target in chunks, one in flight (flow control:
+   neither side ever holds more than the state and a chunk).
+5. The target checks the state's SHA-256, restores and serves.
+6. The placement record is compare-and-set on its KV revision: that write decides which copy
+   is live. Only then is the source told to let go; its held calls are answered "moved" and
+   the clients retry on the target. A target that fails or never answers leaves the source
+   running, its held calls served there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+
+from foglayer.cluster._move import (
+    CHUNK,
+    H_MOVE,
+    MOVE_SUBJECT,
+    MoveCommand,
+    MoveError,
+    MoveProgress,
+    MoveReply,
+    MoveRequest,
+    MoveSummary,
+    progress_subject,
+)
+from foglayer.cluster._protocol import (
+    H_CHUNK,
+    INSTANCES,
+    PLACEMENTS,
+    BadMessage,
+    InstanceRecord,
+    StopRequest,
+    cmd_subject,
+    decode,
+    encode,
+)
+from foglayer.cluster._scheduler import FILTERS, App
+
+STEP_TIMEOUT = 10.0  # one step of a move on a node (a chunk, a freeze, a release)
+PREPARE_TIMEOUT = 60.0  # fetching and compiling the module on the target
+COMMIT_TIMEOUT = 60.0  # restoring on the target
+
+
+class Mover:
+    def _init_moves(self) -> None:
+        # The instances moves create, not yet in a placement: what each may fetch and report.
+        self._moving: dict[str, dict] = {}
+
+    async def _on_move(self, msg) -> None:
+        if not self.lease.leader or not msg.reply:
+            return  # the leader answers
+        try:
+            cmd = decode(msg.data, MoveCommand)
+        except BadMessage as e:
+            await self.nc.publish(msg.reply, encode(MoveSummary(False, f"bad move: {e}")))
+            return
+        asyncio.create_task(self._answer_move(cmd, msg.reply))
+
+    async def _answer_move(self, cmd: MoveCommand, reply: str) -> None:
+        try:
+            summary = await self._move_instance(cmd)
+        except MoveError as e:
+            summary = MoveSummary(False, str(e), app=cmd.app, target=cmd.to)
+        except Exception as e:  # noqa: BLE001 - reported to the client, never raised
+            summary = MoveSummary(False, f"{type(e).__name__}: {e}", app=cmd.app, target=cmd.to)
+        if not summary.ok:
+            await self.event("move-failed", f"{cmd.app}.{cmd.replica} -> {cmd.to}: "
+                             f"{summary.error}", app=cmd.app)
+        await self.nc.publish(reply, encode(summary))
+
+    def _move_target_check(self, spec, to: str) -> None:
+        view = next((v for v in self._views() if v.name == to), None)
+        if view is None:
+            raise MoveError(f"no node named {to!r}")
+        app = App(spec)
+        for name, f in FILTERS:
+            why = f(app, view)
+            if why is not None:
+                raise MoveError(f"node {to} fails the {name} filter: {why}")
+
+    async def _step(self, node: str, req: MoveRequest, timeout: float = STEP_TIMEOUT) -> MoveReply:
+        try:
+            msg = await self.nc.request(cmd_subject(node, "migrate"), encode(req), timeout=timeout)
+            reply = decode(msg.data, MoveReply)
+        except BadMessage as e:
+            raise MoveError(f"node {node}: a bad answer to {req.op}: {e}") from None
+        except Exception as e:  # noqa: BLE001 - no responders, timeout: the node is away
+            raise MoveError(f"node {node} did not answer {req.op} ({type(e).__name__})") from None
+        if not reply.ok:
+            raise MoveError(f"node {node} refused {req.op}: {reply.error}")
+        return reply
+
+    async def _move_instance(self, cmd: MoveCommand) -> MoveSummary:
+        t0 = time.monotonic()
+        key = f"{cmd.app}.{cmd.replica}"
+        rec = self.apps.get(cmd.app)
+        if rec is None:
+            raise MoveError(f"no app named {cmd.app!r}")
+        spec = rec.spec
+        if spec.kind != "service":
+            raise MoveError(f"app {cmd.app!r} is a command: it restarts, it does not move live")
+        p = self.placements.get(key)
+        if p is None or p["state"] != "running" or not p.get("node"):
+            raise MoveError(f"{key} is not running (state {p['state'] if p else 'unplaced'})")
+        source = p["node"]
+        if source == cmd.to:
+            raise MoveError(f"{key} already runs on {cmd.to}")
+        self._move_target_check(spec, cmd.to)
+        if spec.needs_trust and cmd.to not in self.trusted:
+            raise MoveError(f"node {cmd.to} is not trusted: the app needs secrets or a TEE")
+
+        async def progress(phase: str, sent: int = 0, total: int = 0) -> None:
+            await self.nc.publish(progress_subject(cmd.mid), encode(MoveProgress(phase, sent, total)))
+
+        mid, old = cmd.mid, p["instance"]
+        new = f"{cmd.app}-{cmd.replica}-{secrets.token_hex(4)}"
+        self._moving[new] = {"app": cmd.app, "node": cmd.to, "instance": new}
+        frozen = committed = False
+        try:
+            await progress("preparing the target")
+            await self._put(INSTANCES, new, InstanceRecord(cmd.app, cmd.replica, cmd.to))
+            await self._step(cmd.to, MoveRequest("prepare", mid, new, cmd.app, cmd.replica,
+                                                 p["generation"], spec), PREPARE_TIMEOUT)
+            await progress("freezing the source")
+            t_freeze = time.monotonic()
+            info = await self._step(source, MoveRequest("freeze", mid, old))
+            frozen = True
+            chunks = max(1, -(-info.size // CHUNK))
+            sent = 0
+            for i in range(chunks):
+                data = await self._pull(source, mid, i)
+                await self._push(cmd.to, mid, i, chunks, data)
+                sent += len(data)
+                await progress("copying the state", sent, info.size)
+            await self._step(cmd.to, MoveRequest("commit", mid, size=info.size,
+                                                 sha256=info.sha256), COMMIT_TIMEOUT)
+            committed = True
+            t_running = time.monotonic()
+            moved = {**p, "node": cmd.to, "instance": new, "state": "running",
+                     "moved_from": source, "updated": time.time(), "running_at": time.time(),
+                     "error": None}
+            await self._cas_placement(key, old, moved)
+            self._sent[new] = time.monotonic()
+        except BaseException:
+            await self._undo_move(cmd, source, old, new, frozen, committed)
+            raise
+        finally:
+            self._moving.pop(new, None)
+        await self._step(source, MoveRequest("release", mid, moved=True))
+        downtime = t_running - t_freeze
+        await self.event("moved", f"{key} moved live from {source} to {cmd.to} (fog migrate): "
+                         f"downtime {1000 * downtime:.0f} ms, {sent} bytes sent for "
+                         f"{info.memory} bytes of memory", app=cmd.app, node=cmd.to)
+        return MoveSummary(True, app=cmd.app, source=source, target=cmd.to, rounds=1,
+                           total_s=time.monotonic() - t0, downtime_s=downtime, bytes_sent=sent,
+                           memory=info.memory)
+
+    async def _pull(self, node: str, mid: str, index: int) -> bytes:
+        req = encode(MoveRequest("chunk", mid, index=index))
+        try:
+            msg = await self.nc.request(cmd_subject(node, "migrate"), req, timeout=STEP_TIMEOUT)
+        except Exception as e:  # noqa: BLE001
+            raise MoveError(f"node {node} did not hand out chunk {index} "
+                            f"({type(e).__name__})") from None
+        if len(msg.data) > CHUNK:
+            raise MoveError(f"node {node}: chunk {index} is over {CHUNK} bytes")
+        return msg.data
+
+    async def _push(self, node: str, mid: str, index: int, count: int, data: bytes) -> None:
+        headers = {H_MOVE: mid, H_CHUNK: f"{index}/{count}"}
+        try:
+            msg = await self.nc.request(cmd_subject(node, "mdata"), data, headers=headers,
+                                        timeout=STEP_TIMEOUT)
+            reply = decode(msg.data, MoveReply)
+        except Exception as e:  # noqa: BLE001
+            raise MoveError(f"node {node} did not take chunk {index} "
+                            f"({type(e).__name__})") from None
+        if not reply.ok:
+            raise MoveError(f"node {node} refused chunk {index}: {reply.error}")
+
+    async def _cas_placement(self, key: str, old: str, moved: dict) -> None:
+        """Write the new placement only over the very record that named the source's copy."""
+        import json
+
+        kv = self.kv[PLACEMENTS]
+        if not self.lease.leader:
+            raise MoveError("this controller lost the lease during the move")
+        try:
+            entry = await kv.get(key)
+            current = json.loads(entry.value)
+            if current.get("instance") != old:
+                raise MoveError(f"{key} changed during the move (now {current.get('instance')})")
+            await kv.update(key, encode(moved), last=entry.revision)
+        except MoveError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a lost compare-and-set: another writer won
+            raise MoveError(f"the placement of {key} changed during the move "
+                            f"({type(e).__name__})") from None
+        self.placements[key] = moved
+
+    async def _undo_move(self, cmd: MoveCommand, source: str, old: str, new: str,
+                         frozen: bool, committed: bool) -> None:
+        """The source keeps the app: the target forgets what it got, the source serves on."""
+        for node, req in ((cmd.to, MoveRequest("abort", cmd.mid)),
+                          *(((source, MoveRequest("release", cmd.mid, moved=False)),)
+                            if frozen else ())):
+            try:
+                await self._step(node, req)
+            except MoveError:
+                pass  # a dead target holds nothing; a dead source is the reconciler's
+        if committed:
+            await self._request(cmd.to, "stop", StopRequest(new))
+
+
+__all__ = ["MOVE_SUBJECT", "Mover"]
