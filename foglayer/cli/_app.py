@@ -75,9 +75,20 @@ def cli() -> None:
     """foglayer: one WebAssembly layer from the cloud to the edge to IoT."""
 
 
-@cli.command(add_help_option=False, context_settings={
+class _RunCommand(click.Command):
+    """``fog run``: argparse parses its flags (cold start); click only completes them."""
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list:
+        from click.shell_completion import CompletionItem
+
+        from foglayer.cli._run import flags
+
+        return [CompletionItem(f) for f in flags() if f.startswith(incomplete)]
+
+
+@cli.command(cls=_RunCommand, add_help_option=False, context_settings={
     "ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+@click.argument("argv", nargs=-1, type=click.Path())  # a Path only to complete file names
 def run(argv) -> None:
     """Run a WASI command MODULE to completion (see fog run --help)."""
     from foglayer.cli._run import main as run_main

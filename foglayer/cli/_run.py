@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def flags() -> list[str]:
+    """Every flag of ``fog run`` (for shell completion)."""
+    return [f for action in _parser()._actions for f in action.option_strings]
+
+
 def _positive(kind: type) -> object:
     def parse(text: str) -> int | float:
         try:

@@ -150,3 +150,4 @@ def test_completion_answers_commands_and_option_values():
 
     assert {"ps", "nodes", "explain", "inspect", "completion"} <= set(complete("fog "))
     assert complete("fog ps -o ") == ["table", "json", "yaml"]
+    assert {"--max-memory", "--checkpointable", "--checkpoint-to"} <= set(complete("fog run --"))
