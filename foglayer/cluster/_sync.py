@@ -88,6 +88,7 @@ class SyncClient:
     heartbeats = _sync("heartbeats")
     events = _sync("events")
     trust = _sync("trust")
+    migrate = _sync("migrate")
 
     def logs(self, app: str, sink: Callable[[dict], None], follow: bool = False) -> int:
         """Send each output chunk of ``app`` to ``sink`` (called on the client's thread); with
