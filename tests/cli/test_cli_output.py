@@ -151,3 +151,26 @@ def test_completion_answers_commands_and_option_values():
     assert {"ps", "nodes", "explain", "inspect", "completion"} <= set(complete("fog "))
     assert complete("fog ps -o ") == ["table", "json", "yaml"]
     assert {"--max-memory", "--checkpointable", "--checkpoint-to"} <= set(complete("fog run --"))
+
+
+def test_every_field_of_every_kind_is_documented():
+    import msgspec
+
+    from foglayer.cli import _output
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "cli-output.md").read_text()
+    kinds = [_output.AppList, _output.NodeList, _output.Explanation, _output.Snapshot,
+             _output.RunStats]
+    seen: set[type] = set()
+    todo = list(kinds)
+    while todo:
+        t = todo.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        assert t not in kinds or f"`{t.__name__}`" in docs, t.__name__
+        for f in msgspec.structs.fields(t):
+            assert f"`{f.name}`" in docs, f"{t.__name__}.{f.name} is not in docs/cli-output.md"
+            for arg in getattr(f.type, "__args__", ()) or ():
+                if isinstance(arg, type) and issubclass(arg, msgspec.Struct):
+                    todo.append(arg)
