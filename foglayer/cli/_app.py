@@ -239,6 +239,33 @@ def bench_runtime(runs, out) -> None:
     _bench_done(runtime(runs, out=out))
 
 
+@bench.command("cluster")
+@click.option("--apps", type=click.IntRange(min=2), default=100, show_default=True,
+              help="Apps to deploy (deploy-to-running latency).")
+@click.option("--invokes", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="fog invoke calls to time.")
+@click.option("--sim-nodes", type=click.IntRange(min=1), default=10000, show_default=True,
+              help="Simulated nodes for the scheduler alone.")
+@click.option("--sim-apps", type=click.IntRange(min=1), default=100000, show_default=True,
+              help="Simulated apps for the scheduler alone.")
+def bench_cluster(apps, invokes, sim_nodes, sim_apps) -> None:
+    """The continuum: deploy-to-running, invoke vs bare NATS, failover, takeover, scheduler."""
+    from foglayer.cluster.bench import run
+
+    run(apps, invokes, sim_nodes, sim_apps)
+
+
+@bench.command("snapshot", context_settings={"ignore_unknown_options": True,
+                                             "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench_snapshot(args) -> None:
+    """Checkpoints: the cost of being checkpointable, pause/restore latency, snapshot size
+    (options: fog bench snapshot --help)."""
+    from foglayer.snapshot.bench import main
+
+    main(list(args))
+
+
 @bench.command("attest")
 @click.option("--runs", type=click.IntRange(min=2), default=50, show_default=True)
 def bench_attest(runs) -> None:

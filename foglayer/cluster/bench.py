@@ -1,4 +1,5 @@
-"""The continuum's benchmark: ``python -m foglayer.cluster.bench``.
+"""The continuum's benchmark: ``fog bench cluster`` (the code lives here, beside what it
+measures: ``foglayer.bench`` never imports the cluster).
 
 On a ``fog up`` continuum (a nats-server, two controllers, nodes cloud, edge and iot, each a
 process, with ``fog up``'s default timeouts), it measures and prints side by side:
@@ -187,13 +188,10 @@ def scheduler_rate(n_nodes: int, n_apps: int, seed: int = 1, *, indexed: bool = 
     return SchedulerRun(rate, pct(lat, 50), pct(lat, 99), placed, pending, violations)
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m foglayer.cluster.bench", description=__doc__.split("\n")[0])
-    ap.add_argument("--apps", type=int, default=100, help="apps to deploy (default 100)")
-    ap.add_argument("--invokes", type=int, default=1000, help="invocations to time (default 1000)")
-    ap.add_argument("--sim-nodes", type=int, default=10000)
-    ap.add_argument("--sim-apps", type=int, default=100000)
-    args = ap.parse_args(argv)
+def run(apps: int = 100, invokes: int = 1000, sim_nodes: int = 10000,
+        sim_apps: int = 100000) -> None:
+    """Run the whole benchmark and print its table (``fog bench cluster``)."""
+    args = argparse.Namespace(apps=apps, invokes=invokes, sim_nodes=sim_nodes, sim_apps=sim_apps)
     results: list[tuple[str, str]] = []
 
     with tempfile.TemporaryDirectory(prefix="fog-bench-") as tmp:
@@ -293,6 +291,16 @@ def main(argv: list[str] | None = None) -> None:
     from foglayer._host import cpu_model
 
     print(f"  machine: {cpu_model()}, {os.cpu_count()} cpus, python {sys.version.split()[0]}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="fog bench cluster", description=__doc__.split("\n")[0])
+    ap.add_argument("--apps", type=int, default=100, help="apps to deploy (default 100)")
+    ap.add_argument("--invokes", type=int, default=1000, help="invocations to time (default 1000)")
+    ap.add_argument("--sim-nodes", type=int, default=10000)
+    ap.add_argument("--sim-apps", type=int, default=100000)
+    a = ap.parse_args(argv)
+    run(a.apps, a.invokes, a.sim_nodes, a.sim_apps)
 
 
 if __name__ == "__main__":

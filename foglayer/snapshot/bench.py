@@ -1,4 +1,4 @@
-"""Benchmark of checkpoints: ``python -m foglayer.snapshot.bench``.
+"""Benchmark of checkpoints: ``fog bench snapshot``.
 
 1. The cost of being checkpointable: PolyBench kernels (LARGE) rewritten against plain,
    both under the runtime (``fog run``'s engine and WASI), interleaved, median wall time
@@ -194,7 +194,7 @@ def _restore_latency(path: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m foglayer.snapshot.bench", description=__doc__,
+    ap = argparse.ArgumentParser(prog="fog bench snapshot", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kernels", default=",".join(KERNELS))
     ap.add_argument("--dataset", default="LARGE")

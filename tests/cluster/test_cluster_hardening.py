@@ -153,8 +153,9 @@ class Cluster:
 
     async def deploy(self, name: str, extra: str = "", wasm: bytes = bytes(REACTOR)):
         (self.tmp / f"{name}.wasm").write_bytes(wasm)
+        limits = "" if "limits:" in extra else "limits: {memory: 1MiB}\n"
         m = parse_manifest(f"name: {name}\nmodule: {name}.wasm\nkind: service\n"
-                           f"limits: {{memory: 1MiB}}\n{extra}", f"{name}.yaml", self.tmp)
+                           f"{limits}{extra}", f"{name}.yaml", self.tmp)
         await self.client.deploy(m)
         return m
 
@@ -317,3 +318,38 @@ def test_names_that_are_not_subject_tokens_and_oversized_payloads_are_one_line_e
                            env=env, timeout=60)
         err = r.stderr.decode().strip()
         assert r.returncode == 2 and "invalid app name" in err and len(err.splitlines()) == 1, r
+
+
+def test_descriptors_are_counted_against_the_node_with_their_own_error(server, tmp_path):
+    # A real agent (in this process) gives its instances 600 descriptors in all: two apps of
+    # limits.max_fds 400 do not fit together; the second is refused with the reason, and runs
+    # once the first is gone.
+    from foglayer.cluster import Agent, NodeConfig
+
+    async def go():
+        stop = asyncio.Event()
+        agent = Agent(NodeConfig("a", creds=server.creds("node-a"), max_fds=600, heartbeat=0.2,
+                                 data_dir=tmp_path / "node-a"))
+        task = asyncio.create_task(agent.run(stop))
+        try:
+            async with Cluster(server, tmp_path) as c:
+                await until(lambda: "a" in c.controller.nodes, what="the node")
+                assert c.controller.nodes["a"].caps.max_fds == 600
+                await c.deploy("one", "limits: {memory: 1MiB, max_fds: 400}\n")
+                await until(lambda: _state(c, "one", "running"), what="one running")
+                await c.deploy("two", "max_restarts: 100\nlimits: {memory: 1MiB, max_fds: 400}\n")
+                p = await until(lambda: _state(c, "two", "failed"), what="two refused")
+                assert "node out of descriptors: 403 needed (limits.max_fds 400), 197 free" \
+                    in p["error"], p
+                await c.client.stop("one")
+                await until(lambda: _state(c, "two", "running"), 30, what="two running")
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+    run(go())
+
+
+async def _state(c: Cluster, app: str, state: str) -> dict | None:
+    p = await c.placement(app)
+    return p if p and p["state"] == state else None
