@@ -14,6 +14,11 @@ Public API:
 - :func:`load_snapshot`, :func:`parse_snapshot`, :func:`describe` – read and show a snapshot.
 - :class:`SnapshotMeta` – the typed, versioned metadata (checked whole on every read).
 - :func:`diff_pages` – which pages changed between two snapshots (pre-copy migration).
+- Live migration, pre-copy (``_precopy``): :class:`PageStream` (source: rounds of changed
+  pages as bounded, hashed chunks), :class:`PageSink` (target: an instance prepared early,
+  every chunk checked whole), :func:`service_state` / :func:`command_state` (the last
+  delta: globals, Asyncify stack, WASI state), :func:`finish_service` /
+  :func:`finish_command` (the switch, descriptors re-opened inside the target's dirs).
 - :class:`SnapshotError`, :class:`RewriteError`, :class:`FilesChanged`.
 """
 
@@ -24,6 +29,17 @@ from foglayer.snapshot._format import load as load_snapshot
 from foglayer.snapshot._format import parse as parse_snapshot
 from foglayer.snapshot._inspect import describe
 from foglayer.snapshot._meta import FORMAT_VERSION, SnapshotMeta
+from foglayer.snapshot._precopy import (
+    PageSink,
+    PageStream,
+    Round,
+    command_state,
+    decode_chunk,
+    finish_command,
+    finish_service,
+    page_hashes,
+    service_state,
+)
 from foglayer.snapshot._registry import checkpoint_pid
 from foglayer.snapshot._rewrite import Rewritten, make_checkpointable
 from foglayer.snapshot._run import Outcome, open_session, restore, run_checkpointable
@@ -31,6 +47,8 @@ from foglayer.snapshot._service import restore_instance, snapshot_instance
 
 __all__ = [
     "FORMAT_VERSION", "Checkpoint", "CheckpointOptions", "FilesChanged", "Outcome", "PageDiff",
+    "PageSink", "PageStream", "Round", "command_state", "decode_chunk", "finish_command",
+    "finish_service", "page_hashes", "service_state",
     "RewriteError", "Rewritten", "Session", "Snapshot", "SnapshotError", "SnapshotMeta", "checkpoint_pid",
     "describe", "diff_pages", "load_snapshot", "make_checkpointable", "open_session",
     "parse_snapshot", "restore", "restore_instance", "run_checkpointable", "snapshot_instance",

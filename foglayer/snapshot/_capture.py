@@ -404,17 +404,26 @@ class Session:
 
     def load(self, snap: _format.Snapshot) -> None:
         """Put a snapshot's memory and globals into this fresh instance; arm the rewind."""
-        meta = snap.meta
-        assert meta.asyncify is not None  # checked with the metadata
+        self._check_globals(snap.meta, snap.where)
+        load_memory(self.inst, snap)
+        self.load_state(snap.meta, snap.where)
+
+    def _check_globals(self, meta: SnapshotMeta, where: str) -> dict[int, Global]:
         by_index = dict(self.globals)
         if sorted(by_index) != sorted(g.index for g in meta.globals):
-            raise SnapshotError(f"{snap.where}: the module's globals do not match the snapshot's")
+            raise SnapshotError(f"{where}: the module's globals do not match the snapshot's")
         for g in meta.globals:
             glob = by_index[g.index]
             if (glob.type, glob.mutable) != (g.type, g.mutable):
-                raise SnapshotError(f"{snap.where}: global {g.index} does not match the "
+                raise SnapshotError(f"{where}: global {g.index} does not match the "
                                     f"module's ({glob.type}, mutable {glob.mutable})")
-        load_memory(self.inst, snap)
+        return by_index
+
+    def load_state(self, meta: SnapshotMeta, where: str) -> None:
+        """Globals and the Asyncify stack of a snapshot whose memory is already in place
+        (a restore, or the last step of a live migration); arm the rewind."""
+        assert meta.asyncify is not None  # checked with the metadata
+        by_index = self._check_globals(meta, where)
         for g in meta.globals:
             if g.mutable:
                 by_index[g.index].value = decode_global(g)

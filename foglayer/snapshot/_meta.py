@@ -129,6 +129,9 @@ class SnapshotMeta(_Strict):
     created: float = 0.0
     host: HostInfo = HostInfo()
     foglayer: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    # Set when the pages came in a pre-copy stream (the table is then empty): sha256 of the
+    # page map the stream delivered, which the target checks against its own.
+    stream_digest: _Digest | None = None
     format: Literal[2] = FORMAT_VERSION
 
 
@@ -165,6 +168,8 @@ def check_meta(meta: SnapshotMeta, data_len: int, where: str) -> None:
         return SnapshotError(f"{where}: bad metadata: {what}")
 
     mem = meta.memory
+    if meta.stream_digest is not None and mem.table:
+        raise bad("memory.table: pages in a snapshot whose pages come in a stream")
     last = -1
     for k, e in enumerate(mem.table):
         at = f"memory.table[{k}]"

@@ -40,13 +40,41 @@ KIND = "service"
 
 def snapshot_instance(inst: Instance, *, level: int | None = _format.DEFAULT_LEVEL) -> bytes:
     """A snapshot (bytes) of a reactor instance between two calls."""
+    meta = service_meta(inst)
+    view = inst.memory_view() if inst.has_memory else None
+    buf = io.BytesIO()
+    _format.write_snapshot(buf, meta, view, level=level)
+    return buf.getvalue()
+
+
+def check_globals(inst: Instance, meta: SnapshotMeta) -> None:
+    """The snapshot's globals are the module's exported ones, of the same types."""
+    exported = inst.globals()
+    for g in meta.globals:
+        ext = exported.get(g.name)  # type: ignore[arg-type]
+        if ext is None:
+            raise SnapshotError(f"the module has no exported global {g.name!r}")
+        if (ext.type, ext.mutable) != (g.type, g.mutable):
+            raise SnapshotError(f"global {g.name!r} does not match the module's "
+                                f"({ext.type}, mutable {ext.mutable})")
+
+
+def set_globals(inst: Instance, meta: SnapshotMeta) -> None:
+    exported = inst.globals()
+    for g in meta.globals:
+        if g.mutable:
+            exported[g.name].value = decode_global(g)  # type: ignore[index]
+
+
+def service_meta(inst: Instance) -> SnapshotMeta:
+    """A reactor instance's state between two calls, but for its memory's pages."""
     from foglayer import __version__
 
     globals_ = [GlobalMeta(type=g.type, mutable=g.mutable, name=name,
                            value=encode_global(g.value, g.type))
                 for name, g in inst.globals().items()]
     state = inst.wasi.state
-    meta = SnapshotMeta(
+    return SnapshotMeta(
         kind=KIND,
         module=ModuleMeta(digest=inst.module.digest, original_digest=inst.module.digest,
                           path=str(inst.module.path)),
@@ -57,10 +85,6 @@ def snapshot_instance(inst: Instance, *, level: int | None = _format.DEFAULT_LEV
         created=time.time(),
         foglayer=__version__,
     )
-    view = inst.memory_view() if inst.has_memory else None
-    buf = io.BytesIO()
-    _format.write_snapshot(buf, meta, view, level=level)
-    return buf.getvalue()
 
 
 def restore_instance(
@@ -100,18 +124,9 @@ def restore_instance(
         wasi.close()
         raise
     try:
-        exported = inst.globals()
-        for g in meta.globals:
-            ext = exported.get(g.name)  # type: ignore[arg-type]
-            if ext is None:
-                raise SnapshotError(f"the module has no exported global {g.name!r}")
-            if (ext.type, ext.mutable) != (g.type, g.mutable):
-                raise SnapshotError(f"global {g.name!r} does not match the module's "
-                                    f"({ext.type}, mutable {ext.mutable})")
+        check_globals(inst, meta)
         load_memory(inst, snap)
-        for g in meta.globals:
-            if g.mutable:
-                exported[g.name].value = decode_global(g)  # type: ignore[index]
+        set_globals(inst, meta)
     except BaseException:
         wasi.close()
         inst.close()

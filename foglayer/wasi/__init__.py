@@ -5,7 +5,8 @@ Public API:
 - :class:`Wasi` – the host side of one instance: ``Wasi.create(...)``, ``Wasi.restore(state)``,
   one method per WASI function (raw ints in, errno out), ``close()``.
 - :class:`WasiState`, :class:`Descriptor`, :class:`Preopen` – the serializable state.
-- :class:`SavedWasi`, :func:`save_state`, :func:`check_saved`, :func:`restore_saved` – the
+- :class:`SavedWasi`, :func:`save_state`, :func:`check_saved`, :func:`restore_saved`,
+  :func:`adopt` (into a Wasi an instance is already bound to) – the
   state as a snapshot stores it (descriptors by preopen + relative path) and its sandboxed,
   untrusted way back in (:class:`SavedStateError`).
 - :class:`GuestMemory` – the only thing WASI needs from an engine: a base address and a size.
@@ -26,10 +27,10 @@ __all__ = [
     "Descriptor", "GuestMemory", "HOT", "Interrupt", "Interrupted", "MODULE", "MemoryDirs",
     "Preopen", "ProcExit", "SIGNATURES",
     "SavedFd", "SavedPreopen", "SavedStateError", "SavedWasi", "Wasi", "WasiError", "WasiState",
-    "check_saved", "restore_saved", "save_state",
+    "adopt", "check_saved", "restore_saved", "save_state",
 ]
 
-_SAVED = {"SavedFd", "SavedPreopen", "SavedStateError", "SavedWasi", "check_saved",
+_SAVED = {"SavedFd", "SavedPreopen", "SavedStateError", "SavedWasi", "adopt", "check_saved",
           "restore_saved", "save_state"}
 
 

@@ -263,6 +263,15 @@ def restore_saved(saved: SavedWasi, hosts: Sequence[str], stdio: Sequence[int] =
     return wasi
 
 
+def adopt(wasi: Wasi, new: Wasi) -> None:
+    """Put ``new``'s state into ``wasi``, which an instance is already bound to (a live
+    migration's target prepares its instance before the state arrives). ``wasi``'s own
+    descriptors are closed; its memory and interrupt stay."""
+    wasi.close()
+    wasi.state, wasi.fds = new.state, new.state.fds
+    wasi.stdio, wasi.memory = new.stdio, new.memory
+
+
 def _reopen_memory(s: SavedFd, p: Preopen, memory: dict[str, dict[str, bytes]],
                    rights_for) -> Descriptor:
     files = memory[p.guest]
