@@ -73,3 +73,34 @@ def test_command_pinned_to_aarch64_runs_there_from_aarch64_code(cluster, tmp_pat
     elf = blob[blob.index(b"\x7fELF"):]
     assert int.from_bytes(elf[18:20], "little") == EM_AARCH64
     client.stop("compute")
+
+
+def test_service_moves_x86_64_to_aarch64_and_back_with_its_state(cluster, tmp_path):
+    """A live move across CPU architectures, twice: the counter never loses a step."""
+    c, client = cluster
+    programs = Path(__file__).resolve().parents[1] / "programs"
+    path = tmp_path / "svc.yaml"
+    path.write_text(f"name: hopper\nmodule: {programs / 'cluster_service.c'}\nkind: service\n"
+                    "limits: {memory: 16MiB}\nconstraints: {arch: x86_64}\n")
+    (p,) = client.wait("hopper", client.deploy(load_manifest(path))["generation"], 1, 60)
+    assert p["node"] == "cloud"
+    assert client.invoke("hopper", "add", b"20") == b"20"
+    path.write_text(path.read_text().replace("constraints: {arch: x86_64}\n", ""))
+    # (No redeploy: a move is checked against the filters of the spec it runs with.)
+    with pytest.raises(Exception, match="arch"):
+        client.migrate("hopper", "arm")
+    client.stop("hopper")
+    wait_until(lambda: client.app_placements("hopper", 1) == [None], 30, "hopper gone")
+    (p,) = client.wait("hopper", client.deploy(load_manifest(path))["generation"], 1, 60)
+    first = p["node"]
+    other = "arm" if first == "cloud" else "cloud"
+    assert client.invoke("hopper", "add", b"1") == b"1"
+    there = client.migrate("hopper", other, timeout=300)
+    assert there.target == other
+    assert client.invoke("hopper", "add", b"2") == b"3"
+    back = client.migrate("hopper", first, timeout=300)
+    assert back.target == first
+    assert client.invoke("hopper", "add", b"3") == b"6"
+    archs = {n: client.nodes()[n]["caps"]["arch"] for n in (first, other)}
+    assert set(archs.values()) == {"x86_64", "aarch64"}
+    client.stop("hopper")

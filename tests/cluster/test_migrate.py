@@ -4,6 +4,7 @@ the move are held and served after it, none lost and none answered twice."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -33,10 +34,13 @@ def cluster(tmp_path_factory):
         c.stop()
 
 
-def deploy(client, tmp_path: Path, name: str, extra: str = "") -> dict:
+def deploy(client, tmp_path: Path, name: str, prefer_edge: bool = False) -> dict:
+    """A service on edge: pinned there (a label filter), or only preferring it."""
+    where = ("preferences: {site: edge}" if prefer_edge
+             else "constraints: {labels: {tier: edge}}")
     path = tmp_path / f"{name}.yaml"
     path.write_text(f"name: {name}\nmodule: {PROGRAMS / 'cluster_service.c'}\nkind: service\n"
-                    f"limits: {{memory: 16MiB}}\nconstraints: {{labels: {{tier: edge}}}}\n{extra}")
+                    f"limits: {{memory: 16MiB}}\n{where}\n")
     m = load_manifest(path)
     (p,) = client.wait(name, client.deploy(m)["generation"], 1, 60)
     assert p["node"] == "edge"
@@ -54,6 +58,7 @@ def test_service_moves_live_with_its_state_and_keeps_answering(cluster, tmp_path
     dst = "cloud" if src != "cloud" else "edge"
     assert client.invoke("mover", "add", b"5") == b"5"
     assert client.invoke("mover", "add", b"7") == b"12"
+    assert client.invoke("mover", "hello", b"before") == b"ok"
 
     results: list[bytes] = []
     errors: list[Exception] = []
@@ -85,6 +90,14 @@ def test_service_moves_live_with_its_state_and_keeps_answering(cluster, tmp_path
     # Every call was served exactly once, in order: the totals run 13, 14, ... without a gap.
     assert [int(r) for r in results] == list(range(13, 13 + len(results)))
     assert client.invoke("mover", "add", b"0") == str(12 + len(results)).encode()
+    # Logs continue: one stream, from the source and then the target, nothing doubled.
+    assert client.invoke("mover", "hello", b"after") == b"ok"
+    chunks: list[dict] = []
+    want = (b"hello from the service: before\n", b"hello from the service: after\n")
+    wait_until(lambda: (chunks.clear(), client.logs("mover", chunks.append))
+               and b"".join(x["data"] for x in chunks).count(b"hello") == 2, 10, "the logs")
+    assert b"".join(x["data"] for x in chunks) == b"".join(want)
+    assert [x["node"] for x in chunks] == [src, dst]
     client.stop("mover")
 
 
@@ -103,3 +116,84 @@ def test_move_to_a_node_that_fails_a_filter_is_refused_with_the_reason(cluster, 
     assert client.app_placements("pinned", 1)[0]["node"] == "edge"
     assert client.invoke("pinned", "add", b"2") == b"2"
     client.stop("pinned")
+
+
+def test_a_target_killed_during_the_move_leaves_the_app_on_the_source(cluster, tmp_path):
+    c, client = cluster
+    deploy(client, tmp_path, "stays", prefer_edge=True)
+    client.invoke("stays", "add", b"40")
+
+    def kill_target(p) -> None:  # -9 as soon as the state starts flowing
+        if p.phase == "copying the state" and c.procs["node-iot"].poll() is None:
+            c.kill("node-iot")
+
+    try:
+        with pytest.raises(MoveError, match="node iot did not"):
+            client.migrate("stays", "iot", kill_target)
+    finally:
+        c.start_node("iot")
+    p = client.app_placements("stays", 1)[0]
+    assert p["node"] == "edge" and p["state"] == "running"
+    assert client.invoke("stays", "add", b"2") == b"42"  # the source kept its state, serving
+    assert any(e["kind"] == "move-failed" and "node iot did not" in e["message"]
+               for e in client.events(50))
+    client.stop("stays")
+    wait_until(lambda: client.nodes()["iot"]["state"] == "ready", 60, "iot back")
+
+
+def test_target_refuses_a_state_that_does_not_match_its_hash(cluster, tmp_path):
+    """A forged stream, sent straight to a node as the controller would: refused, not used."""
+    import secrets
+
+    from foglayer.cluster._move import H_MOVE, MoveReply, MoveRequest
+    from foglayer.cluster._protocol import H_CHUNK, decode, encode
+    from foglayer.cluster._spec import decode_spec
+
+    c, client = cluster
+    p = deploy(client, tmp_path, "victim")
+    spec = decode_spec(client.app("victim")["spec"])
+    mid = secrets.token_hex(8)
+
+    async def forge(nc) -> list[MoveReply]:
+        async def ask(subject, data, headers=None):
+            msg = await nc.request(subject, data, headers=headers, timeout=30)
+            return decode(msg.data, MoveReply)
+
+        # The node fetches the module for the instance it was told about: prepare on edge.
+        prep = await ask("fog.cmd.edge.migrate", encode(MoveRequest(
+            "prepare", mid, p["instance"], "victim", 0, p["generation"], spec)))
+        data = await ask("fog.cmd.edge.mdata", b"\0" * 1000, {H_MOVE: mid, H_CHUNK: "0/1"})
+        commit = await ask("fog.cmd.edge.migrate", encode(MoveRequest(
+            "commit", mid, size=1000, sha256="0" * 64)))
+        return [prep, data, commit]
+
+    prep, data, commit = client.run(forge(client.client.nc))
+    assert prep.ok and data.ok, (prep, data)
+    assert not commit.ok and "does not match its SHA-256" in commit.error
+    assert client.invoke("victim", "add", b"3") == b"3"  # the real one serves on
+    client.stop("victim")
+
+
+def test_volume_entries_outside_the_volume_are_refused(tmp_path):
+    import io
+    import tarfile
+
+    from foglayer.cluster._move import pack_dir, unpack_dir
+
+    for name, kind in (("../escape", tarfile.REGTYPE), ("/abs", tarfile.REGTYPE),
+                       ("link", tarfile.SYMTYPE)):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, "/etc/passwd"
+            tar.addfile(info, io.BytesIO(b""))
+        with pytest.raises(MoveError):
+            unpack_dir(buf.getvalue(), tmp_path / "vol")
+    assert not (tmp_path / "escape").exists()
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "f").write_bytes(b"data")
+    os.symlink("/etc/passwd", src / "outside")  # a symlink in a volume is left behind
+    unpack_dir(pack_dir(src), tmp_path / "dst")
+    assert (tmp_path / "dst" / "d" / "f").read_bytes() == b"data"
+    assert not (tmp_path / "dst" / "outside").exists()
