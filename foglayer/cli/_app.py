@@ -380,8 +380,15 @@ def ui(server, creds, tls_ca, host, port, token) -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where app directories live.")
 @click.option("--probe-site", "probe_sites", multiple=True, metavar="SITE",
               help="Measure the round trip to SITE (its echo) for the scheduler. Repeatable.")
+@click.option("--tee", type=click.Choice(["sim", "tpm", "tsm"]),
+              help="Evidence backend for attestation (sim proves nothing and says so).")
+@click.option("--tpm-tcti", metavar="TCTI",
+              help="tpm: TPM2TOOLS_TCTI (default: $TPM2TOOLS_TCTI, /dev/tpmrm0, else a private "
+                   "swtpm).")
+@click.option("--tsm-root", metavar="DIR",
+              help="tsm: the configfs-tsm report dir, or 'standin' (no TEE hardware: a stand-in).")
 def node(server, creds, tls_ca, name, labels, max_memory, fuel_rate, latency, cpus, no_simd,
-         heartbeat, data_dir, probe_sites) -> None:
+         heartbeat, data_dir, probe_sites, tee, tpm_tcti, tsm_root) -> None:
     """Run a node agent: register, send heartbeats, run what the controller places here."""
     from pathlib import Path
 
@@ -389,11 +396,26 @@ def node(server, creds, tls_ca, name, labels, max_memory, fuel_rate, latency, cp
     from foglayer.cluster import NodeConfig, check_name, run_node
 
     lat = parse_pairs(latency, "--latency", float, "SITE=MILLISECONDS")
-    run_node(NodeConfig(name=name, creds=_creds(server, creds, tls_ca), labels=parse_pairs(labels, "--label"),
+    c = _creds(server, creds, tls_ca)
+    run_node(NodeConfig(name=name, creds=c, labels=parse_pairs(labels, "--label"),
                         max_memory=max_memory, fuel_rate=fuel_rate, heartbeat=heartbeat,
                         data_dir=Path(data_dir) if data_dir else None, latency=lat,
                         simd=not no_simd, cpus=cpus,
-                        probe_sites=[check_name(s, "site") for s in probe_sites]))
+                        probe_sites=[check_name(s, "site") for s in probe_sites],
+                        tee=tee, tpm_tcti=tpm_tcti, tsm_root=tsm_root,
+                        controller_key=_controller_key(c)))
+
+
+def _controller_key(c) -> bytes | None:
+    import base64
+    import binascii
+
+    if not c.controller_key:
+        return None
+    try:
+        return base64.b64decode(c.controller_key, validate=True)
+    except binascii.Error:
+        _fail("credentials: controller_key is not base64")
 
 
 @cli.command()
@@ -403,12 +425,88 @@ def node(server, creds, tls_ca, name, labels, max_memory, fuel_rate, latency, cp
               metavar="SECONDS", help="A node silent this long is lost.")
 @click.option("--lease-ttl", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
               metavar="SECONDS", help="A leader silent this long is replaced.")
-def controller(server, creds, tls_ca, name, node_timeout, lease_ttl) -> None:
+@click.option("--trust-dir", type=click.Path(file_okay=False),
+              help="The controller's signing and master keys (default: <user data dir>/"
+                   "controller-trust); every controller of a cluster needs the same.")
+def controller(server, creds, tls_ca, name, node_timeout, lease_ttl, trust_dir) -> None:
     """Run a controller (several may run: a KV lease elects the leader)."""
+    from pathlib import Path
+
     from foglayer.cluster import ControllerConfig, run_controller
 
     run_controller(ControllerConfig(creds=_creds(server, creds, tls_ca), name=name,
-                                    node_timeout=node_timeout, lease_ttl=lease_ttl))
+                                    node_timeout=node_timeout, lease_ttl=lease_ttl,
+                                    trust_dir=Path(trust_dir) if trust_dir else None))
+
+
+@cli.command()
+@_conn_options
+@click.argument("target", metavar="NODE|APP")
+def attest(server, creds, tls_ca, target) -> None:
+    """Print the latest attestation result of NODE (or of the nodes running APP), and why."""
+    import base64
+
+    from foglayer.cli._render import attest_table
+
+    c = _creds(server, creds, tls_ca)
+    key = base64.b64decode(c.controller_key) if c.controller_key else None
+    from foglayer.cluster import SyncClient
+
+    with SyncClient(c, "fog-cli") as client:
+        rows = client.attestations(target, key)
+    _print(attest_table(rows))
+
+
+@cli.group()
+def policy() -> None:
+    """The attestation policy (backends, reference values, max age, whether sim is accepted)."""
+
+
+@policy.command("show")
+@_conn_options
+def policy_show(server, creds, tls_ca) -> None:
+    """Print the policy in force (YAML)."""
+    with _connect(server, creds, tls_ca) as c:
+        text = c.policy()
+    click.echo(text.rstrip("\n"))
+
+
+@policy.command("set")
+@_conn_options
+@click.argument("file", type=click.Path(dir_okay=False))
+def policy_set(server, creds, tls_ca, file) -> None:
+    """Replace the policy with FILE (checked first)."""
+    from foglayer.trust import load_policy
+
+    pol = load_policy(file)
+    with _connect(server, creds, tls_ca) as c:
+        c.set_policy(pol.to_yaml(), file)
+    click.echo(f"policy set from {file} ({pol.id[:19]}); sim "
+               f"{'ACCEPTED (proves nothing)' if pol.accepts_sim() else 'refused'}")
+
+
+@cli.group()
+def secret() -> None:
+    """Secrets, sealed to the controller and released only to attested nodes."""
+
+
+@secret.command("put")
+@_conn_options
+@click.argument("name")
+@click.option("--from-file", "from_file", type=click.Path(dir_okay=False, exists=True),
+              help="The secret's bytes from this file.")
+@click.option("--value", help="The secret as text.")
+def secret_put(server, creds, tls_ca, name, from_file, value) -> None:
+    """Store secret NAME (--from-file F or --value V), sealed; apps name it in `secrets:`."""
+    from pathlib import Path
+
+    if (from_file is None) == (value is None):
+        _fail("secret put: give exactly one of --from-file FILE and --value VALUE")
+    data = Path(from_file).read_bytes() if from_file else value.encode()
+    with _connect(server, creds, tls_ca) as c:
+        c.put_secret(name, data)
+    click.echo(f"secret {name}: stored sealed ({len(data)} bytes); released only after an "
+               "affirming attestation")
 
 
 @cli.command()

@@ -295,3 +295,26 @@ def move_summary(s) -> str:
     return (f"{s.app}: moved from {s.source} to {s.target} ({s.mode}) in {s.total_s:.2f} s; "
             f"downtime {1000 * s.downtime_s:.0f} ms; {s.rounds} round{'s' * (s.rounds != 1)}; "
             f"{format_size(s.bytes_sent)} sent for {format_size(s.memory)} of memory")
+
+
+def attest_table(rows: list) -> Table:
+    """``fog attest``: one row per node: status, backend, age, the AR4SI vector and why."""
+    from rich.table import Table
+    from rich.text import Text
+
+    style = {"affirming": "green", "warning": "yellow", "contraindicated": "red"}
+    t = Table(title="attestation results (EAR, signed by the controller)", title_justify="left")
+    for col in ("node", "status", "backend", "attested", "vector", "why"):
+        t.add_column(col, no_wrap=col not in ("why", "vector"))
+    now = time.time()
+    for node, r in rows:
+        if r is None:
+            t.add_row(node, Text("none", style="dim"), "-", "-", "-", "not attested yet")
+            continue
+        status = r.status + ("" if r.fresh(now) else " (expired)")
+        if r.proves_nothing:
+            status += " (sim: PROVES NOTHING)"
+        vector = " ".join(f"{k}={v}" for k, v in r.vector.items())
+        t.add_row(node, Text(status, style=style.get(r.status, "")), r.backend,
+                  f"{now - r.issued_at:.0f} s ago", vector, "; ".join(r.reasons) or "all checks passed")
+    return t

@@ -24,6 +24,7 @@ from nats.aio.client import Client
 from foglayer.cluster._protocol import (
     ALL_LOGS,
     APPS,
+    ATTEST,
     DECISIONS,
     EVENTS,
     EVENTS_STREAM,
@@ -67,6 +68,9 @@ class Creds:
     ca: str | None = None
     cert: str | None = None
     key: str | None = None
+    # The controller's public key (base64 DER): nodes check attestation results and secret
+    # releases against it, so a node knows it reached the right controller.
+    controller_key: str | None = None
 
     def to_json(self) -> str:
         d = {k: v for k, v in self.__dict__.items() if v is not None}
@@ -209,7 +213,7 @@ async def ensure_state(js, replicas: int = 1) -> dict:
 
     kvs = {}
     for bucket, history, ttl in ((APPS, 5, None), (PLACEMENTS, 1, None), (NODES, 1, None),
-                                 (DECISIONS, 1, None), (LEADER, 1, None), (TRUST, 1, None),
+                                 (DECISIONS, 1, None), (LEADER, 1, None), (TRUST, 1, None), (ATTEST, 1, None),
                                  (INSTANCES, 1, INSTANCES_TTL)):
         try:
             kvs[bucket] = await js.key_value(bucket)
@@ -247,7 +251,8 @@ async def open_state(js) -> dict:
 
     try:
         return {b: await js.key_value(b)
-                for b in (APPS, PLACEMENTS, NODES, DECISIONS, LEADER, TRUST, INSTANCES)}
+                for b in (APPS, PLACEMENTS, NODES, DECISIONS, LEADER, TRUST, INSTANCES,
+                          ATTEST)}
     except (BucketNotFoundError, NotFoundError):
         raise BusError("the cluster state does not exist yet: start a controller "
                        "(`fog controller` or `fog up`)") from None

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from foglayer.cluster._spec import AppSpec
+from foglayer.cluster._spec import SECRETS_DIR, AppSpec
 from foglayer.errors import FogError
 from foglayer.runtime import (
     Control,
@@ -70,9 +70,11 @@ class LocalInstance:
 
     def __init__(self, module: LoadedModule, spec: AppSpec, dirs: list[Preopen], *,
                  duty: float, on_output: Callable[[str, bytes], None],
-                 snapshot: bytes | None = None) -> None:
+                 snapshot: bytes | None = None,
+                 secrets: dict[str, bytes] | None = None) -> None:
         """A fresh instance, or with ``snapshot`` (a service's, from another node) its state
-        restored: preopens by guest name onto ``dirs``, running from the next call on."""
+        restored: preopens by guest name onto ``dirs``, running from the next call on.
+        ``secrets``: released secrets (env vars, or in-memory files in /run/secrets)."""
         self.spec = spec
         self.kind = spec.kind
         self._readers: list[threading.Thread] = []
@@ -99,8 +101,15 @@ class LocalInstance:
                     stdio=(null, out_w, err_w), settings=module.settings, control=self.control)
                 self._serve()
                 return
-            wasi = Wasi.create([spec.module, *spec.args], {**spec.env, **spec.secrets}, dirs,
-                               (null, out_w, err_w))
+            # Released secrets: env vars, or read-only files in /run/secrets held in memory
+            # by our WASI (never on this node's disk).
+            secrets = secrets or {}
+            as_env = {r.name for r in spec.secrets if r.env}
+            env = {**spec.env, **{n: v.decode(errors="replace") for n, v in secrets.items()
+                                  if n in as_env}}
+            files = {n: v for n, v in secrets.items() if n not in as_env}
+            wasi = Wasi.create([spec.module, *spec.args], env, dirs, (null, out_w, err_w),
+                               memory_dirs={SECRETS_DIR: files} if files else None)
             self.inst = Instance(module, wasi, limits, control=self.control)
         except BaseException:
             self._close_fds()

@@ -6,7 +6,8 @@ module: kvstore.wasm           # a local path (relative to the manifest); a .c f
 kind: service                  # command (runs _start to completion) | service (a reactor)
 args: [--verbose]
 env: {LEVEL: debug}
-secrets: {TOKEN: s3cr3t}       # env only for nodes the operator trusts (`fog node trust`)
+secrets: [db_password, {name: API_TOKEN, env: true}]   # `fog secret put`; released only
+                               # after an affirming attestation: /run/secrets/NAME (or env)
 dirs: ["/data", "/cache:ro"]   # per-instance directories on the node (or {guest, readonly})
 limits: {memory: 16MiB, fuel: 1000000000, timeout: 30, max_fds: 256}
 replicas: 1
@@ -36,11 +37,13 @@ from foglayer.cluster._protocol import NAME_RE
 from foglayer.cluster._spec import (
     MAX_FDS,
     MAX_REPLICAS,
+    SECRET_NAME,
     AppSpec,
     Constraints,
     DirSpec,
     Limits,
     Preferences,
+    SecretRef,
 )
 from foglayer.errors import FogError
 from foglayer.runtime import WASM_BASELINE as BASELINE  # noqa: F401 - the cluster's name
@@ -70,7 +73,11 @@ SCHEMA = {
         "kind": {"enum": ["command", "service"]},
         "args": {"type": "array", "items": {"type": ["string", "number"]}},
         "env": _ENV,
-        "secrets": _ENV,
+        "secrets": {"type": "array", "maxItems": 64, "items": {"oneOf": [
+            {"type": "string", "pattern": SECRET_NAME},
+            {"type": "object", "additionalProperties": False, "required": ["name"],
+             "properties": {"name": {"type": "string", "pattern": SECRET_NAME},
+                            "env": {"type": "boolean"}}}]}},
         "dirs": {"type": "array", "items": {"oneOf": [
             {"type": "string", "pattern": r"^/[^:]*(:ro)?$"},
             {"type": "object", "additionalProperties": False, "required": ["guest"],
@@ -289,7 +296,7 @@ def parse(text: str, where: str = "manifest", base: Path | None = None) -> Manif
         initial_memory=initial,
         args=[str(a) for a in doc.get("args", [])],
         env={k: _scalar(v) for k, v in doc.get("env", {}).items()},
-        secrets={k: _scalar(v) for k, v in doc.get("secrets", {}).items()},
+        secrets=_secrets(doc.get("secrets", []), where),
         dirs=dirs,
         limits=Limits(memory=memory, fuel=limits.get("fuel"), timeout=limits.get("timeout"),
                       **({"max_fds": limits["max_fds"]} if "max_fds" in limits else {})),
@@ -307,6 +314,16 @@ def parse(text: str, where: str = "manifest", base: Path | None = None) -> Manif
         preferences=Preferences(**doc.get("preferences", {})),
     )
     return Manifest(spec, wasm, module_path)
+
+
+def _secrets(items: list, where: str) -> list[SecretRef]:
+    refs = [SecretRef(i) if isinstance(i, str) else SecretRef(i["name"], i.get("env", False))
+            for i in items]
+    names = [r.name for r in refs]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise ManifestError(f"{where}: secrets: {dup!r} is named twice")
+    return refs
 
 
 def _scalar(v) -> str:

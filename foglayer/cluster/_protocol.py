@@ -38,6 +38,10 @@ MODULES = "fog-modules"
 # Every server with JetStream serves it in this domain, and every client asks for it: a client
 # at a leaf site then reaches the hub's JetStream through the leaf link ($JS.fog.API).
 JS_DOMAIN = "fog"
+# Attestation (foglayer.trust): keys ``policy``, ``reg.<node>`` (attestation key, first join),
+# ``result.<node>`` (the latest EAR, a JWT), ``secret.<name>`` (sealed under the controller's
+# master key). Nodes have no JetStream access: only controllers and the operator read it.
+ATTEST = "fog-attest"
 LOGS_STREAM, EVENTS_STREAM = "FOG_LOGS", "FOG_EVENTS"
 EVENTS = "fog.events"
 
@@ -165,6 +169,8 @@ class Caps(msgspec.Struct, frozen=True):
     fuel_rate: Annotated[float, msgspec.Meta(gt=0, le=1e15)] | None = None
     duty: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
     max_fds: _Count = 0  # descriptors the node gives its instances (0: not said)
+    # The TEE backend's attestation public key (base64 DER), registered at first join.
+    tee_key: Annotated[str, msgspec.Meta(max_length=4096)] = ""
 
     def to_dict(self) -> dict:
         return msgspec.to_builtins(self)
@@ -225,6 +231,16 @@ class StartRequest(msgspec.Struct, frozen=True):
     replica: int
     spec: AppSpec
     generation: int = 0
+    release: str = ""  # the app's secrets, encrypted to the attested session's ephemeral key
+    session: str = ""  # that attestation session
+
+
+class AttestRequest(msgspec.Struct, frozen=True):
+    """A challenge (``foglayer.trust.Challenge`` bytes, as text) for the module to measure;
+    the node answers with ``foglayer.trust.Attestation`` bytes (errors in ``Fog-Error``)."""
+
+    challenge: str
+    module: str
 
 
 class StopRequest(msgspec.Struct, frozen=True):

@@ -29,7 +29,9 @@ class NodeView:
     ready: bool = True
     used_memory: int = 0
     apps: set[str] = field(default_factory=set)  # apps with an instance placed here
-    trusted: bool = False  # the operator's word (``fog node trust``), never the node's claim
+    # May receive secrets and TEE apps: an affirming attestation (never the node's own claim)
+    trusted: bool = False
+    attestation: str = ""  # the latest attestation result, in a few words (for ``fog explain``)
 
     def __post_init__(self) -> None:
         c = self.caps
@@ -88,16 +90,18 @@ def f_features(a: App, n: NodeView) -> str | None:
 def f_tee(a: App, n: NodeView) -> str | None:
     if not a.tee or (a.tee == "any" and n.tee) or a.tee in n.tee:
         return None
-    return f"requires TEE {a.tee}, node claims {', '.join(n.tee) or 'none'}"
+    why = f" ({n.attestation})" if n.attestation else ""
+    return f"requires TEE {a.tee}, node has {', '.join(n.tee) or 'none'} attested{why}"
 
 
 def f_trust(a: App, n: NodeView) -> str | None:
     # A node's claims (a TEE, its name) cost nothing to forge: secrets and TEE apps go only to
-    # nodes the operator has marked trusted, until attestation can prove the claims.
+    # nodes that an affirming attestation proved (``trusted`` in the controller's views).
     if not a.trust or n.trusted:
         return None
     what = "a TEE" if a.tee else "secrets"
-    return f"the app needs {what}: node is not trusted (`fog node trust {n.name}`)"
+    why = f" ({n.attestation})" if n.attestation else ""
+    return f"the app needs {what}: node is not trusted: no affirming attestation{why}"
 
 
 def f_labels(a: App, n: NodeView) -> str | None:

@@ -147,6 +147,7 @@ class EmbeddedServer:
             self.auth.ensure(user)
         self.proc: subprocess.Popen | None = None
         self._log_offset = 0
+        self.controller_key: str | None = None  # written into every credentials file
 
     @property
     def url(self) -> str:
@@ -160,7 +161,8 @@ class EmbeddedServer:
         return self.root / "creds" / f"{user}.creds"
 
     def creds(self, user: str) -> Creds:
-        return Creds(server=self.url, user=user, password=self.auth.users[user], ca=self.tls_ca)
+        return Creds(server=self.url, user=user, password=self.auth.users[user], ca=self.tls_ca,
+                     controller_key=self.controller_key)
 
     def add_node(self, node: str) -> Path:
         """Give node ``node`` a user of its own (reloads a running server)."""

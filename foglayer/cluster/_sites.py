@@ -123,6 +123,8 @@ class SiteCluster:
     same topology (JetStream's cluster remembers its peers by name and address).
     """
 
+    controller_key: str | None = None  # written into every credentials file (foglayer.trust)
+
     def __init__(self, root: str | os.PathLike, sites: list[SiteSpec], *, nodes: tuple[str, ...] = (),
                  host: str = "127.0.0.1") -> None:
         if not sites or not sites[0].hub:
@@ -270,7 +272,8 @@ class SiteCluster:
     def creds(self, user: str, site: str | None = None) -> Creds:
         """``user``'s credentials at ``site`` (default: the hub)."""
         s = self.sites[site or self.hub.name]
-        return Creds(server=s.url, user=user, password=self.auth.users[user])
+        return Creds(server=s.url, user=user, password=self.auth.users[user],
+                     controller_key=self.controller_key)
 
     @property
     def url(self) -> str:

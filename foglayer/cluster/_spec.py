@@ -57,6 +57,19 @@ class DirSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return quote(self.guest.strip("/"), safe="")
 
 
+SECRET_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
+SECRETS_DIR = "/run/secrets"
+
+
+class SecretRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A secret the app needs (stored with ``fog secret put``, released after attestation):
+    a read-only file ``/run/secrets/<name>`` held in memory, or with ``env`` an environment
+    variable."""
+
+    name: Annotated[str, msgspec.Meta(pattern=SECRET_NAME)]
+    env: bool = False
+
+
 class AppSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: _Name
     module: _Str = "app.wasm"
@@ -66,8 +79,9 @@ class AppSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     initial_memory: int = 0
     args: list[str] = []
     env: dict[str, str] = {}
-    # Environment values that only a node the operator trusts may receive (``fog node trust``).
-    secrets: dict[str, str] = {}
+    # Secrets by name: released by the controller only after an affirming attestation of the
+    # node that runs this module (the values are never in the spec).
+    secrets: Annotated[list[SecretRef], msgspec.Meta(max_length=64)] = []
     dirs: list[DirSpec] = []
     limits: Limits = Limits()
     replicas: Annotated[int, msgspec.Meta(ge=0, le=MAX_REPLICAS)] = 1
@@ -87,7 +101,13 @@ class AppSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @property
     def needs_trust(self) -> bool:
-        """Whether only an operator-trusted node may run it (secrets, or a TEE requirement)."""
+        """Whether only a trusted node may run it (secrets, or a TEE requirement): trusted by the
+        operator (``fog node trust``) or by an affirming attestation."""
+        return bool(self.secrets or self.constraints.tee)
+
+    @property
+    def needs_attestation(self) -> bool:
+        """Whether each start waits for an affirming attestation of the node."""
         return bool(self.secrets or self.constraints.tee)
 
     def to_dict(self) -> dict:

@@ -89,6 +89,10 @@ class SyncClient:
     events = _sync("events")
     trust = _sync("trust")
     migrate = _sync("migrate")
+    policy = _sync("policy")
+    set_policy = _sync("set_policy")
+    put_secret = _sync("put_secret")
+    attestations = _sync("attestations")
 
     def logs(self, app: str, sink: Callable[[dict], None], follow: bool = False) -> int:
         """Send each output chunk of ``app`` to ``sink`` (called on the client's thread); with

@@ -122,9 +122,9 @@ class Continuum:
     def __init__(self, root: str | os.PathLike, nodes: list[NodeSpec], *, port: int | None = None,
                  controllers: int = 1, node_timeout: float = 5.0, lease_ttl: float = 5.0,
                  heartbeat: float = 1.0, env: dict[str, str] | None = None,
-                 sites: list[SiteSpec] | None = None) -> None:
+                 sites: list[SiteSpec] | None = None, tee: str | None = None) -> None:
         """``sites``: a hub cluster and leaf sites (:mod:`._sites`) instead of one server;
-        each node connects to its own site's server."""
+        each node connects to its own site's server. ``tee``: the nodes' evidence backend."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)  # node volumes, logs and credentials live below
@@ -138,6 +138,17 @@ class Continuum:
         self.server: EmbeddedServer | SiteCluster = (
             SiteCluster(self.root / "nats", sites, nodes=tuple(self.nodes)) if sites
             else EmbeddedServer(self.root / "nats", port, nodes=tuple(self.nodes)))
+        # The controllers' identity (foglayer.trust): its public key goes into every
+        # credentials file, so nodes can check that results and secrets come from it.
+        from foglayer.trust import ControllerIdentity
+
+        self.trust_dir = self.root / "trust"
+        self.trust_dir.mkdir(mode=0o700, exist_ok=True)
+        identity = ControllerIdentity.load_or_create(self.trust_dir)
+        import base64
+
+        self.server.controller_key = base64.b64encode(identity.public_der).decode()
+        self.tee = tee
         self.procs: dict[str, subprocess.Popen] = {}
         (self.root / "logs").mkdir(mode=0o700, exist_ok=True)
 
@@ -162,7 +173,8 @@ class Continuum:
     def start_controller(self, i: int = 0) -> subprocess.Popen:
         return self._spawn(f"controller-{i}", _fog(
             "controller", "--creds", str(self.creds("controller")), "--name", f"controller-{i}",
-            "--node-timeout", str(self.node_timeout), "--lease-ttl", str(self.lease_ttl)))
+            "--node-timeout", str(self.node_timeout), "--lease-ttl", str(self.lease_ttl),
+            "--trust-dir", str(self.trust_dir)))
 
     def start_node(self, name: str) -> subprocess.Popen:
         spec = self.nodes[name]
@@ -174,7 +186,7 @@ class Continuum:
         argv = _fog(
             "node", "--name", name, "--creds", str(creds),
             "--heartbeat", str(self.heartbeat), "--data-dir", str(self.root / "nodes" / name),
-            *node_args(spec, probe))
+            *(["--tee", self.tee] if self.tee else []), *node_args(spec, probe))
         if PROFILES[spec.profile].get("arch") == "aarch64":
             argv = self._in_arm_root(argv[1:])
         return self._spawn(f"node-{name}", argv)
@@ -215,12 +227,15 @@ class Continuum:
         import asyncio
 
         from foglayer.cluster._bus import connect, ensure_state
+        from foglayer.cluster._protocol import ATTEST
 
         async def go() -> None:
             nc = await connect(creds=self.server.creds("admin"), reconnect=False)
             try:
                 replicas = self.sites[0].servers if self.sites else 1
-                await ensure_state(nc.jetstream(domain=JS_DOMAIN), replicas=replicas)
+                kv = await ensure_state(nc.jetstream(domain=JS_DOMAIN), replicas=replicas)
+                if self.tee == "sim":
+                    await _dev_policy(kv[ATTEST])
             finally:
                 await nc.drain()
 
@@ -266,6 +281,23 @@ class Continuum:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+async def _dev_policy(kv) -> None:
+    """The development policy (accepts sim) unless a policy is already set."""
+    from foglayer.trust import DEV_POLICY
+
+    try:
+        if (await kv.get("policy")).value:
+            return
+    except Exception:  # noqa: BLE001 - no policy yet
+        pass
+    await kv.put("policy", DEV_POLICY.to_yaml().encode())
+
+
+DEV_POLICY_NOTE = ("fog up: nodes attest with the SIMULATED TEE (sim), and the development "
+                   "policy accepts it: attestation here proves nothing (`fog policy set FILE` "
+                   "for a strict one)")
 
 
 # -- fog up -------------------------------------------------------------------------------------
@@ -316,7 +348,7 @@ def up(nodes: str | None = None, *, root: str | os.PathLike | None = None, port:
     text = nodes or saved.get("nodes") or DEFAULT_NODES
     atomic_write(_state_file(root), json.dumps(
         {"sites": sites} if sites else {"port": port, "nodes": text}).encode())
-    c = Continuum(root, specs, port=port, sites=site_specs)
+    c = Continuum(root, specs, port=port, sites=site_specs, tee="sim")
     resumed = bool(saved)
     echo(f"fog up: {'resuming' if resumed else 'starting'} a continuum in {root}")
     c.start()
@@ -332,6 +364,7 @@ def up(nodes: str | None = None, *, root: str | os.PathLike | None = None, port:
              f"a controller, nodes {', '.join(f'{s.name} ({s.profile})' for s in specs)}")
     echo(f"fog up: credentials in {c.server.root / 'creds'}; other shells use them by default "
          f"(`fog nodes`, `fog deploy APP.yaml`)")
+    echo(DEV_POLICY_NOTE)
     stop_extra = None
     try:
         stop_extra = on_start(c) if on_start is not None else None

@@ -16,7 +16,7 @@ Public API:
   ``release``), :class:`ControllerIdentity`, :class:`Attester` / :class:`AttesterSession`
   (node), :class:`Challenge`, :class:`Attestation`.
 - Results: :class:`AttestationResult` (EAR), :func:`verify_result`, :func:`controller_key`.
-- Sealing: :class:`SecretVault`, :func:`encrypt_module`, :func:`decrypt_module`,
+- Sealing: :class:`SecretVault`, :func:`seal_secret`, :func:`encrypt_module`, :func:`decrypt_module`,
   :func:`pair_key`, :class:`StreamSealer`, :class:`StreamOpener`, :func:`seal`,
   :func:`unseal`.
 - Nodes: :func:`open_backend` (``fog node --tee``).
@@ -43,6 +43,7 @@ from foglayer.trust._seal import (
     pair_key,
     seal,
     seal_bytes,
+    seal_secret,
     unseal,
     unseal_bytes,
 )
@@ -58,6 +59,6 @@ __all__ = [
     "PolicyError", "Registration", "SealError", "SecretVault", "SimBackend", "StandinProvider",
     "StreamOpener", "StreamSealer", "Swtpm", "TpmBackend", "TrustError", "TsmBackend", "binding",
     "controller_key", "decrypt_module", "encrypt_module", "encrypted_module_digest",
-    "expected_pcr", "load_policy", "open_backend", "new_key", "pair_key", "parse_policy", "seal", "seal_bytes",
+    "expected_pcr", "load_policy", "open_backend", "new_key", "pair_key", "parse_policy", "seal", "seal_bytes", "seal_secret",
     "start_swtpm", "unseal", "unseal_bytes", "verify_result",
 ]

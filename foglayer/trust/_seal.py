@@ -1,7 +1,7 @@
 """Sealed artefacts: secrets at rest, encrypted modules, authenticated snapshots and streams.
 
-- :class:`SecretVault` encrypts secrets at rest under the controller's master key (only the
-  controller holds it); the cluster keeps the sealed bytes in KV.
+- :class:`SecretVault` / :func:`seal_secret`: secrets at rest, sealed to a key only the
+  controller holds (X25519 + HKDF + ChaCha20-Poly1305); the cluster keeps them in KV.
 - :func:`encrypt_module` / :func:`decrypt_module`: ``fog deploy --encrypt``; the module key is
   released like any secret, and the node decrypts in memory only.
 - :func:`pair_key` derives a key bound to an attested (source, target) node pair and their
@@ -17,32 +17,58 @@ import struct
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from foglayer._dirs import atomic_write
 from foglayer.trust._errors import SealError
-from foglayer.trust._keys import box_open, box_seal, hkdf, sha256
+from foglayer.trust._keys import box_open, box_seal, hkdf, sha256, x25519_raw
 
-_SECRET_MAGIC = b"FOGSEC1\0"
+_SECRET_MAGIC = b"FOGSEC2\0"
 _MODULE_MAGIC = b"FOGMOD1\0"
 _FILE_MAGIC = b"FOGSEAL1"
 MAX_SEALED_FILE = 4 << 30
 
 
 class SecretVault:
-    """Secrets at rest: sealed under a key derived from the controller's master key."""
+    """Secrets at rest, sealed to the controller's vault key (X25519, derived from its master
+    key): anyone with the public half (the operator's ``fog secret put``) can seal, only the
+    controller can open."""
 
     def __init__(self, master_key: bytes) -> None:
-        self._key = hkdf(master_key, b"", b"foglayer-vault-v1")
+        self._key = X25519PrivateKey.from_private_bytes(
+            hkdf(master_key, b"", b"foglayer-vault-x25519-v1"))
+        self.public_key = x25519_raw(self._key.public_key())
 
     def seal(self, name: str, value: bytes) -> bytes:
-        return _SECRET_MAGIC + box_seal(self._key, value, _SECRET_MAGIC + name.encode())
+        return seal_secret(self.public_key, name, value)
 
     def unseal(self, name: str, blob: bytes) -> bytes:
-        if not blob.startswith(_SECRET_MAGIC):
+        if not blob.startswith(_SECRET_MAGIC) or len(blob) < len(_SECRET_MAGIC) + 32:
             raise SealError(f"secret {name}: not a sealed secret")
-        return box_open(self._key, blob[len(_SECRET_MAGIC):], _SECRET_MAGIC + name.encode(),
-                        f"secret {name}")
+        epk = blob[len(_SECRET_MAGIC):len(_SECRET_MAGIC) + 32]
+        try:
+            shared = self._key.exchange(X25519PublicKey.from_public_bytes(epk))
+        except ValueError:
+            raise SealError(f"secret {name}: bad ephemeral key") from None
+        return box_open(_vault_key(shared, epk, name), blob[len(_SECRET_MAGIC) + 32:],
+                        _SECRET_MAGIC + name.encode(), f"secret {name}")
+
+
+def _vault_key(shared: bytes, epk: bytes, name: str) -> bytes:
+    return hkdf(shared, epk, b"foglayer-vault-v1\0" + name.encode())
+
+
+def seal_secret(vault_public_key: bytes, name: str, value: bytes) -> bytes:
+    """Seal ``value`` for the controller's vault (its public key): only it can open it."""
+    try:
+        peer = X25519PublicKey.from_public_bytes(vault_public_key)
+    except ValueError:
+        raise SealError("vault public key: not an X25519 key") from None
+    eph = X25519PrivateKey.generate()
+    epk = x25519_raw(eph.public_key())
+    key = _vault_key(eph.exchange(peer), epk, name)
+    return _SECRET_MAGIC + epk + box_seal(key, value, _SECRET_MAGIC + name.encode())
 
 
 def new_key() -> bytes:

@@ -153,8 +153,14 @@ def test_distinct_guest_paths_get_distinct_volumes_on_the_node(base):
 
 
 def test_secrets_and_the_descriptor_limit(base):
-    s = parse("name: a\nmodule: app.wasm\nsecrets: {TOKEN: x}\nlimits: {max_fds: 64}\n", base).spec
-    assert s.secrets == {"TOKEN": "x"} and s.needs_trust and s.limits.max_fds == 64
+    s = parse("name: a\nmodule: app.wasm\nsecrets: [TOKEN, {name: db, env: true}]\n"
+              "limits: {max_fds: 64}\n", base).spec
+    assert [(r.name, r.env) for r in s.secrets] == [("TOKEN", False), ("db", True)]
+    assert s.needs_trust and s.limits.max_fds == 64
+    for bad, why in (("{TOKEN: x}", "expected array"), ("[TOKEN, TOKEN]", "named twice"),
+                     ("['../x']", "secrets")):
+        with pytest.raises(ManifestError, match=why):
+            parse(f"name: a\nmodule: app.wasm\nsecrets: {bad}\n", base)
     for bad, why in (("0", "must be greater than or equal to 8"), ("100000", "must be at most")):
         with pytest.raises(ManifestError, match=f"limits.max_fds: {why}"):
             parse(f"name: a\nmodule: app.wasm\nlimits: {{max_fds: {bad}}}\n", base)

@@ -43,7 +43,7 @@ CASES = {
     "memory": (NodeView("n", caps(max_memory=64 * MiB), used_memory=60 * MiB), spec()),
     "features": (NodeView("n", caps(features=list(BASELINE))), spec(features=["simd"])),
     "tee": (NodeView("n", caps(), trusted=True), spec(tee="sev-snp")),
-    "trust": (NodeView("n", caps()), spec(secrets={"TOKEN": "x"})),
+    "trust": (NodeView("n", caps()), spec(secrets=[{"name": "TOKEN"}])),
     "labels": (NodeView("n", caps(labels={"tier": "iot"})), spec(labels={"tier": "edge"})),
     "arch": (NodeView("n", caps(arch="aarch64")), spec(arch="x86_64")),
 }
@@ -77,7 +77,7 @@ def test_reasons_are_specific():
     d = schedule(spec(labels={"tier": "cloud"}), [NodeView("e", caps())])
     assert d.rows[0]["reason"] == "label tier=cloud required, node has tier=edge"
     d = schedule(spec(tee="tdx"), [NodeView("e", caps())])
-    assert d.rows[0]["reason"] == "requires TEE tdx, node claims none"
+    assert d.rows[0]["reason"] == "requires TEE tdx, node has none attested"
     assert "no node fits" in d.summary()
 
 
@@ -89,7 +89,7 @@ def test_tee_any_accepts_any_backend():
 
 def test_a_node_claiming_a_tee_gets_tee_and_secret_apps_only_when_trusted():
     liar = NodeView("liar", caps(tee=["sev-snp"], max_memory=1 << 40))
-    for app in (spec(tee="sev-snp"), spec(secrets={"TOKEN": "x"})):
+    for app in (spec(tee="sev-snp"), spec(secrets=[{"name": "TOKEN"}])):
         d = schedule(app, [liar])
         assert d.winner is None and d.rows[0]["filter"] == "trust"
         assert "not trusted" in d.rows[0]["reason"]

@@ -6,8 +6,8 @@ import dataclasses
 import hashlib
 
 import pytest
-from trust_support import MODULE, handshake, make_broker
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from trust_support import MODULE, handshake, make_broker
 
 from foglayer.trust import (
     DEV_POLICY,

@@ -82,3 +82,13 @@ def test_sealed_snapshot_file_unseals_only_where_the_key_is(tmp_path):
         unseal(tmp_path / "app.sealed", new_key())
     with pytest.raises(SealError, match="not a sealed file"):
         unseal(snap, key)
+
+
+def test_anyone_with_the_vault_public_key_can_seal_only_the_controller_opens():
+    from foglayer.trust import seal_secret
+
+    vault = SecretVault(os.urandom(32))
+    blob = seal_secret(vault.public_key, "db", b"hunter2")
+    assert vault.unseal("db", blob) == b"hunter2"
+    with pytest.raises(SealError):
+        SecretVault(os.urandom(32)).unseal("db", blob)

@@ -34,6 +34,7 @@ from foglayer.cluster._protocol import (
     node_out,
     status_subject,
 )
+from foglayer.cluster.agent._attest import NodeAttester
 from foglayer.cluster.agent._caps import NodeConfig, capabilities, fd_budget
 from foglayer.cluster.agent._invoke import Invoker
 from foglayer.cluster.agent._move import Mover
@@ -41,7 +42,7 @@ from foglayer.cluster.agent._sites import SiteProbe
 from foglayer.cluster.agent._slots import Slot, Slots, private_dir
 
 
-class Agent(Slots, Invoker, Mover, SiteProbe):
+class Agent(Slots, Invoker, Mover, SiteProbe, NodeAttester):
     """A node agent; :meth:`run` until ``stop`` is set."""
 
     def __init__(self, cfg: NodeConfig) -> None:
@@ -72,6 +73,7 @@ class Agent(Slots, Invoker, Mover, SiteProbe):
         private_dir(self.data_dir, self.data_dir)
         speed = await self.loop.run_in_executor(None, calibrate)
         self.caps = capabilities(self.cfg, speed, fd_budget(self.cfg))
+        await self._open_tee()
         self.duty = self.caps.duty
         self.nc = await connect(self.cfg.server, self.cfg.creds, name=f"fog-node-{self.name}",
                                 inbox_prefix=node_inbox(self.name), errors=self.errors)
@@ -103,6 +105,7 @@ class Agent(Slots, Invoker, Mover, SiteProbe):
     async def _shutdown(self) -> None:
         for slot in list(self.slots.values()):
             self._discard(slot)
+        self._close_tee()
         try:
             await self.nc.drain()
         except Exception:  # noqa: BLE001 - the connection may be gone already
@@ -150,6 +153,8 @@ class Agent(Slots, Invoker, Mover, SiteProbe):
                 await self._move(msg)
             elif verb == "mdata":
                 await self._move_data(msg)
+            elif verb == "attest":
+                await self._attest(msg)
             elif verb == "ping":
                 await self._reply(msg, Reply(True, boot=self.boot))
             else:

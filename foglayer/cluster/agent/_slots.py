@@ -58,6 +58,8 @@ class Slot:
     calls: int = 0
     hold: asyncio.Event | None = None  # set while a move holds its calls (see ._move)
     moved: bool = False  # another node serves it now
+    # Released secrets, in memory only, until the instance is created (then in its WASI).
+    secrets: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def report(self) -> InstanceReport:
         return InstanceReport(self.app, self.replica, self.state, self.generation,
@@ -103,6 +105,11 @@ class Slots:
             return Reply(False, f"node out of descriptors: {fds} needed (limits.max_fds "
                          f"{spec.limits.max_fds}), {self.caps.max_fds - fd_used} free")
         slot = Slot(iid, req.app, req.replica, req.generation, spec)
+        if spec.needs_attestation:
+            try:
+                slot.secrets = self._open_release(req)
+            except Exception as e:  # noqa: BLE001 - refused, with the reason
+                return Reply(False, one_line(e))
         self.slots[iid] = slot
         asyncio.create_task(self._launch(slot))
         return Reply(True)
@@ -221,7 +228,9 @@ class Slots:
             if self.slots.get(slot.instance) is not slot:
                 return  # stopped while it was being fetched
             local = LocalInstance(module, spec, self._dirs(slot), duty=self.duty,
-                                  on_output=lambda stream, data: self._output(slot, stream, data))
+                                  on_output=lambda stream, data: self._output(slot, stream, data),
+                                  secrets=slot.secrets)
+            slot.secrets = {}
             slot.local = local
             if spec.kind == "service":
                 await self.loop.run_in_executor(local.pool if local._pool else None,

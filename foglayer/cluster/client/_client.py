@@ -31,6 +31,7 @@ from foglayer.cluster.client._moves import Moves
 from foglayer.cluster.client._nodes import Nodes
 from foglayer.cluster.client._services import Services
 from foglayer.cluster.client._streams import Streams
+from foglayer.cluster.client._trust import Trust
 from foglayer.errors import FogError
 
 
@@ -70,7 +71,7 @@ def resolve(server: str | None = None, creds: str | os.PathLike | Creds | None =
     return c
 
 
-class Client(Apps, Services, Streams, Nodes, Moves):
+class Client(Apps, Services, Streams, Nodes, Moves, Trust):
     """One connection to the cluster, as ``admin``."""
 
     def __init__(self, nc, kv: dict) -> None:

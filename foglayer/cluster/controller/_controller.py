@@ -21,6 +21,7 @@ import asyncio
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from nats.js.errors import KeyNotFoundError
 
@@ -41,6 +42,7 @@ from foglayer.cluster._protocol import (
     encode,
 )
 from foglayer.cluster._spec import AppRecord
+from foglayer.cluster.controller._attest import Attesting
 from foglayer.cluster.controller._events import Events
 from foglayer.cluster.controller._modules import Modules
 from foglayer.cluster.controller._move import MOVE_SUBJECT, Mover
@@ -60,9 +62,10 @@ class ControllerConfig:
     start_grace: float = 3.0  # how long a started instance may be missing from heartbeats
     module_grace: float = 60.0  # how long an unused module stays in the Object Store
     log: bool = True
+    trust_dir: Path | None = None  # the controller's signing and master keys (foglayer.trust)
 
 
-class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Events):
+class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Attesting, Events):
     def __init__(self, cfg: ControllerConfig) -> None:
         self.cfg = cfg
         self.id = cfg.name or f"controller-{secrets.token_hex(3)}"
@@ -77,6 +80,7 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Events):
         self._init_registry()
         self._init_modules()
         self._init_moves()
+        self._init_attest()
 
     # -- state ----------------------------------------------------------------------------
 
@@ -105,7 +109,8 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Events):
             await self.nc.subscribe(ALL_MODULE, cb=self._on_module)
             await self.nc.subscribe(MOVE_SUBJECT, cb=self._on_move)
             watches = [asyncio.create_task(self._watch_apps()),
-                       asyncio.create_task(self._watch_trust())]
+                       asyncio.create_task(self._watch_trust()),
+                       asyncio.create_task(self._watch_policy())]
             self.log(f"started (lease ttl {self.cfg.lease_ttl:g} s, node timeout "
                      f"{self.cfg.node_timeout:g} s)")
             while not stop.is_set():
@@ -146,6 +151,7 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Events):
         self._load_nodes(await kv_snapshot(self.kv[NODES]))
         self.placements = _records(await kv_snapshot(self.kv[PLACEMENTS]), self.log, "placement")
         self.decisions = _records(await kv_snapshot(self.kv[DECISIONS]), self.log, "decision")
+        await self._load_attest()
         now = time.monotonic()
         for name in self.nodes:  # a node we have not heard yet gets a whole timeout
             self.seen.setdefault(name, now)

@@ -36,9 +36,15 @@ class Placement:
                 a = self.apps.get(p["app"])
                 used[p["node"]] = used.get(p["node"], 0) + (a.spec.memory if a else 0)
                 apps.setdefault(p["node"], set()).add(p["app"])
-        return [NodeView(n, self._caps_with_rtt(n, rec.caps), rec.state == "ready",
-                         used.get(n, 0), apps.get(n, set()), trusted=n in self.trusted)
-                for n, rec in self.nodes.items()]
+        views = []
+        for n, rec in self.nodes.items():
+            # A node's TEE counts only through an affirming, fresh attestation, never its claim;
+            # and only such a result lets secrets in (the operator's word cannot release them).
+            tee, note = self.attested(n)
+            views.append(NodeView(n, {**self._caps_with_rtt(n, rec.caps), "tee": tee},
+                                  rec.state == "ready", used.get(n, 0), apps.get(n, set()),
+                                  trusted=bool(tee), attestation=note))
+        return views
 
     def _caps_with_rtt(self, node: str, caps) -> dict:
         """The node's capabilities, with the round trips it measured in place of any declared
@@ -91,13 +97,34 @@ class Placement:
         if rec is None or not p.get("node"):
             return
         key = f"{p['app']}.{p['replica']}"
-        if rec.spec.needs_trust and p["node"] not in self.trusted:
-            asyncio.create_task(self._refused(key, p, f"node {p['node']} is not trusted: the "
-                                              "app needs secrets or a TEE"))
+        if rec.spec.needs_trust and not self.attested(p["node"])[0]:
+            asyncio.create_task(self._refused(key, p, f"node {p['node']} has no affirming "
+                                              "attestation: the app needs secrets or a TEE"))
             return
         self._sent[p["instance"]] = time.monotonic()
         req = StartRequest(p["instance"], p["app"], p["replica"], rec.spec, p["generation"])
-        asyncio.create_task(self._start(key, p, req))
+        if rec.spec.needs_attestation:
+            asyncio.create_task(self._start_attested(key, p, req))
+        else:
+            asyncio.create_task(self._start(key, p, req))
+
+    async def _start_attested(self, key: str, p: dict, req) -> None:
+        """Attest the node for this module first; secrets go only with an affirming result."""
+        from foglayer.trust import TrustError
+
+        names = [s.name for s in req.spec.secrets]
+        try:
+            release, session = await self.release_for(p["node"], req.spec.digest, names)
+        except TrustError as e:
+            await self._refused(key, p, str(e))
+            return
+        except Exception as e:  # noqa: BLE001 - no answer: the heartbeat check re-sends
+            self.log(f"{key}: attestation of {p['node']} failed: {type(e).__name__}: {e}")
+            return
+        import msgspec
+
+        await self._start(key, p, msgspec.structs.replace(req, release=release,
+                                                          session=session))
 
     async def _start(self, key: str, p: dict, req) -> None:
         reply = await self._request(p["node"], "start", req)

@@ -113,6 +113,8 @@ class NodeRegistry:
                              f"{c.cpus} cpus, {c.max_memory >> 20} MiB for apps, labels {labels}"
                              f"{', claims TEE ' + ','.join(c.tee) if c.tee else ''})", node=node)
             self._dirty.set()
+        if hb.caps.tee and hb.caps.tee_key:
+            await self._on_tee(node, hb.caps.tee[0], hb.caps.tee_key)
         for iid, rep in hb.instances.items():
             await self._report(node, iid, rep)
         now = time.monotonic()

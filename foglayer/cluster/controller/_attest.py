@@ -1,0 +1,210 @@
+"""Attestation: the controller is the verifier and relying party (foglayer.trust).
+
+- At a node's first join (its heartbeat names a TEE backend and a key) the key is registered
+  (``reg.<node>`` in ``fog-attest``; a different key later is refused) and the node attested.
+- Every start of an app that needs it (``tee:`` or ``secrets:``) waits for a fresh attestation
+  that measures that app's module; the app's secrets go out in the start request, encrypted to
+  the attested instance's ephemeral key, only after an affirming result.
+- A result older than the policy's ``max_age`` is renewed.
+- Results are EARs signed by the controller, kept in ``result.<node>``; the scheduler sees a
+  node's TEE only through an affirming, fresh result (``fog explain`` shows why not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+from pathlib import Path
+
+from foglayer.cluster._bus import kv_snapshot
+from foglayer.cluster._protocol import ATTEST, H_ERROR, AttestRequest, cmd_subject, encode
+from foglayer.trust import (
+    Attestation,
+    AttestationResult,
+    Broker,
+    ControllerIdentity,
+    EvidenceError,
+    Policy,
+    PolicyError,
+    Registration,
+    TrustError,
+    parse_policy,
+    verify_result,
+)
+
+#: The "module" a node measures when it is attested for itself (at join, on renewal).
+PLATFORM = hashlib.sha256(b"foglayer: node platform attestation").hexdigest()
+ATTEST_TIMEOUT = 15.0
+
+
+def trust_dir_default() -> Path:
+    from foglayer._dirs import data_dir
+
+    return data_dir("controller-trust")
+
+
+class Attesting:
+    def _init_attest(self) -> None:
+        identity = ControllerIdentity.load_or_create(self.cfg.trust_dir or trust_dir_default())
+        self.broker = Broker(identity, Policy())
+        self.results: dict[str, AttestationResult] = {}
+        self._attesting: dict[str, asyncio.Task] = {}
+        self._warned_keys: set[str] = set()
+
+    # -- state in fog-attest ------------------------------------------------------------------
+
+    async def _load_attest(self) -> None:
+        raw = await kv_snapshot(self.kv[ATTEST])
+        if raw.get("vault") != self.broker.vault.public_key:   # for `fog secret put`
+            await self._put_raw("vault", self.broker.vault.public_key)
+        self._apply_policy(raw.get("policy"))
+        for key, value in raw.items():
+            kind, _, name = key.partition(".")
+            try:
+                if kind == "reg":
+                    self.broker.registry[name] = Registration.from_bytes(value)
+                elif kind == "result":
+                    self.results[name] = verify_result(value.decode(),
+                                                       self.broker.identity.public_key)
+            except (TrustError, UnicodeDecodeError) as e:
+                self.log(f"skipped the stored {kind} of {name!r}: {e}")
+
+    def _apply_policy(self, text: bytes | None) -> None:
+        old = self.broker.policy.id
+        if not text:
+            self.broker.policy = Policy()
+        else:
+            try:
+                self.broker.policy = parse_policy(text.decode(), "policy in fog-attest")
+            except (PolicyError, UnicodeDecodeError) as e:
+                self.broker.policy = Policy()   # a bad policy never loosens anything
+                self.log(f"{e}: using the strict default policy")
+        if self.broker.policy.id != old:
+            # Results appraised under another policy no longer count: nodes attest again.
+            self.results = {n: r for n, r in self.results.items()
+                            if r.policy_id == self.broker.policy.id}
+
+    async def _watch_policy(self) -> None:
+        while True:
+            try:
+                watcher = await self.kv[ATTEST].watch("policy")
+                async for entry in watcher:
+                    if entry is None:
+                        continue
+                    gone = entry.operation in ("DEL", "PURGE")
+                    self._apply_policy(None if gone else entry.value)
+                    self._dirty.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - re-watch after a reconnect
+                self.log(f"policy watch restarted: {e}")
+                await asyncio.sleep(0.5)
+
+    async def _put_raw(self, key: str, data: bytes) -> None:
+        if self.lease.leader:  # a deposed leader writes nothing
+            await self.kv[ATTEST].put(key, data)
+
+    # -- registration and attestation ---------------------------------------------------------
+
+    async def _on_tee(self, node: str, backend: str, key_b64: str) -> None:
+        """A heartbeat that names a TEE: register its key at first join, attest when due."""
+        if node in self._attesting:
+            return
+        reg = self.broker.registry.get(node)
+        try:
+            identity = base64.b64decode(key_b64, validate=True)
+        except ValueError:
+            return await self._drop(node, "heartbeat", "tee_key is not base64")
+        if reg is None:
+            try:
+                self.broker.register(node, backend, identity)
+            except TrustError as e:
+                return await self.event("attest", str(e), node=node)
+            await self._put_raw(f"reg.{node}", self.broker.registry[node].to_bytes())
+            await self.event("attest", f"node {node} registered its {backend} attestation key "
+                             "(first join)", node=node)
+        elif reg != Registration(backend, identity):
+            if node not in self._warned_keys:
+                self._warned_keys.add(node)
+                await self.event("attest", f"node {node} shows another {backend} key than the "
+                                 "one it registered: refused", node=node)
+            return
+        result = self.results.get(node)
+        if result is None or not result.fresh():
+            self._attesting[node] = asyncio.create_task(self._attest_task(node))
+
+    async def _attest_task(self, node: str) -> None:
+        try:
+            await self.attest(node, PLATFORM)
+        except Exception as e:  # noqa: BLE001 - recorded as an event; retried on expiry
+            self.log(f"attestation of {node} failed: {type(e).__name__}: {e}")
+        finally:
+            self._attesting.pop(node, None)
+
+    async def attest(self, node: str, module: str, secrets: tuple[str, ...] = ()
+                     ) -> tuple[AttestationResult, str]:
+        """Challenge ``node`` to measure ``module``; the signed result and its session."""
+        t0 = time.perf_counter()
+        ch = self.broker.challenge(node, module, secrets)
+        body = AttestRequest(ch.to_bytes().decode(), module)
+        try:
+            msg = await self.nc.request(cmd_subject(node, "attest"), encode(body),
+                                        timeout=ATTEST_TIMEOUT)
+            if msg.headers and H_ERROR in msg.headers:
+                raise TrustError(f"node {node} could not attest: {msg.headers[H_ERROR]}")
+            result = self.broker.attest(Attestation.from_bytes(msg.data))
+        except EvidenceError as e:
+            self.broker.close_session(ch.session)
+            raise TrustError(f"node {node} sent malformed evidence: {e}") from None
+        except Exception:
+            self.broker.close_session(ch.session)
+            raise
+        self.results[node] = result
+        await self._put_raw(f"result.{node}", result.token.encode())
+        what = "its platform" if module == PLATFORM else f"module {module[:12]}"
+        await self.event("attest", f"node {node} attested ({result.backend}, {what}): "
+                         f"{result.why()} [{1000 * (time.perf_counter() - t0):.0f} ms]",
+                         node=node, status=result.status)
+        self._dirty.set()
+        return result, ch.session
+
+    async def _renew_attestations(self) -> None:
+        """Attest again each node whose result passed ``max_age``."""
+        for node, rec in self.nodes.items():
+            c = rec.caps
+            if rec.state == "ready" and c.tee and c.tee_key and node not in self._attesting:
+                r = self.results.get(node)
+                if r is not None and not r.fresh():
+                    self._attesting[node] = asyncio.create_task(self._attest_task(node))
+
+    def attested(self, node: str) -> tuple[list[str], str]:
+        """The TEE backends the scheduler may count on for ``node``, and a note on why."""
+        r = self.results.get(node)
+        if r is None:
+            return [], "not attested"
+        if not r.fresh():
+            return [], f"attestation older than max_age ({r.backend})"
+        note = f"{r.backend} {r.why()}"
+        return ([r.backend], note) if r.affirming else ([], note)
+
+    async def release_for(self, node: str, module: str, names: list[str]
+                          ) -> tuple[str, str]:
+        """Attest ``node`` for ``module``; if affirming, the release token and the session."""
+        result, session = await self.attest(node, module, tuple(names))
+        if not result.affirming:
+            raise TrustError(f"attestation of {node}: {result.why()}")
+        if not names:
+            return "", session
+        sealed = {}
+        for n in names:
+            try:
+                entry = await self.kv[ATTEST].get(f"secret.{n}")
+            except Exception:  # noqa: BLE001 - KeyNotFound and friends
+                entry = None
+            if entry is None or not entry.value:
+                self.broker.close_session(session)
+                raise TrustError(f"secret {n!r} does not exist (`fog secret put {n} ...`)")
+            sealed[n] = entry.value
+        return self.broker.release_sealed(session, sealed), session
