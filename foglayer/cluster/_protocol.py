@@ -269,6 +269,20 @@ class NodeRecord(msgspec.Struct):
     joined: float = 0.0
 
 
+class PlacementRecord(msgspec.Struct, frozen=True):
+    """The fields of a stored placement (``fog-placements``) that the controller relies on.
+
+    Placements are kept as dicts in memory (a placement grows fields as it moves); this type
+    checks a stored one before it is used: one that does not fit is skipped, never a crash."""
+
+    app: _Name
+    replica: Annotated[int, msgspec.Meta(ge=0, lt=MAX_REPLICAS)]
+    generation: _Count
+    instance: _Short
+    state: _Short
+    node: _Name | None = None
+
+
 class InstanceRecord(msgspec.Struct, frozen=True):
     """Which node an instance was placed on (``fog-instances``): who may write its logs."""
 

@@ -26,6 +26,7 @@ from foglayer.cluster._protocol import (
     H_INSTANCE,
     MODULES,
     NODES,
+    PLACEMENTS,
     Caps,
     Heartbeat,
     InstanceReport,
@@ -208,12 +209,16 @@ def test_a_bad_heartbeat_is_dropped_and_counted_and_scheduling_goes_on(server, t
     run(go())
 
 
-def test_a_bad_stored_node_record_stops_neither_a_restarted_controller_nor_fog_nodes(server, tmp_path):
+def test_bad_stored_records_stop_neither_a_restarted_controller_nor_fog_nodes(server, tmp_path):
     async def poison():
         client = await Client.open(server.creds("admin"))
         await client.kv[NODES].put("a", encode({"name": "a", "state": "ready", "caps": {
             "name": "a", "arch": "x86_64", "max_memory": "lots"}}))
         await client.kv[NODES].put("liar", b"\xff not json")
+        await client.kv[PLACEMENTS].put("ghost.0", encode({"app": "ghost", "replica": 0}))
+        await client.kv[PLACEMENTS].put("app.0", encode({"app": "other", "replica": 0,
+                                                        "generation": 1, "instance": "i",
+                                                        "state": "running", "node": "b"}))
         await client.close()
 
     async def go():

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 from nats.js.errors import KeyNotFoundError
 
 from foglayer.cluster._bus import Creds, connect, ensure_state, kv_snapshot
@@ -38,6 +39,7 @@ from foglayer.cluster._protocol import (
     NODES,
     PLACEMENTS,
     BadMessage,
+    PlacementRecord,
     decode,
     encode,
 )
@@ -149,7 +151,8 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Attesting,
     async def _take_over(self) -> None:
         t0 = time.monotonic()
         self._load_nodes(await kv_snapshot(self.kv[NODES]))
-        self.placements = _records(await kv_snapshot(self.kv[PLACEMENTS]), self.log, "placement")
+        self.placements = _records(await kv_snapshot(self.kv[PLACEMENTS]), self.log, "placement",
+                                   PlacementRecord)
         self.decisions = _records(await kv_snapshot(self.kv[DECISIONS]), self.log, "decision")
         await self._load_attest()
         now = time.monotonic()
@@ -190,17 +193,19 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Attesting,
                 await asyncio.sleep(0.5)
 
 
-def _records(raw: dict[str, bytes], log, what: str) -> dict[str, dict]:
-    import json
-
+def _records(raw: dict[str, bytes], log, what: str, typ: type | None = None) -> dict[str, dict]:
+    """The stored records of a bucket as dicts; one that is not a JSON object (or does not fit
+    ``typ``, or is stored under another key) is skipped with a log line."""
     out = {}
     for k, v in raw.items():
         try:
-            rec = json.loads(v)
-        except ValueError:
-            rec = None
-        if not isinstance(rec, dict):
-            log(f"skipped the stored {what} {k!r}: not a JSON object")
+            rec = decode(v, dict)
+            if typ is not None:
+                checked = msgspec.convert(rec, typ)
+                if f"{checked.app}.{checked.replica}" != k:
+                    raise BadMessage(f"stored as {k!r}, names {checked.app}.{checked.replica}")
+        except (BadMessage, msgspec.ValidationError) as e:
+            log(f"skipped the stored {what} {k!r}: {str(e).splitlines()[0] if str(e) else e}")
             continue
         out[k] = rec
     return out
