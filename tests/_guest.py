@@ -5,8 +5,7 @@ from __future__ import annotations
 import ctypes
 import struct
 
-from foglayer.wasi import GuestMemory, Wasi
-from foglayer.wasi import _abi as abi
+from foglayer.wasi import GuestMemory, Wasi, abi
 
 
 class Guest:
@@ -25,7 +24,7 @@ class Guest:
     def open(self, dirfd: int, path: str, oflags: int = 0, write: bool = False,
              fdflags: int = 0) -> int:
         p, n = self.put(1024, path.encode())
-        rights = abi.R_FD_READ | abi.R_FD_SEEK | abi.R_FD_TELL | (abi.R_FD_WRITE if write else 0)
+        rights = abi.R.FD_READ | abi.R.FD_SEEK | abi.R.FD_TELL | (abi.R.FD_WRITE if write else 0)
         err = self.wasi.path_open(dirfd, 0, p, n, oflags, rights, 0, fdflags, 0)
         assert err == 0, err
         return struct.unpack_from("<I", self.mem, 0)[0]

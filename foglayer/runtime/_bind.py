@@ -14,14 +14,13 @@ from dataclasses import dataclass
 import wasmtime
 
 from foglayer.runtime import _ffi, _native
-from foglayer.wasi import MODULE, SIGNATURES, Interrupted, ProcExit, Wasi, WasiError
-from foglayer.wasi import _abi as abi
+from foglayer.wasi import MODULE, SIGNATURES, Interrupted, ProcExit, Wasi
 
 _RAW_BYTES = _ffi.RAW_SLOT * 10  # path_open takes 9 arguments
 
 _TEMPLATE = """
-def factory(views, make_views, counts, gate, impl, WasiError, ProcExit, Interrupted,
-            from_oserror, exit_trap, interrupt_trap, internal_error, mem_refresh, index, name):
+def factory(views, make_views, counts, gate, impl, ProcExit, Interrupted, exit_trap,
+            interrupt_trap, internal_error, mem_refresh, index, name):
     def host(env, caller, args, nargs):
         try:
             v32, v64 = views[args]
@@ -33,10 +32,6 @@ def factory(views, make_views, counts, gate, impl, WasiError, ProcExit, Interrup
             return 0
         try:
             {refresh}r = impl({argv})
-        except WasiError as e:
-            r = e.errno
-        except OSError as e:
-            r = from_oserror(e)
         except ProcExit:
             return exit_trap()
         except Interrupted:
@@ -97,7 +92,8 @@ def _synced(impl: Callable[..., int | None], sync: Callable[[], None]) -> Callab
 
 
 def wasi_functions(wasi: Wasi) -> list[HostFunction]:
-    return [HostFunction(MODULE, name, params, "i" if has_result else "", getattr(wasi, name))
+    impls = wasi.host_functions()  # they map every host error to an errno themselves
+    return [HostFunction(MODULE, name, params, "i" if has_result else "", impls[name])
             for name, (params, has_result) in SIGNATURES.items()]
 
 
@@ -137,9 +133,9 @@ class Binding:
             if native is not None and f.name not in _native.NAMES:
                 impl = _synced(impl, native.sync)
             cb = _ffi.HOST_CALLBACK(make(
-                views, _make_views, self.counts, self._gate, impl, WasiError, ProcExit,
-                Interrupted, abi.from_oserror, self._exit_trap, self._interrupt_trap,
-                self._internal_error, lambda: wasi.mem.refresh(), index, self.names[index]))
+                views, _make_views, self.counts, self._gate, impl, ProcExit, Interrupted,
+                self._exit_trap, self._interrupt_trap, self._internal_error,
+                lambda: wasi.mem.refresh(), index, self.names[index]))
             ty = wasmtime.FuncType([types[t] for t in f.params],
                                    [types[f.result]] if f.result else [])
             self._keep += [cb, ty]

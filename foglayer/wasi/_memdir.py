@@ -16,7 +16,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 
-from foglayer.wasi import _abi as abi
+from foglayer.wasi import abi
 from foglayer.wasi._paths import WasiError
 
 MemoryDirs = Mapping[str, Mapping[str, bytes]]
@@ -49,11 +49,11 @@ def lookup(files: Mapping[str, bytes], path: str) -> str | None:
     """The file name ``path`` names in a flat memory directory; None for the directory."""
     parts = [p for p in path.split("/") if p not in ("", ".")]
     if path.startswith("/") or ".." in parts or len(parts) > 1:
-        raise WasiError(abi.ENOENT if ".." not in parts else abi.EPERM)
+        raise WasiError(abi.E.NOENT if ".." not in parts else abi.E.PERM)
     if not parts:
         return None
     if parts[0] not in files:
-        raise WasiError(abi.ENOENT)
+        raise WasiError(abi.E.NOENT)
     return parts[0]
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import stat
 
-from foglayer.wasi import _abi as abi
+from foglayer.wasi import abi
 
 MAX_SYMLINKS = 32
 MAX_PATH = 4096
@@ -71,13 +71,13 @@ def resolve(root_fd: int, root: str, path: str, follow: bool) -> Target:
     directory). Missing components are allowed only at the end (for create).
     """
     if not path:
-        raise WasiError(abi.ENOENT)
+        raise WasiError(abi.E.NOENT)
     if "\0" in path:
-        raise WasiError(abi.EINVAL)
+        raise WasiError(abi.E.INVAL)
     if len(path) > MAX_PATH:
-        raise WasiError(abi.ENAMETOOLONG)
+        raise WasiError(abi.E.NAMETOOLONG)
     if path.startswith("/"):
-        raise WasiError(abi.EPERM)
+        raise WasiError(abi.E.PERM)
     slash = path.endswith("/")
     comps = _split(path)
     fds = [root_fd]
@@ -90,7 +90,7 @@ def resolve(root_fd: int, root: str, path: str, follow: bool) -> Target:
             c = comps.pop(0)
             if c == "..":
                 if len(fds) == 1:
-                    raise WasiError(abi.EPERM)
+                    raise WasiError(abi.E.PERM)
                 os.close(fds.pop())
                 names.pop()
                 continue
@@ -104,21 +104,21 @@ def resolve(root_fd: int, root: str, path: str, follow: bool) -> Target:
                 if last:
                     name = c
                     break
-                raise WasiError(abi.ENOENT) from None
+                raise WasiError(abi.E.NOENT) from None
             if stat.S_ISLNK(st.st_mode):
                 links += 1
                 if links > MAX_SYMLINKS:
-                    raise WasiError(abi.ELOOP)
+                    raise WasiError(abi.E.LOOP)
                 target = os.readlink(c, dir_fd=fds[-1])
                 if target.startswith("/"):
-                    raise WasiError(abi.EPERM)
+                    raise WasiError(abi.E.PERM)
                 comps = _split(target) + comps
                 continue
             if last:
                 name, final = c, st
                 break
             if not stat.S_ISDIR(st.st_mode):
-                raise WasiError(abi.ENOTDIR)
+                raise WasiError(abi.E.NOTDIR)
             fds.append(os.open(c, _DIR_FLAGS, dir_fd=fds[-1]))
             names.append(c)
     except OSError as e:
@@ -137,4 +137,4 @@ def check_new_name(path: str) -> None:
     """A path naming something to create must have a last component that is a name."""
     last = path.rstrip("/").rsplit("/", 1)[-1]
     if last in ("", ".", ".."):
-        raise WasiError(abi.EEXIST if last else abi.ENOENT)
+        raise WasiError(abi.E.EXIST if last else abi.E.NOENT)

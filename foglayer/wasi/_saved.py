@@ -18,12 +18,12 @@ from typing import Annotated
 
 import msgspec
 
-from foglayer.wasi import _abi as abi
-from foglayer.wasi import _memdir
+from foglayer.wasi import _memdir, abi
+from foglayer.wasi._core import rights_for, stdio_descriptor
 from foglayer.wasi._memdir import MemoryDirs
 from foglayer.wasi._paths import MAX_PATH, WasiError, resolve
 from foglayer.wasi._state import Descriptor, Preopen, WasiState
-from foglayer.wasi._wasi import Wasi, _rights_for, _stdio_descriptor
+from foglayer.wasi._wasi import Wasi
 
 SAVED_VERSION = 1
 MAX_FDS = 1 << 16
@@ -180,8 +180,7 @@ def check_saved(saved: SavedWasi) -> None:
 # -- restore ---------------------------------------------------------------------------
 
 
-_WRITE_RIGHTS = (abi.R_FD_WRITE | abi.R["fd_datasync"] | abi.R["fd_allocate"]
-                 | abi.R["fd_filestat_set_size"])
+_WRITE_RIGHTS = abi.RIGHTS_FILE_WRITE
 _FDFLAG_HOST = ((abi.FDFLAG_APPEND, os.O_APPEND), (abi.FDFLAG_DSYNC, os.O_DSYNC),
                 (abi.FDFLAG_SYNC, os.O_SYNC), (abi.FDFLAG_NONBLOCK, os.O_NONBLOCK),
                 (abi.FDFLAG_RSYNC, os.O_RSYNC))
@@ -190,7 +189,7 @@ _FDFLAG_HOST = ((abi.FDFLAG_APPEND, os.O_APPEND), (abi.FDFLAG_DSYNC, os.O_DSYNC)
 def access_for(rights_base: int, fdflags: int) -> tuple[bool, bool]:
     """``(read, write)``: the access a descriptor with these rights and flags is opened for."""
     write = bool(rights_base & _WRITE_RIGHTS) or bool(fdflags & abi.FDFLAG_APPEND)
-    read = bool(rights_base & (abi.R_FD_READ | abi.R_FD_READDIR)) or not write
+    read = bool(rights_base & (abi.R.FD_READ | abi.R.FD_READDIR)) or not write
     return read, write
 
 
@@ -237,14 +236,14 @@ def restore_saved(saved: SavedWasi, hosts: Sequence[str], stdio: Sequence[int] =
                                       f"{p.guest}: {e.strerror}") from None
         for s in saved.fds:
             if s.stdio >= 0:
-                d = _stdio_descriptor(s.stdio, stdio[s.stdio])
+                d = stdio_descriptor(s.stdio, stdio[s.stdio])
                 d.rights_base &= s.rights_base
                 d.rights_inheriting &= s.rights_inheriting
                 d.flags = s.flags
             elif preopens[s.preopen].memory and not s.root:
-                d = _reopen_memory(s, preopens[s.preopen], memory, _rights_for)
+                d = _reopen_memory(s, preopens[s.preopen], memory, rights_for)
             else:
-                d = _reopen(s, preopens[s.preopen], roots[s.preopen], _rights_for)
+                d = _reopen(s, preopens[s.preopen], roots[s.preopen], rights_for)
             state.fds[s.fd] = d
         for k, p in enumerate(preopens):  # a preopen whose fd the guest closed
             if not any(d.preopen == p.guest for d in state.fds.values()):

@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from foglayer.wasi import _abi as abi
+from foglayer.wasi import abi
 
 STATE_VERSION = 1
 

@@ -12,10 +12,10 @@ from foglayer.wasi import (
     SavedStateError,
     SavedWasi,
     Wasi,
+    abi,
     restore_saved,
     save_state,
 )
-from foglayer.wasi import _abi as abi
 
 SECRETS = {"db_password": b"hunter2-in-memory"}
 

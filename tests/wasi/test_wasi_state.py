@@ -7,8 +7,7 @@ import os
 
 from _guest import Guest
 
-from foglayer.wasi import Preopen, Wasi, WasiState
-from foglayer.wasi import _abi as abi
+from foglayer.wasi import Preopen, Wasi, WasiState, abi
 
 
 def test_state_round_trips_through_json_with_open_files(tmp_path):

@@ -23,7 +23,7 @@ from foglayer._dirs import cache_dir
 from foglayer.errors import FogError
 from foglayer.runtime import _ffi
 from foglayer.wasi import Wasi
-from foglayer.wasi import _abi as abi
+from foglayer.wasi import abi
 
 SOURCE = Path(__file__).with_name("hostcalls.c")
 ENV = "FOG_WASI_NATIVE"
@@ -138,10 +138,10 @@ class NativeCalls:
         self.lib = lib
         self.wasi = wasi
         ctx = self.ctx = _Ctx()
-        ctx.r_read, ctx.r_write = abi.R_FD_READ, abi.R_FD_WRITE
-        ctx.r_seek_tell = abi.R_FD_SEEK | abi.R_FD_TELL
-        ctx.r_path_filestat_get = abi.R["path_filestat_get"]
-        ctx.e_fault, ctx.e_noent = abi.EFAULT, abi.ENOENT
+        ctx.r_read, ctx.r_write = abi.R.FD_READ, abi.R.FD_WRITE
+        ctx.r_seek_tell = abi.R.FD_SEEK | abi.R.FD_TELL
+        ctx.r_path_filestat_get = abi.R.PATH_FILESTAT_GET
+        ctx.e_fault, ctx.e_noent = abi.E.FAULT, abi.E.NOENT
         ctx.ft_reg, ctx.ft_dir = abi.FT_REG, abi.FT_DIR
         for fmt, kind in ((0o01, abi.FT_UNKNOWN), (0o02, abi.FT_CHAR), (0o04, abi.FT_DIR),
                           (0o06, abi.FT_BLOCK), (0o10, abi.FT_REG), (0o12, abi.FT_SYMLINK),
