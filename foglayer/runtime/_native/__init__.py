@@ -22,8 +22,7 @@ from pathlib import Path
 from foglayer._dirs import cache_dir
 from foglayer.errors import FogError
 from foglayer.runtime import _ffi
-from foglayer.wasi import Wasi
-from foglayer.wasi import abi
+from foglayer.wasi import Wasi, abi
 
 SOURCE = Path(__file__).with_name("hostcalls.c")
 ENV = "FOG_WASI_NATIVE"
