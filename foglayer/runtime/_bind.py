@@ -130,8 +130,9 @@ class Binding:
             make = _factory(f.params, f.result, f.module != MODULE)
             native = self.native if f.module == MODULE else None
             impl = f.impl
-            if native is not None and f.name not in _native.NAMES:
-                impl = _synced(impl, native.sync)
+            if self.native is not None and (native is None or f.name not in _native.NAMES):
+                # Any host function run in Python (WASI or extra) may change the fd table.
+                impl = _synced(impl, self.native.sync)
             cb = _ffi.HOST_CALLBACK(make(
                 views, _make_views, self.counts, self._gate, impl, ProcExit, Interrupted,
                 self._exit_trap, self._interrupt_trap, self._internal_error,
