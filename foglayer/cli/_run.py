@@ -8,6 +8,7 @@ The issue's budget for a whole ``fog run`` of a small program is 150 ms, of whic
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import NoReturn
 
@@ -104,12 +105,20 @@ def _run(ns: argparse.Namespace) -> NoReturn:
                                      limits=limits, options=options, stats=ns.stats)
         finish_checkpointable(outcome, ns.stats, ns.fmt)
     result = run_module(ns.module, ns.args, env=env, preopens=preopens, stats=ns.stats,
-                        limits=limits)
+                        limits=limits, on_stuck=_exit_interrupted)
     if ns.stats:
         from foglayer.cli._render import show_stats
 
         show_stats(result.stats, result.exit_code, ns.fmt)
     exit_with(result.exit_code)
+
+
+def _exit_interrupted() -> None:
+    """Ctrl-C on a guest that cannot be stopped (computing without epochs): leave now, from
+    the watcher thread, as ``fail`` would (one line, 130)."""
+    sys.stdout.flush()
+    os.write(2, b"fog: error: interrupted\n")
+    os._exit(130)
 
 
 def finish_checkpointable(outcome, stats: bool, fmt: str | None = None) -> NoReturn:

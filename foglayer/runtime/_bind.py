@@ -27,10 +27,10 @@ def factory(views, make_views, counts, gate, impl, ProcExit, Interrupted, exit_t
         except KeyError:
             v32, v64 = views[args] = make_views(args)
         counts[index] += 1
-        g = gate[0]
-        if g is not None and g(index):
-            return 0
         try:
+            g = gate[0]
+            if g is not None and g(index):
+                return 0
             {refresh}r = impl({argv})
         except ProcExit:
             return exit_trap()
@@ -101,7 +101,8 @@ class Binding:
     """The host imports of one instance, defined on its linker; keeps callbacks alive.
 
     ``gate`` (settable) is called with a function's index before every call; when it
-    returns true the call is skipped (a checkpoint unwinds from there and re-runs it later).
+    returns true the call is skipped (a checkpoint unwinds from there and re-runs it later);
+    when it raises ``Interrupted`` the run ends there (a stopped instance).
     The hot WASI calls run in C when the native library is available (``path`` says
     which); while a gate is set they all go through Python.
     """

@@ -22,6 +22,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 TICK = 0.01  # seconds between epoch increments
 REASONS = ("stopped", "timeout", "interrupted")
@@ -66,6 +68,7 @@ class Control:
         self._last = 0.0
         self._pipe: tuple[int, int] | None = None
         self._lock = threading.Lock()
+        self._hooks: list[Callable[[], None]] = []
 
     # -- the caller's side ----------------------------------------------------------------
 
@@ -81,15 +84,26 @@ class Control:
         self._end = None
 
     def stop(self, reason: str = "stopped") -> None:
-        """Make the running call (and every later one) end: ``stopped`` or ``interrupted``."""
-        if self._stopped is None:
-            self._stopped = reason
+        """Make the running call (and every later one) end: ``stopped`` or ``interrupted``.
+
+        Safe from any thread and from a signal handler."""
+        if self._stopped is not None:
+            return
+        self._stopped = reason
         with self._lock:
             if self._pipe is not None:
                 try:
                     os.write(self._pipe[1], b"x")
                 except OSError:
                     pass
+        for hook in self._hooks:
+            hook()
+
+    def on_stop(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` when the instance is stopped (at once if it already is)."""
+        self._hooks.append(hook)
+        if self._stopped is not None:
+            hook()
 
     @property
     def stopped(self) -> bool:
@@ -150,6 +164,56 @@ class Control:
         with self._lock:
             pipe, self._pipe = self._pipe, None
         for fd in pipe or ():
+            os.close(fd)
+
+
+@contextmanager
+def sigint_stops(control: Control, on_stuck: Callable[[], None] | None = None,
+                 grace: float = 0.5) -> Iterator[None]:
+    """While the block runs (in the main thread), Ctrl-C stops ``control``'s instance with
+    reason ``interrupted`` instead of raising ``KeyboardInterrupt`` inside the guest.
+
+    Python runs signal handlers only between bytecodes, and a guest computing in Wasm
+    runs none: so the signal also wakes a watcher thread (``signal.set_wakeup_fd``) that
+    stops the instance at once. A guest that still has not stopped ``grace`` seconds later
+    (computing without epoch interruption, which plain runs leave off for speed) is left
+    to ``on_stuck``: the ``fog`` command exits the process there.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    import select
+    import signal
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    done_r, done_w = os.pipe()
+    old_handler = signal.signal(signal.SIGINT, lambda *_: control.stop("interrupted"))
+    old_fd = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while True:
+            ready, _, _ = select.select([r, done_r], [], [])
+            if done_r in ready:
+                return
+            if signal.SIGINT not in os.read(r, 64):
+                continue
+            control.stop("interrupted")
+            ready, _, _ = select.select([done_r], [], [], grace)
+            if not ready and on_stuck is not None:
+                on_stuck()
+            return
+
+    watcher = threading.Thread(target=watch, name="fog-sigint", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        os.write(done_w, b"x")
+        watcher.join()
+        signal.set_wakeup_fd(old_fd)
+        signal.signal(signal.SIGINT, old_handler)
+        for fd in (r, w, done_r, done_w):
             os.close(fd)
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import wasmtime
 
+from foglayer.runtime import _ffi
 from foglayer.runtime._errors import ModuleError
 from foglayer.runtime._limits import Limits
 
 WASMTIME_VERSION = "50.0.1"  # pinned in pyproject; part of every cache key
-_CACHE_MAGIC = b"FOGAOT01"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +101,10 @@ def _compile(engine: wasmtime.Engine, wasm: bytes, where: str) -> wasmtime.Modul
 
 
 def cache_path(digest: str, settings: EngineSettings) -> Path:
-    from foglayer._dirs import cache_dir
+    """Where the AOT cache keeps the machine code of module ``digest`` under ``settings``."""
+    from foglayer.runtime import _cache
 
-    return cache_dir("aot") / f"{digest}-{settings.key()}.cwasm"
+    return _cache.entry_path(_cache.root(), digest, settings.key())
 
 
 def load_module(
@@ -115,8 +116,11 @@ def load_module(
 ) -> LoadedModule:
     """Load a module, from the AOT cache when an entry for these bytes and settings exists.
 
-    A cache entry carries a hash of its own bytes; a corrupted or stale one is rebuilt.
+    An entry is authenticated (a MAC under a per-user secret, bound to the module's digest
+    and the settings) before its machine code is used; anything else is rebuilt.
     """
+    from foglayer.runtime import _cache
+
     if isinstance(source, bytes | bytearray):
         wasm, where = bytes(source), name or "<bytes>"
     else:
@@ -125,39 +129,20 @@ def load_module(
     engine = engine_for(settings)
     if not use_cache:
         return LoadedModule(_compile(engine, wasm, where), digest, where, settings, False)
-    path = cache_path(digest, settings)
-    module = _load_cached(engine, path)
-    if module is not None:
-        return LoadedModule(module, digest, where, settings, True)
+    key = settings.key()
+    artifact = _cache.load(digest, key)
+    if artifact is not None:
+        try:
+            return LoadedModule(_ffi.deserialize(engine, artifact), digest, where, settings,
+                                True)
+        except wasmtime.WasmtimeError:
+            _cache.drop(digest, key)  # stale: made by another build of the engine
     module = _compile(engine, wasm, where)
-    _store_cached(path, module.serialize())
-    return LoadedModule(module, digest, where, settings, False)
-
-
-def _load_cached(engine: wasmtime.Engine, path: Path) -> wasmtime.Module | None:
     try:
-        blob = path.read_bytes()
-    except OSError:
-        return None
-    head = len(_CACHE_MAGIC) + 32
-    if blob[:len(_CACHE_MAGIC)] != _CACHE_MAGIC or hashlib.sha256(
-            memoryview(blob)[head:]).digest() != blob[len(_CACHE_MAGIC):head]:
-        path.unlink(missing_ok=True)  # corrupted: never trusted, rebuilt by the caller
-        return None
-    try:
-        return wasmtime.Module.deserialize(engine, blob[head:])
-    except wasmtime.WasmtimeError:
-        path.unlink(missing_ok=True)  # stale: made by another engine or settings
-        return None
-
-
-def _store_cached(path: Path, artifact: bytes | bytearray) -> None:
-    from foglayer._dirs import atomic_write
-
-    try:
-        atomic_write(path, _CACHE_MAGIC + hashlib.sha256(artifact).digest() + bytes(artifact))
+        _cache.store(digest, key, module.serialize())
     except OSError:
         pass  # a read-only cache only costs a recompile next time
+    return LoadedModule(module, digest, where, settings, False)
 
 
 VARIANTS = (

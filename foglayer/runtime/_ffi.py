@@ -89,6 +89,17 @@ class RawCall:
         return None
 
 
+def deserialize(engine: wasmtime.Engine, artifact: memoryview) -> wasmtime.Module:
+    """``Module.deserialize`` without its copy of the bytes (``artifact`` must be writable)."""
+    ptr = ctypes.POINTER(ffi.wasmtime_module_t)()
+    error = ffi.wasmtime_module_deserialize(
+        engine.ptr(), (ctypes.c_uint8 * len(artifact)).from_buffer(artifact), len(artifact),
+        ctypes.byref(ptr))
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    return wasmtime.Module._from_ptr(ptr)
+
+
 def memory_base(store: wasmtime.Store, memory: wasmtime.Memory) -> int:
     """The host address of linear memory (it never moves: ``memory_may_move=False``)."""
     return _address(memory.data_ptr(store))

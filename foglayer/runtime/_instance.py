@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import wasmtime
@@ -11,7 +11,7 @@ import wasmtime
 from foglayer.errors import FogError
 from foglayer.runtime import _ffi
 from foglayer.runtime._bind import Binding, HostFunction
-from foglayer.runtime._control import Control, _Ticker
+from foglayer.runtime._control import Control, _Ticker, sigint_stops
 from foglayer.runtime._engine import (
     LoadedModule,
     engine_for,
@@ -20,7 +20,7 @@ from foglayer.runtime._engine import (
 )
 from foglayer.runtime._errors import LimitExceeded, ModuleError, Stopped, Trapped
 from foglayer.runtime._limits import Limits, Stats, format_size
-from foglayer.wasi import MODULE, SIGNATURES, GuestMemory, Preopen, Wasi
+from foglayer.wasi import MODULE, SIGNATURES, GuestMemory, Interrupted, Preopen, Wasi
 
 FUEL_UNLIMITED = (1 << 63) - 1
 PAGE = 65536  # bytes in a Wasm page
@@ -74,10 +74,12 @@ class Function:
         t0 = inst._enter()
         try:
             error = self._call()
+            if error is not None:  # before leaving: a deadline is still armed
+                error = inst._failure(error, self.name)
         finally:
             inst._leave(t0)
         if error is not None:
-            raise inst._failure(error, self.name) from None
+            raise error from None
         out = [getattr(buf[i], kind) for i, kind in enumerate(self.results)]
         return None if not out else out[0] if len(out) == 1 else tuple(out)
 
@@ -99,6 +101,10 @@ class Global:
     @value.setter
     def value(self, value: int | float) -> None:
         self._global.set_value(self._store, value)
+
+
+def _refuse_call(index: int) -> bool:
+    raise Interrupted
 
 
 def _check_imports(module: LoadedModule, extra: tuple[HostFunction, ...]) -> None:
@@ -147,6 +153,7 @@ class Instance:
         self.wasi.interrupt = self.control
         linker = wasmtime.Linker(engine)
         self.binding = Binding(linker, self.wasi, tuple(host_functions))
+        self.control.on_stop(self._stop_at_host_calls)
         self.stats = Stats()
         self._depth = 0
         try:
@@ -166,6 +173,10 @@ class Instance:
             self._memory = mem
             self.wasi.attach_memory(GuestMemory(_ffi.memory_base(store, mem),
                                                 _ffi.memory_size_fn(store, mem)))
+
+    def _stop_at_host_calls(self) -> None:
+        # Without epochs a stopped guest still leaves at its next host call.
+        self.binding.gate = _refuse_call
 
     # -- what a snapshot reads and writes -------------------------------------------------
 
@@ -270,7 +281,7 @@ class Instance:
         """What a failed call raises: our own bug, a stop, an exit, a limit or a trap."""
         if self.binding.error is not None:
             return self.binding.error
-        if self.control.reason is not None:
+        if self.control.reason is not None or self.control.check() is not None:
             return self._stopped(e, where)
         if self.wasi.state.exit_code is not None:
             return Trapped(f"{where}: the module called proc_exit({self.wasi.state.exit_code})")
@@ -362,8 +373,14 @@ def run(
     limits: Limits = Limits(),
     stdio: Sequence[int] = (0, 1, 2),
     stats: bool = False,
+    on_stuck: Callable[[], None] | None = None,
 ) -> RunResult:
-    """Run a WASI command module to completion (the Python form of ``fog run``)."""
+    """Run a WASI command module to completion (the Python form of ``fog run``).
+
+    Ctrl-C (in the main thread) stops the guest and raises ``KeyboardInterrupt``; a guest
+    computing without epochs (no ``timeout``) cannot be stopped from outside and is left to
+    ``on_stuck`` half a second later (see :func:`~foglayer.runtime._control.sigint_stops`).
+    """
     if not isinstance(module, LoadedModule):
         module = load_module(module, settings_for(limits, stats=stats))
     name = module.path.rsplit("/", 1)[-1]
@@ -371,5 +388,12 @@ def run(
         wasi = Wasi.create([name, *args], env or {}, preopens, stdio)
     except OSError as e:
         raise FogError(f"cannot preopen {e.filename}: {e.strerror}") from None
-    with Instance(module, wasi, limits) as inst:
-        return inst.run()
+    control = Control(limits.timeout)
+    with Instance(module, wasi, limits, control=control) as inst, \
+            sigint_stops(control, on_stuck):
+        try:
+            return inst.run()
+        except Stopped as e:
+            if e.reason == "interrupted":
+                raise KeyboardInterrupt from None
+            raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -26,6 +27,13 @@ def format_size(n: int) -> str:
     return f"{n} B"
 
 
+# The engine's own ceilings: fuel is a signed 64-bit counter in wasmtime (a larger value
+# would wrap around, silently), memory a 32-bit address space, and a timeout is counted in
+# epoch ticks of a 64-bit deadline (a year is far past any real use).
+MAX_LIMIT: dict[str, float] = {"max_memory": 1 << 32, "fuel": (1 << 63) - 1,
+                               "timeout": 365 * 86400.0}
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """``max_memory`` in bytes, ``fuel`` in instructions, ``timeout`` in seconds."""
@@ -37,8 +45,13 @@ class Limits:
     def __post_init__(self) -> None:
         for name in ("max_memory", "fuel", "timeout"):
             v = getattr(self, name)
-            if v is not None and v <= 0:
-                raise FogError(f"invalid limit {name}={v}: must be positive")
+            if v is None:
+                continue
+            if not v > 0 or v == math.inf:  # also refuses nan, which no comparison holds for
+                raise FogError(f"invalid {name} {v}: must be a positive, finite number",
+                               where=name)
+            if v > MAX_LIMIT[name]:
+                raise FogError(f"invalid {name} {v}: at most {MAX_LIMIT[name]}", where=name)
 
 
 @dataclass(slots=True)

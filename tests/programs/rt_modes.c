@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static volatile unsigned long sink;
 
@@ -38,6 +39,25 @@ int main(int argc, char **argv) {
         unsigned long n = strtoul(argv[2], 0, 10);
         for (unsigned long i = 0; i < n; i++) sink += i * i;
         printf("%lu\n", sink);
+        return 0;
+    }
+    if (!strcmp(mode, "ready-spin")) { /* says so, then computes forever */
+        printf("spinning\n");
+        fflush(stdout);
+        for (unsigned long i = 0;; i++) sink += i;
+    }
+    if (!strcmp(mode, "sleep")) { /* argv[2] seconds in poll_oneoff */
+        printf("sleeping\n");
+        fflush(stdout);
+        sleep((unsigned)atoi(argv[2]));
+        printf("woke\n");
+        return 0;
+    }
+    if (!strcmp(mode, "read")) { /* blocks in fd_read until stdin has data */
+        char buf[64];
+        printf("reading\n");
+        fflush(stdout);
+        printf("read %ld\n", (long)read(0, buf, sizeof buf));
         return 0;
     }
     if (!strcmp(mode, "trap")) __builtin_trap();
