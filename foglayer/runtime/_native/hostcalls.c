@@ -153,6 +153,9 @@ static wasm_trap_t *rw(void *env, wasmtime_caller_t *caller, raw_t *a, size_t na
     fog_fd *d = lookup(c, U32(0));
     struct iovec iov[MAX_IOV];
     if (!d || !(d->rights & (write ? c->r_write : c->r_read))) FALLBACK;
+    /* A read from a pipe or a terminal may block: Python's fd_read waits on it together
+       with the instance's stop signal and deadline, so --timeout and fog stop still hold. */
+    if (!write && d->kind != c->ft_reg) FALLBACK;
     uint32_t n = U32(2);
     if (!iovecs(c, caller, U32(1), n, iov)) FALLBACK;
     ssize_t r = n == 0 ? 0 : write ? writev(d->host_fd, iov, n) : readv(d->host_fd, iov, n);
