@@ -96,7 +96,8 @@ def write_chunk(chunk: dict) -> None:
 
 
 _STATE_STYLE = {"running": "green", "ready": "green", "scheduled": "cyan", "starting": "cyan",
-                "exited": "blue", "pending": "yellow", "failed": "red", "lost": "red"}
+                "exited": "blue", "pending": "yellow", "failed": "red", "lost": "red",
+                "unreachable": "yellow"}
 
 
 def _state(s: str) -> Text:

@@ -263,7 +263,7 @@ class NodeRecord(msgspec.Struct):
 
     name: _Name
     caps: Caps
-    state: Literal["ready", "lost"] = "ready"
+    state: Literal["ready", "lost", "unreachable"] = "ready"  # unreachable: its site is cut off
     boot: _Short = ""
     since: float = 0.0
     joined: float = 0.0

@@ -177,7 +177,9 @@ class SiteCluster:
     def _hub_config(self, i: int) -> dict:
         hub = self.hub
         ports = self.ports[hub.name]
-        extra: dict = {"leafnodes": {"listen": f"{self.host}:{ports[i].leaf}",
+        # no_advertise: a leaf must reach the hub only through its link (the relays), never
+        # learn the hub servers' own leaf ports and go around it.
+        extra: dict = {"leafnodes": {"listen": f"{self.host}:{ports[i].leaf}", "no_advertise": True,
                                      "authorization": {"user": "leaf",
                                                        "password": self.auth.users["leaf"]}}}
         if hub.servers > 1:

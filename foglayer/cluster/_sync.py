@@ -48,7 +48,7 @@ class SyncClient:
                                         name="fog-client")
         self._thread.start()
         try:
-            self.client: Client = self.run(Client.open(creds, name))
+            self.client: Client = self.run(Client.open(creds, name, reconnect=True))
         except BaseException:
             self._stop_loop()
             raise

@@ -36,7 +36,7 @@ class _Feed:
         while True:
             try:
                 if self.client is None:
-                    self.client = await Client.open(self.creds, name="fog-ui")
+                    self.client = await Client.open(self.creds, name="fog-ui", reconnect=True)
                 c = self.client
                 nodes, placements, apps, events = await asyncio.gather(
                     c.nodes(), c.placements(), c.apps(), c.events(last=EVENTS))
@@ -193,6 +193,9 @@ class WebView:
         while not server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise FogError(f"the web view did not start on {self.host}:{self.port}")
+            time.sleep(0.02)
+        # Serve a first snapshot before anyone is told the URL (or say why there is none).
+        while self.feed.state is None and self.feed.error is None and time.monotonic() < deadline:
             time.sleep(0.02)
         return self
 

@@ -81,8 +81,10 @@ class Client(Apps, Services, Streams, Nodes, Moves, Trust):
         self.skipped: dict[str, str] = {}  # "<bucket>/<key>" -> why a stored record was skipped
 
     @classmethod
-    async def open(cls, creds: Creds, name: str = "fog-cli") -> Client:
-        nc = await connect(creds=creds, name=name, reconnect=False)
+    async def open(cls, creds: Creds, name: str = "fog-cli", *, reconnect: bool = False) -> Client:
+        """``reconnect``: a long-lived client fails over between servers and rides out a
+        restart; a one-shot command does not wait for a server that is gone."""
+        nc = await connect(creds=creds, name=name, reconnect=reconnect)
         try:
             kv = await ensure_state(nc.jetstream(domain=JS_DOMAIN))
         except Exception:
