@@ -63,17 +63,31 @@ def _held_requests() -> Iterator[None]:
             signal.signal(signal.SIGUSR1, prev)
 
 
-def _drive(session: Session) -> Outcome:
+@contextmanager
+def _announced(path: str | None) -> Iterator[_registry.Announcement | None]:
+    """This run in the registry from its start (``fog checkpoint PID`` finds it while the
+    module is still being rewritten: the request waits, held, see :func:`_held_requests`)."""
+    announcement = _registry.Announcement(path) if path is not None else None
+    try:
+        yield announcement
+    except FogError as e:
+        if announcement is not None:
+            announcement.failed(str(e))
+        raise
+    finally:
+        if announcement is not None:
+            announcement.withdraw()
+
+
+def _drive(session: Session, announcement: _registry.Announcement | None) -> Outcome:
     """Run a session with SIGUSR1 and the periodic timer wired to its checkpoints."""
     opts = session.options
     old_handler = None
     in_main = threading.current_thread() is threading.main_thread()
-    if in_main and opts.path is not None:  # before the announcement: never killed by it
+    if in_main and opts.path is not None:
         old_handler = signal.signal(signal.SIGUSR1, lambda *_: session.request())
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})  # held ones arrive now
-    announcement = None
-    if opts.path is not None:
-        announcement = _registry.Announcement(opts.path)
+    if announcement is not None:
         user_hook = opts.on_written
 
         def on_written(meta) -> None:
@@ -92,17 +106,11 @@ def _drive(session: Session) -> Outcome:
         threading.Thread(target=tick, name="fog-checkpoint-every", daemon=True).start()
     try:
         result = session.run()
-    except FogError as e:
-        if announcement is not None:
-            announcement.failed(str(e))
-        raise
     finally:
         stop.set()
         session.wait_background()
         if old_handler is not None:
             signal.signal(signal.SIGUSR1, old_handler)
-        if announcement is not None:
-            announcement.withdraw()
         session.inst.close()
     return Outcome(result, session.stopped, session.history, session.safepoints)
 
@@ -120,17 +128,17 @@ def run_checkpointable(
     progress: bool = True,
 ) -> Outcome:
     """``fog run --checkpointable``: rewrite (cached), run, checkpoint on request."""
-    with _held_requests():
-        return _run_checkpointable(module, args, env=env, preopens=preopens, limits=limits,
-                                   stdio=stdio, options=options, stats=stats,
-                                   progress=progress)
-
-
-def _run_checkpointable(module, args, *, env, preopens, limits, stdio, options, stats,
-                        progress) -> Outcome:
     options = options or CheckpointOptions()
     if options.path is None:
         options.path = default_checkpoint_path(os.fspath(module))
+    with _held_requests(), _announced(options.path) as announcement:
+        return _run_checkpointable(module, args, env=env, preopens=preopens, limits=limits,
+                                   stdio=stdio, options=options, stats=stats,
+                                   progress=progress, announcement=announcement)
+
+
+def _run_checkpointable(module, args, *, env, preopens, limits, stdio, options, stats,
+                        progress, announcement) -> Outcome:
     rewritten = make_checkpointable(module, progress=progress)
     loaded = load_module(rewritten.path, settings_for(limits, stats=stats))
     name = os.path.basename(os.fspath(module))
@@ -141,7 +149,7 @@ def _run_checkpointable(module, args, *, env, preopens, limits, stdio, options, 
     session = Session(rewritten, loaded, wasi, limits, options,
                       module_path=os.path.abspath(os.fspath(module)))
     session.reserve_buffer()
-    return _drive(session)
+    return _drive(session, announcement)
 
 
 # -- restore ---------------------------------------------------------------------------
@@ -285,13 +293,14 @@ def restore(
         snap = _format.load(snapshot)
         if options.path is None:
             options.path = default_checkpoint_path(snap.meta.module.path or "app")
-        try:
-            session = open_session(snap, dirs=dirs, force=force, files_to=files_to,
-                                   module=module, limits=limits, stdio=stdio, options=options,
-                                   stats=stats)
-        finally:
-            snap.close()
-        return _drive(session)
+        with _announced(options.path) as announcement:
+            try:
+                session = open_session(snap, dirs=dirs, force=force, files_to=files_to,
+                                       module=module, limits=limits, stdio=stdio,
+                                       options=options, stats=stats)
+            finally:
+                snap.close()
+            return _drive(session, announcement)
 
 
 def open_session(snap: _format.Snapshot, *, dirs: dict[str, str] | None = None,

@@ -56,6 +56,26 @@ def test_early_sigusr1_is_held_until_the_run_can_take_it(tmp_path):
     assert _mode(tmp_path / "cache" / "rewritten") == 0o700
 
 
+def test_fog_checkpoint_while_the_module_is_still_rewritten_is_served(tmp_path):
+    from foglayer.snapshot._registry import lookup
+
+    compute = build("snap_compute")
+    env = dict(os.environ, FOG_CACHE_DIR=str(tmp_path / "cache"), TMPDIR=str(tmp_path))
+    snap = tmp_path / "soon.fogsnap"
+    proc = subprocess.Popen([sys.executable, "-m", "foglayer.cli", "run", "--checkpointable",
+                             "--checkpoint-to", str(snap), str(compute), "3"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 60
+    while lookup(proc.pid) is None:  # it announces itself before rewriting
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    rewritten = list((tmp_path / "cache" / "rewritten").glob("*.wasm"))
+    r = fog("checkpoint", proc.pid)
+    assert proc.wait(timeout=120) == 3, proc.stderr.read().decode()
+    assert r.returncode == 0 and r.stdout.strip() == str(snap), r.stderr
+    assert rewritten == []  # the request came before the module was ready
+
+
 def test_checkpoint_never_signals_a_process_from_a_forged_entry(tmp_path):
     from foglayer._dirs import data_dir
     from foglayer.snapshot._registry import _start_time
