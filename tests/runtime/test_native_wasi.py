@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from _programs import build
+from _programs import build, fog
 
 from foglayer.runtime import EngineSettings, Instance, load_module
 from foglayer.wasi import Preopen, Wasi
@@ -66,8 +66,38 @@ def test_gate_can_hold_a_native_call_back(wasi_path, tmp_path, capfd):
     assert (tmp_path / "sandbox" / "a.txt").stat().st_size == 0  # the first write never ran
 
 
-def test_python_path_when_native_is_off(monkeypatch, tmp_path, capfd):
+def test_python_path_when_native_is_off(monkeypatch, tmp_path):
     monkeypatch.setenv("FOG_WASI_NATIVE", "0")
     with _instance(tmp_path) as inst:
         assert inst.binding.path == "python" and inst.binding.native is None
-    assert os.environ["FOG_WASI_NATIVE"] == "0"
+
+
+def test_unbuildable_native_part_falls_back_to_python_or_refuses(monkeypatch, tmp_path, capfd):
+    """A machine where the C cannot be built runs on Python; FOG_WASI_NATIVE=1 says why."""
+    from foglayer.errors import FogError
+    from foglayer.runtime import _native
+
+    broken = tmp_path / "hostcalls.c"
+    broken.write_text("this is not C\n")
+    monkeypatch.setattr(_native, "SOURCE", broken)
+    monkeypatch.setattr(_native, "_LIB", [])
+    monkeypatch.setenv("FOG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("FOG_WASI_NATIVE", raising=False)
+    assert _native.library() is None
+    with _instance(tmp_path) as inst:
+        assert inst.binding.path == "python"
+        assert inst.run().exit_code == 0
+    monkeypatch.setenv("FOG_WASI_NATIVE", "1")
+    with pytest.raises(FogError, match="FOG_WASI_NATIVE=1 but the native WASI calls cannot"):
+        _native.library()
+
+
+@pytest.mark.parametrize("choice, path", [("1", "native"), ("0", "python")])
+def test_stats_show_the_active_wasi_path(tmp_path, choice, path):
+    (tmp_path / "sandbox").mkdir()
+    r = fog("run", "--stats", "--dir", f"{tmp_path / 'sandbox'}:/sandbox", build("native_calls"),
+            "3", env={**os.environ, "FOG_WASI_NATIVE": choice})
+    assert r.returncode == 0, r.stderr
+    line = next(ln for ln in r.stderr.splitlines() if "WASI path" in ln)
+    assert path in line
+    assert any("fd_write" in ln and "6" in ln for ln in r.stderr.splitlines())
