@@ -612,13 +612,16 @@ def explain(server, creds, tls_ca, app, fmt) -> None:
 @click.option("--to", "to", required=True, metavar="NODE", help="The node to move it to.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0,
               show_default=True, metavar="SECONDS", help="How long to wait for the move.")
-def migrate(server, creds, tls_ca, target, to, timeout) -> None:
-    """Move a running service instance to NODE, live: its state, open files and volumes go
-    with it; calls made meanwhile are held and served after the switch."""
+@click.option("--stop-and-copy", is_flag=True,
+              help="No pre-copy rounds: freeze first, then copy everything.")
+def migrate(server, creds, tls_ca, target, to, timeout, stop_and_copy) -> None:
+    """Move a running service instance to NODE, live: its memory (pre-copied in rounds while
+    it serves), state, open files and volumes go with it; calls made meanwhile are held and
+    served after the switch."""
     from foglayer.cli._render import move_progress, move_summary
 
     with _connect(server, creds, tls_ca) as c, move_progress() as on_progress:
-        summary = c.migrate(target, to, on_progress, timeout)
+        summary = c.migrate(target, to, on_progress, timeout, stop_and_copy)
     click.echo(move_summary(summary))
 
 

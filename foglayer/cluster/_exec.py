@@ -50,6 +50,9 @@ class Outcome:
     error: str | None = None
 
 
+MOVE_CHUNK_PAGES = 16  # pages per chunk of a live move: 1 MiB raw, well under a message
+
+
 def _limits(spec: AppSpec) -> Limits:
     return Limits(max_memory=spec.memory, fuel=spec.limits.fuel, timeout=spec.limits.timeout)
 
@@ -70,11 +73,8 @@ class LocalInstance:
 
     def __init__(self, module: LoadedModule, spec: AppSpec, dirs: list[Preopen], *,
                  duty: float, on_output: Callable[[str, bytes], None],
-                 snapshot: bytes | None = None,
                  secrets: dict[str, bytes] | None = None) -> None:
-        """A fresh instance, or with ``snapshot`` (a service's, from another node) its state
-        restored: preopens by guest name onto ``dirs``, running from the next call on.
-        ``secrets``: released secrets (env vars, or in-memory files in /run/secrets)."""
+        """``secrets``: released secrets (env vars, or in-memory files in /run/secrets)."""
         self.spec = spec
         self.kind = spec.kind
         self._readers: list[threading.Thread] = []
@@ -82,6 +82,7 @@ class LocalInstance:
         err_r, err_w = os.pipe()
         null = os.open(os.devnull, os.O_RDONLY)
         self._fds = [out_w, err_w, null]
+        self.stdio = (null, out_w, err_w)
         for name, fd in (("stdout", out_r), ("stderr", err_r)):
             t = threading.Thread(target=_pump, args=(fd, name, on_output), daemon=True,
                                  name=f"fog-{name}")
@@ -89,18 +90,7 @@ class LocalInstance:
             self._readers.append(t)
         limits = _limits(spec)
         self.control = Control(limits.timeout, duty)
-        self.service: Service | None = None
-        self._pool: ThreadPoolExecutor | None = None
-        self.calls = 0
         try:
-            if snapshot is not None:
-                from foglayer.snapshot import restore_instance
-
-                self.inst = restore_instance(
-                    module, snapshot, dirs={d.guest: d.host for d in dirs}, limits=limits,
-                    stdio=(null, out_w, err_w), settings=module.settings, control=self.control)
-                self._serve()
-                return
             # Released secrets: env vars, or read-only files in /run/secrets held in memory
             # by our WASI (never on this node's disk).
             secrets = secrets or {}
@@ -108,12 +98,15 @@ class LocalInstance:
             env = {**spec.env, **{n: v.decode(errors="replace") for n, v in secrets.items()
                                   if n in as_env}}
             files = {n: v for n, v in secrets.items() if n not in as_env}
-            wasi = Wasi.create([spec.module, *spec.args], env, dirs, (null, out_w, err_w),
+            wasi = Wasi.create([spec.module, *spec.args], env, dirs, self.stdio,
                                memory_dirs={SECRETS_DIR: files} if files else None)
             self.inst = Instance(module, wasi, limits, control=self.control)
         except BaseException:
             self._close_fds()
             raise
+        self.service: Service | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self.calls = 0
 
     # -- services ---------------------------------------------------------------------------
 
@@ -129,11 +122,33 @@ class LocalInstance:
         self.service = Service(self.inst)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="fog-svc")
 
-    def snapshot(self) -> bytes:
-        """The service's state between two calls (run it on :attr:`pool`, after them)."""
-        from foglayer.snapshot import snapshot_instance
+    # -- live moves (see .agent._move) -----------------------------------------------------
 
-        return snapshot_instance(self.inst)
+    def page_stream(self):
+        """The source's side of a pre-copy: rounds of the pages that changed."""
+        from foglayer.snapshot import PageStream
+
+        return PageStream(self.inst.memory_view, chunk_pages=MOVE_CHUNK_PAGES)
+
+    def page_sink(self):
+        """The target's side: this fresh (not initialized) instance, filled page by page."""
+        from foglayer.snapshot import PageSink
+
+        return PageSink(self.inst, where=f"the move of {self.spec.name}")
+
+    def last_round(self, stream) -> tuple[object, bytes]:
+        """Between two calls (run it on :attr:`pool`): the last pages and the state."""
+        from foglayer.snapshot import service_state
+
+        return stream.next_round(), service_state(self.inst, stream)
+
+    def adopt(self, sink, state: bytes, dirs: list[Preopen]) -> None:
+        """The switch on the target: the source's WASI state (descriptors re-opened inside
+        this node's ``dirs``) and globals; then it serves calls."""
+        from foglayer.snapshot import finish_service
+
+        finish_service(sink, state, dirs={d.guest: d.host for d in dirs}, stdio=self.stdio)
+        self._serve()
 
     @property
     def pool(self) -> ThreadPoolExecutor:

@@ -11,9 +11,12 @@ The controller drives a move (nodes never talk to each other: each hears only it
 - ``fog.cmd.<node>.mdata`` – a chunk of the state for the target (headers ``Fog-Move``,
   ``Fog-Chunk: <index>/<count>``).
 
-The state is one payload: the service's snapshot (linear memory, globals, WASI state) and a
-tar of its volumes, framed by :func:`frame` and checked against its SHA-256 by the target
-before anything in it is used.
+Linear memory moves as the snapshot package's page chunks (:class:`~foglayer.snapshot.
+PageStream` on the source, :class:`~foglayer.snapshot.PageSink` on the target, each chunk
+checked whole): in pre-copy rounds while the source serves, then a last round once it is
+frozen. The rest is one payload: the service's state (globals, WASI state) and a tar of its
+volumes, framed by :func:`frame` and checked against its SHA-256 by the target before
+anything in it is used.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ MOVE_SUBJECT = "fog.ctl.migrate"
 CHUNK = 256 << 10  # under the server's 1 MiB max payload, with room for headers
 H_MOVE = "Fog-Move"
 MAX_STATE = 8 << 30  # a payload a target accepts at most (memory + volumes)
+MAX_PAGE_CHUNK = 4 << 20  # a page chunk (16 pages, each stored at most a little over raw)
+H_PART = "Fog-Part"  # "pages" or "state"
 _LEN = struct.Struct("<Q")
 
 
@@ -51,10 +56,11 @@ class MoveCommand(msgspec.Struct, frozen=True):
     replica: int
     to: str
     mid: _Id
+    stop_and_copy: bool = False  # no pre-copy rounds: everything while the source is frozen
 
 
 class MoveRequest(msgspec.Struct, frozen=True, omit_defaults=True):
-    op: Literal["freeze", "chunk", "release", "prepare", "commit", "abort"]
+    op: Literal["round", "freeze", "chunk", "release", "prepare", "commit", "abort"]
     mid: _Id
     instance: str = ""  # the source's instance (freeze), the target's new one (prepare)
     app: str = ""
@@ -65,6 +71,7 @@ class MoveRequest(msgspec.Struct, frozen=True, omit_defaults=True):
     size: Annotated[int, msgspec.Meta(ge=0, le=MAX_STATE)] = 0
     sha256: str = ""
     moved: bool = False
+    part: Literal["pages", "state"] = "pages"  # which chunks ``chunk`` reads
 
 
 class MoveReply(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -73,6 +80,9 @@ class MoveReply(msgspec.Struct, frozen=True, omit_defaults=True):
     size: int = 0
     sha256: str = ""
     memory: int = 0  # bytes of linear memory
+    chunks: int = 0  # page chunks of this round
+    pages: int = 0  # pages they carry
+    page_bytes: int = 0  # their bytes
     frozen_at: float = 0.0  # wall time of the source's last instruction
     running_at: float = 0.0  # wall time the target could serve
 
@@ -89,7 +99,7 @@ class MoveSummary(msgspec.Struct, frozen=True, omit_defaults=True):
     app: str = ""
     source: str = ""
     target: str = ""
-    mode: str = "stop-and-copy"
+    mode: str = "pre-copy"
     rounds: int = 0
     total_s: float = 0.0
     downtime_s: float = 0.0

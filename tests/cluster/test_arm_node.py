@@ -96,10 +96,10 @@ def test_service_moves_x86_64_to_aarch64_and_back_with_its_state(cluster, tmp_pa
     other = "arm" if first == "cloud" else "cloud"
     assert client.invoke("hopper", "add", b"1") == b"1"
     there = client.migrate("hopper", other, timeout=300)
-    assert there.target == other
+    assert there.target == other and there.mode == "pre-copy"
     assert client.invoke("hopper", "add", b"2") == b"3"
-    back = client.migrate("hopper", first, timeout=300)
-    assert back.target == first
+    back = client.migrate("hopper", first, timeout=300, stop_and_copy=True)
+    assert back.target == first and back.mode == "stop-and-copy" and back.rounds == 1
     assert client.invoke("hopper", "add", b"3") == b"6"
     archs = {n: client.nodes()[n]["caps"]["arch"] for n in (first, other)}
     assert set(archs.values()) == {"x86_64", "aarch64"}

@@ -82,7 +82,8 @@ def test_service_moves_live_with_its_state_and_keeps_answering(cluster, tmp_path
         stop.set()
         t.join(30)
     assert not errors, errors
-    assert summary.source == src and summary.target == dst and summary.rounds == 1
+    assert summary.source == src and summary.target == dst
+    assert summary.mode == "pre-copy" and summary.rounds >= 2  # rounds while serving + the last
     assert 0 < summary.downtime_s <= summary.total_s and summary.bytes_sent > 0
     assert summary.memory >= 64 << 10
     placed = client.app_placements("mover", 1)[0]
@@ -124,7 +125,7 @@ def test_a_target_killed_during_the_move_leaves_the_app_on_the_source(cluster, t
     client.invoke("stays", "add", b"40")
 
     def kill_target(p) -> None:  # -9 as soon as the state starts flowing
-        if p.phase == "copying the state" and c.procs["node-iot"].poll() is None:
+        if "copying" in p.phase and c.procs["node-iot"].poll() is None:
             c.kill("node-iot")
 
     try:

@@ -1,8 +1,11 @@
-"""A node's side of a live move (see :mod:`.._move`): as the source, freeze a service between
-two calls, hold the calls that arrive, hand out its state in chunks, and let go of it only
-when the controller says the target runs it; as the target, prepare the module early, take
-the chunks in order within the announced size, check the whole against its SHA-256, then
-restore and serve.
+"""A node's side of a live move (see :mod:`.._move`).
+
+As the source: hand out rounds of changed pages while the service serves; then freeze it
+between two calls, hold the calls that arrive, hand out the last pages and the state, and
+let go only when the controller says the target runs it. As the target: prepare early (the
+module fetched and compiled, a fresh instance its pages go into, each chunk checked whole by
+the snapshot package), take the state in order within a bound, check it against its
+SHA-256, then switch and serve.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from foglayer.cluster._move import (
     CHUNK,
     H_MOVE,
+    H_PART,
     MoveError,
     MoveReply,
     MoveRequest,
@@ -34,17 +38,19 @@ VOLUME_ALLOWANCE = 256 << 20  # volume bytes a move may bring besides the memory
 @dataclass
 class _Outgoing:
     slot: Slot
-    payload: bytes
+    stream: object  # a PageStream
+    chunks: list[bytes] = field(default_factory=list)  # the current round's
+    payload: bytes = b""  # the state and volumes, once frozen
 
 
 @dataclass
 class _Incoming:
     slot: Slot
-    module: object
+    local: object  # a fresh LocalInstance
+    sink: object  # a PageSink into it
     limit: int
     buf: bytearray = field(default_factory=bytearray)
     next: int = 0
-    started: float = field(default_factory=time.monotonic)
 
 
 class Mover:
@@ -57,9 +63,14 @@ class Mover:
             req = decode(msg.data, MoveRequest)
             if req.op == "chunk":
                 out = self.outgoing.get(req.mid)
-                data = b"" if out is None else out.payload[req.index * CHUNK:(req.index + 1) * CHUNK]
+                if out is None:
+                    data = b""
+                elif req.part == "pages":
+                    data = out.chunks[req.index] if 0 <= req.index < len(out.chunks) else b""
+                else:
+                    data = out.payload[req.index * CHUNK:(req.index + 1) * CHUNK]
                 return await self.nc.publish(msg.reply, data) if msg.reply else None
-            handler = {"freeze": self._freeze, "release": self._release,
+            handler = {"round": self._round, "freeze": self._freeze, "release": self._release,
                        "prepare": self._prepare, "commit": self._commit,
                        "abort": self._abort}[req.op]
             reply = await handler(req)
@@ -70,22 +81,39 @@ class Mover:
 
     # -- the source -------------------------------------------------------------------------
 
-    async def _freeze(self, req: MoveRequest) -> MoveReply:
+    def _source(self, req: MoveRequest) -> _Outgoing:
+        out = self.outgoing.get(req.mid)
+        if out is not None:
+            return out
         slot = self.slots.get(req.instance)
         if slot is None or slot.state != "running" or slot.local is None:
-            return MoveReply(False, f"instance {req.instance} is not running on {self.name}")
+            raise MoveError(f"instance {req.instance} is not running on {self.name}")
         if slot.spec.kind != "service":
-            return MoveReply(False, "only services move live (a command restarts)")
+            raise MoveError("only services move live (a command restarts)")
+        out = self.outgoing[req.mid] = _Outgoing(slot, slot.local.page_stream())  # type: ignore[attr-defined]
+        return out
+
+    async def _round(self, req: MoveRequest) -> MoveReply:
+        """A pre-copy round while the service serves (pages torn by a call go again)."""
+        out = self._source(req)
+        rnd = await self.loop.run_in_executor(None, out.stream.next_round)  # type: ignore[attr-defined]
+        out.chunks = rnd.chunks
+        return MoveReply(True, chunks=len(rnd.chunks), pages=rnd.pages, page_bytes=rnd.bytes)
+
+    async def _freeze(self, req: MoveRequest) -> MoveReply:
+        out = self._source(req)
+        slot, local = out.slot, out.slot.local
         slot.hold = asyncio.Event()  # calls from now on wait for the release
-        local = slot.local
-        # Queued behind the calls already running: the snapshot holds their effects.
-        snap = await self.loop.run_in_executor(local.pool, local.snapshot)  # type: ignore[attr-defined]
+        # Queued behind the calls already running: the last round holds their effects.
+        rnd, state = await self.loop.run_in_executor(
+            local.pool, local.last_round, out.stream)  # type: ignore[attr-defined]
         frozen_at = time.time()
         volumes = await self.loop.run_in_executor(None, self._pack_volumes, slot)
-        payload = frame(snap, volumes)
-        self.outgoing[req.mid] = _Outgoing(slot, payload)
-        return MoveReply(True, size=len(payload), sha256=hashlib.sha256(payload).hexdigest(),
+        out.chunks, out.payload = rnd.chunks, frame(state, volumes)
+        return MoveReply(True, size=len(out.payload),
+                         sha256=hashlib.sha256(out.payload).hexdigest(),
                          memory=local.inst.memory_pages() << 16,  # type: ignore[attr-defined]
+                         chunks=len(rnd.chunks), pages=rnd.pages, page_bytes=rnd.bytes,
                          frozen_at=frozen_at)
 
     def _pack_volumes(self, slot: Slot) -> bytes:
@@ -110,23 +138,35 @@ class Mover:
     # -- the target -------------------------------------------------------------------------
 
     async def _prepare(self, req: MoveRequest) -> MoveReply:
-        from foglayer.cluster._exec import load
+        from foglayer.cluster._exec import LocalInstance, load
 
         spec = req.spec
         if spec is None or spec.kind != "service":
             return MoveReply(False, "a move needs a service's spec")
         if len(self.incoming) >= MAX_MOVES:
             return MoveReply(False, f"node {self.name} is already taking {MAX_MOVES} moves")
-        need, used = spec.memory + sum(i.slot.spec.memory for i in self.incoming.values()), \
-            self.used_memory()
+        need = spec.memory + sum(i.slot.spec.memory for i in self.incoming.values())
+        used = self.used_memory()
         if used + need > self.caps.max_memory:
             return MoveReply(False, f"node full: {need} bytes needed, "
                              f"{self.caps.max_memory - used} free")
         slot = Slot(req.instance, req.app, req.replica, req.generation, spec)
         path = await self._module_path(slot)  # fetched and compiled while the source runs
         module = await self.loop.run_in_executor(None, load, str(path), spec, self.cfg.simd)
-        # What the target takes in at most: the snapshot (memory compressed) and the volumes.
-        self.incoming[req.mid] = _Incoming(slot, module, spec.memory * 2 + VOLUME_ALLOWANCE)
+        # The volumes are unpacked at the switch: the directories exist (empty) until then.
+        dirs = self._dirs(slot)
+
+        def make():
+            local = LocalInstance(module, spec, dirs, duty=self.duty,
+                                  on_output=lambda stream, data: self._output(slot, stream, data))
+            try:
+                return local, local.page_sink()
+            except BaseException:
+                local.close()
+                raise
+
+        local, sink = await self.loop.run_in_executor(None, make)
+        self.incoming[req.mid] = _Incoming(slot, local, sink, VOLUME_ALLOWANCE + spec.memory)
         return MoveReply(True)
 
     async def _move_data(self, msg) -> None:
@@ -136,38 +176,51 @@ class Mover:
             i, n = (int(x) for x in h.get(H_CHUNK, "").split("/"))
         except ValueError:
             i = n = -1
-        if inc is None:
-            reply = MoveReply(False, "no such move on this node")
-        elif i != inc.next or len(inc.buf) + len(msg.data) > inc.limit or len(msg.data) > CHUNK:
-            reply = MoveReply(False, f"chunk {i}/{n} out of order, or past what an app of "
-                              f"{inc.slot.spec.memory} bytes may bring")
-        else:
-            inc.buf += msg.data
-            inc.next += 1
-            reply = MoveReply(True, size=len(inc.buf))
+        try:
+            if inc is None:
+                raise MoveError("no such move on this node")
+            if h.get(H_PART) == "pages":  # checked whole (hashes, sizes, the memory limit)
+                pages = await self.loop.run_in_executor(None, inc.sink.apply, msg.data)  # type: ignore[attr-defined]
+                reply = MoveReply(True, pages=pages)
+            elif i != inc.next or len(inc.buf) + len(msg.data) > inc.limit or len(msg.data) > CHUNK:
+                raise MoveError(f"state chunk {i}/{n} out of order, or past what an app of "
+                                f"{inc.slot.spec.memory} bytes may bring")
+            else:
+                inc.buf += msg.data
+                inc.next += 1
+                reply = MoveReply(True, size=len(inc.buf))
+        except Exception as e:  # noqa: BLE001 - a bad chunk fails the move: the source stays
+            reply = MoveReply(False, one_line(e))
+            if inc is not None:
+                self._drop_incoming(h.get(H_MOVE, ""))
         if msg.reply:
             await self.nc.publish(msg.reply, encode(reply))
 
     async def _commit(self, req: MoveRequest) -> MoveReply:
-        from foglayer.cluster._exec import LocalInstance
-
         inc = self.incoming.pop(req.mid, None)
         if inc is None:
             return MoveReply(False, "no such move on this node")
-        payload = bytes(inc.buf)
-        if len(payload) != req.size or hashlib.sha256(payload).hexdigest() != req.sha256:
-            return MoveReply(False, "the state does not match its SHA-256: refused")
-        slot = inc.slot
-        snapshot, volumes = unframe(payload)
-        await self.loop.run_in_executor(None, self._unpack_volumes, slot, volumes)
-        dirs = self._dirs(slot)
-        local = await self.loop.run_in_executor(None, lambda: LocalInstance(
-            inc.module, slot.spec, dirs, duty=self.duty,  # type: ignore[arg-type]
-            on_output=lambda stream, data: self._output(slot, stream, data), snapshot=snapshot))
+        try:
+            payload = bytes(inc.buf)
+            if len(payload) != req.size or hashlib.sha256(payload).hexdigest() != req.sha256:
+                raise MoveError("the state does not match its SHA-256: refused")
+            slot, local = inc.slot, inc.local
+            state, volumes = unframe(payload)
+            await self.loop.run_in_executor(None, self._unpack_volumes, slot, volumes)
+            await self.loop.run_in_executor(None, local.adopt, inc.sink, state,  # type: ignore[attr-defined]
+                                            self._dirs(slot))
+        except BaseException:
+            inc.local.close()  # type: ignore[attr-defined]
+            raise
         slot.local, slot.state = local, "running"
         self.slots[slot.instance] = slot
         await self._status(slot)
         return MoveReply(True, running_at=time.time())
+
+    def _drop_incoming(self, mid: str) -> None:
+        inc = self.incoming.pop(mid, None)
+        if inc is not None:
+            inc.local.close()  # type: ignore[attr-defined]
 
     def _unpack_volumes(self, slot: Slot, data: bytes) -> None:
         assert self.data_dir is not None
@@ -182,5 +235,5 @@ class Mover:
             raise
 
     async def _abort(self, req: MoveRequest) -> MoveReply:
-        self.incoming.pop(req.mid, None)
+        self._drop_incoming(req.mid)
         return MoveReply(True)

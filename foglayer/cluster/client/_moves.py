@@ -32,8 +32,10 @@ def parse_target(text: str) -> tuple[str, int]:
 class Moves:
     async def migrate(self, target: str, to: str,
                       progress: Callable[[MoveProgress], None] | None = None,
-                      timeout: float = 600.0) -> MoveSummary:
+                      timeout: float = 600.0, stop_and_copy: bool = False) -> MoveSummary:
         """Move a running service instance to node ``to``, live; its :class:`MoveSummary`.
+
+        Pre-copy (rounds of changed pages while it serves), or ``stop_and_copy``.
 
         Raises :class:`MoveError` when the move is refused or fails (the app stays put).
         """
@@ -53,7 +55,7 @@ class Moves:
 
         sub = await self.nc.subscribe(progress_subject(mid), cb=on_progress)
         try:
-            msg = await self.nc.request(MOVE_SUBJECT, encode(MoveCommand(app, replica, to, mid)),
+            msg = await self.nc.request(MOVE_SUBJECT, encode(MoveCommand(app, replica, to, mid, stop_and_copy)),
                                         timeout=timeout)
         except nats.errors.NoRespondersError:
             raise FogError("no controller answers: is the continuum up?") from None

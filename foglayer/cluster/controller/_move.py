@@ -1,11 +1,14 @@
 """Live moves, driven by the leading controller (``fog migrate``; see :mod:`.._move`).
 
 1. The target must pass every filter for the app (else the move is refused with the reason).
-2. The target prepares early: it fetches and compiles the module while the source runs.
-3. The source freezes the service between two calls; calls that arrive from then on wait.
-4. The state goes source -> controller -> target in chunks, one in flight (flow control:
-   neither side ever holds more than the state and a chunk).
-5. The target checks the state's SHA-256, restores and serves.
+2. The target prepares early: it fetches and compiles the module and makes a fresh instance
+   while the source runs.
+3. Pre-copy: rounds of the pages that changed since the last round go source -> controller
+   -> target in chunks, one in flight (flow control: no side holds more than a round and a
+   chunk), while the source serves. Rounds stop when the delta is small or stops shrinking.
+4. The source freezes the service between two calls; calls that arrive from then on wait.
+   The last pages and the state (globals, WASI state, volumes) follow.
+5. The target checks the state's SHA-256, switches and serves.
 6. The placement record is compare-and-set on its KV revision: that write decides which copy
    is live. Only then is the source told to let go; its held calls are answered "moved" and
    the clients retry on the target. A target that fails or never answers leaves the source
@@ -21,6 +24,8 @@ import time
 from foglayer.cluster._move import (
     CHUNK,
     H_MOVE,
+    H_PART,
+    MAX_PAGE_CHUNK,
     MOVE_SUBJECT,
     MoveCommand,
     MoveError,
@@ -46,6 +51,8 @@ from foglayer.cluster._scheduler import FILTERS, App
 STEP_TIMEOUT = 10.0  # one step of a move on a node (a chunk, a freeze, a release)
 PREPARE_TIMEOUT = 60.0  # fetching and compiling the module on the target
 COMMIT_TIMEOUT = 60.0  # restoring on the target
+MAX_ROUNDS = 8  # pre-copy rounds at most before the source freezes
+SMALL_DELTA = 8  # pages: a round this small is the last before the freeze
 
 
 class Mover:
@@ -113,8 +120,9 @@ class Mover:
         if source == cmd.to:
             raise MoveError(f"{key} already runs on {cmd.to}")
         self._move_target_check(spec, cmd.to)
-        if spec.needs_trust and cmd.to not in self.trusted:
-            raise MoveError(f"node {cmd.to} is not trusted: the app needs secrets or a TEE")
+        if spec.needs_trust:  # its released secrets live only in the source's memory
+            raise MoveError(f"app {cmd.app!r} has secrets or needs a TEE: it does not move "
+                            "live yet (the target would need its own attestation)")
 
         async def progress(phase: str, sent: int = 0, total: int = 0) -> None:
             await self.nc.publish(progress_subject(cmd.mid), encode(MoveProgress(phase, sent, total)))
@@ -123,22 +131,41 @@ class Mover:
         new = f"{cmd.app}-{cmd.replica}-{secrets.token_hex(4)}"
         self._moving[new] = {"app": cmd.app, "node": cmd.to, "instance": new}
         frozen = committed = False
+        sent = rounds = 0
+
+        async def copy_pages(n: int) -> None:
+            nonlocal sent
+            for i in range(n):
+                data = await self._pull(source, mid, i, "pages", MAX_PAGE_CHUNK)
+                await self._push(cmd.to, mid, i, n, data, "pages")
+                sent += len(data)
+                await progress(f"round {rounds + 1}: copying pages", sent)
+
         try:
             await progress("preparing the target")
             await self._put(INSTANCES, new, InstanceRecord(cmd.app, cmd.replica, cmd.to))
             await self._step(cmd.to, MoveRequest("prepare", mid, new, cmd.app, cmd.replica,
                                                  p["generation"], spec), PREPARE_TIMEOUT)
-            await progress("freezing the source")
+            last = None
+            while not cmd.stop_and_copy and rounds < MAX_ROUNDS:
+                info = await self._step(source, MoveRequest("round", mid, old))
+                await copy_pages(info.chunks)
+                rounds += 1
+                if info.pages <= SMALL_DELTA or (last is not None and info.pages >= last):
+                    break  # small enough, or the app dirties pages as fast as they go
+                last = info.pages
+            await progress("freezing the source", sent)
             t_freeze = time.monotonic()
             info = await self._step(source, MoveRequest("freeze", mid, old))
             frozen = True
+            await copy_pages(info.chunks)
+            rounds += 1
             chunks = max(1, -(-info.size // CHUNK))
-            sent = 0
             for i in range(chunks):
-                data = await self._pull(source, mid, i)
-                await self._push(cmd.to, mid, i, chunks, data)
+                data = await self._pull(source, mid, i, "state", CHUNK)
+                await self._push(cmd.to, mid, i, chunks, data, "state")
                 sent += len(data)
-                await progress("copying the state", sent, info.size)
+                await progress("copying the state", sent)
             await self._step(cmd.to, MoveRequest("commit", mid, size=info.size,
                                                  sha256=info.sha256), COMMIT_TIMEOUT)
             committed = True
@@ -155,26 +182,29 @@ class Mover:
             self._moving.pop(new, None)
         await self._step(source, MoveRequest("release", mid, moved=True))
         downtime = t_running - t_freeze
-        await self.event("moved", f"{key} moved live from {source} to {cmd.to} (fog migrate): "
-                         f"downtime {1000 * downtime:.0f} ms, {sent} bytes sent for "
-                         f"{info.memory} bytes of memory", app=cmd.app, node=cmd.to)
-        return MoveSummary(True, app=cmd.app, source=source, target=cmd.to, rounds=1,
-                           total_s=time.monotonic() - t0, downtime_s=downtime, bytes_sent=sent,
-                           memory=info.memory)
+        mode = "stop-and-copy" if cmd.stop_and_copy else "pre-copy"
+        await self.event("moved", f"{key} moved live from {source} to {cmd.to} (fog migrate, "
+                         f"{mode}): downtime {1000 * downtime:.0f} ms, {rounds} rounds, "
+                         f"{sent} bytes sent for {info.memory} bytes of memory",
+                         app=cmd.app, node=cmd.to)
+        return MoveSummary(True, app=cmd.app, source=source, target=cmd.to, mode=mode,
+                           rounds=rounds, total_s=time.monotonic() - t0, downtime_s=downtime,
+                           bytes_sent=sent, memory=info.memory)
 
-    async def _pull(self, node: str, mid: str, index: int) -> bytes:
-        req = encode(MoveRequest("chunk", mid, index=index))
+    async def _pull(self, node: str, mid: str, index: int, part: str, limit: int) -> bytes:
+        req = encode(MoveRequest("chunk", mid, index=index, part=part))
         try:
             msg = await self.nc.request(cmd_subject(node, "migrate"), req, timeout=STEP_TIMEOUT)
         except Exception as e:  # noqa: BLE001
             raise MoveError(f"node {node} did not hand out chunk {index} "
                             f"({type(e).__name__})") from None
-        if len(msg.data) > CHUNK:
-            raise MoveError(f"node {node}: chunk {index} is over {CHUNK} bytes")
+        if not msg.data or len(msg.data) > limit:
+            raise MoveError(f"node {node}: {part} chunk {index} is empty or over {limit} bytes")
         return msg.data
 
-    async def _push(self, node: str, mid: str, index: int, count: int, data: bytes) -> None:
-        headers = {H_MOVE: mid, H_CHUNK: f"{index}/{count}"}
+    async def _push(self, node: str, mid: str, index: int, count: int, data: bytes,
+                    part: str) -> None:
+        headers = {H_MOVE: mid, H_CHUNK: f"{index}/{count}", H_PART: part}
         try:
             msg = await self.nc.request(cmd_subject(node, "mdata"), data, headers=headers,
                                         timeout=STEP_TIMEOUT)
