@@ -344,7 +344,7 @@ def test_descriptors_are_counted_against_the_node_with_their_own_error(server, t
                 await until(lambda: _state(c, "one", "running"), what="one running")
                 await c.deploy("two", "max_restarts: 100\nlimits: {memory: 1MiB, max_fds: 400}\n")
                 p = await until(lambda: _state(c, "two", "failed"), what="two refused")
-                assert "node out of descriptors: 403 needed (limits.max_fds 400), 197 free" \
+                assert "node out of descriptors: 405 needed (limits.max_fds 400), 195 free" \
                     in p["error"], p
                 await c.client.stop("one")
                 await until(lambda: _state(c, "two", "running"), 30, what="two running")

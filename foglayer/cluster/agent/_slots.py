@@ -36,7 +36,7 @@ from foglayer.errors import FogError
 from foglayer.wasi import Preopen
 
 ACTIVE = ("starting", "running")
-STDIO_FDS = 3  # what an instance holds besides its own table: its stdio pipes
+STDIO_FDS = 5  # host fds an instance holds besides its table: two pipes (4 ends) and /dev/null
 MODULE_ATTEMPTS, MODULE_WAIT = 6, 5.0
 
 
