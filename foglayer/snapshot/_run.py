@@ -26,7 +26,7 @@ from foglayer.snapshot._rewrite import Rewritten, cached_rewritten, make_checkpo
 from foglayer.wasi import MemoryDirs, Preopen, SavedStateError, Wasi, restore_saved
 
 MAX_MODULE = 512 << 20  # bytes a carried module may unpack to
-MAX_FILES = 16 << 30  # bytes a carried files archive may unpack to (streamed to disk)
+MAX_FILES = 2 << 30  # bytes a carried files archive may unpack to (streamed to disk)
 
 
 @dataclass(slots=True)

@@ -241,7 +241,10 @@ def restore_saved(saved: SavedWasi, hosts: Sequence[str], stdio: Sequence[int] =
                 d.rights_inheriting &= s.rights_inheriting
                 d.flags = s.flags
             elif preopens[s.preopen].memory and not s.root:
-                d = _reopen_memory(s, preopens[s.preopen], memory, rights_for)
+                try:
+                    d = _reopen_memory(s, preopens[s.preopen], memory, rights_for)
+                except OSError as e:
+                    raise SavedStateError(f"fd {s.fd}: cannot re-open: {e.strerror}") from None
             else:
                 d = _reopen(s, preopens[s.preopen], roots[s.preopen], rights_for)
             state.fds[s.fd] = d
