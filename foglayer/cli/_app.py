@@ -255,6 +255,19 @@ def bench_cluster(apps, invokes, sim_nodes, sim_apps) -> None:
     run(apps, invokes, sim_nodes, sim_apps)
 
 
+@bench.command("migrate")
+@click.option("--state", type=click.IntRange(1, 1024), default=16, show_default=True,
+              metavar="MIB", help="MiB of service state to move.")
+@click.option("--runs", type=click.IntRange(1, 50), default=3, show_default=True,
+              help="Moves per mode.")
+@click.option("--arch", is_flag=True, help="Also x86-64 -> aarch64 (the arm node, emulated).")
+def bench_migrate(state, runs, arch) -> None:
+    """Live moves under load: pre-copy vs stop-and-copy (downtime, rounds, bytes, latency)."""
+    from foglayer.cluster.bench_migrate import run
+
+    run(state, runs, arch)
+
+
 @bench.command("snapshot", context_settings={"ignore_unknown_options": True,
                                              "help_option_names": []})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
