@@ -54,12 +54,15 @@ def define_unchecked(linker: wasmtime.Linker, module: str, name: str, ty: wasmti
         raise wasmtime.WasmtimeError._from_ptr(err)
 
 
-def c_api_for_native() -> tuple[dict[str, int], int]:
+def c_api_for_native() -> tuple[dict[str, int], int, tuple[int, int]]:
     """What the native WASI calls need from libwasmtime: function addresses (so they link
-    against nothing) and the extern kind of a memory."""
+    against nothing), the extern kind of a memory, and (size, payload offset) of a
+    ``wasmtime_extern_t``, which C fills in and must have room for."""
     names = ("wasmtime_caller_export_get", "wasmtime_caller_context", "wasmtime_memory_data",
              "wasmtime_memory_data_size")
-    return {n: _address(getattr(ffi.dll, n)) for n in names}, ffi.WASMTIME_EXTERN_MEMORY.value
+    layout = (ctypes.sizeof(ffi.wasmtime_extern_t), ffi.wasmtime_extern_t.of.offset)
+    return ({n: _address(getattr(ffi.dll, n)) for n in names}, ffi.WASMTIME_EXTERN_MEMORY.value,
+            layout)
 
 
 class RawCall:

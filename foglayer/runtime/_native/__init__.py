@@ -37,6 +37,8 @@ NAMES = (
     "args_get", "args_sizes_get", "environ_get", "environ_sizes_get",
 )
 MAX_FUNCTIONS = 64
+# The wasmtime_extern_t that fog_ctx.memory receives: 32 bytes, the memory at offset 8.
+EXTERN_LAYOUT = (32, 8)
 
 
 class _Fd(ctypes.Structure):
@@ -112,6 +114,8 @@ def library() -> ctypes.CDLL | None:
             lib = ctypes.CDLL(str(library_path()))
             if lib.fog_ctx_layout() != _layout():
                 raise FogError("struct layout differs from hostcalls.c")
+            if _ffi.c_api_for_native()[2] != EXTERN_LAYOUT:
+                raise FogError("libwasmtime's wasmtime_extern_t differs from hostcalls.c's")
             _LIB.append(lib)
         except (FogError, OSError) as e:
             _LIB.append(str(e))
@@ -151,7 +155,7 @@ class NativeCalls:
                           (0o06, abi.FT_BLOCK), (0o10, abi.FT_REG), (0o12, abi.FT_SYMLINK),
                           (0o14, abi.FT_STREAM)):
             ctx.ft_of_mode[fmt] = kind
-        api, ctx.memory_kind = _ffi.c_api_for_native()
+        api, ctx.memory_kind, _ = _ffi.c_api_for_native()
         ctx.export_get = api["wasmtime_caller_export_get"]
         ctx.caller_context = api["wasmtime_caller_context"]
         ctx.memory_data = api["wasmtime_memory_data"]
