@@ -142,12 +142,17 @@ class LocalInstance:
 
         return stream.next_round(), service_state(self.inst, stream)
 
-    def adopt(self, sink, state: bytes, dirs: list[Preopen]) -> None:
+    def adopt(self, sink, state: bytes, dirs: list[Preopen],
+              secrets: dict[str, bytes] | None = None) -> None:
         """The switch on the target: the source's WASI state (descriptors re-opened inside
-        this node's ``dirs``) and globals; then it serves calls."""
+        this node's ``dirs``; its in-memory secrets from ``secrets``, released to this node)
+        and globals; then it serves calls."""
         from foglayer.snapshot import finish_service
 
-        finish_service(sink, state, dirs={d.guest: d.host for d in dirs}, stdio=self.stdio)
+        as_env = {r.name for r in self.spec.secrets if r.env}
+        files = {n: v for n, v in (secrets or {}).items() if n not in as_env}
+        finish_service(sink, state, dirs={d.guest: d.host for d in dirs}, stdio=self.stdio,
+                       memory_dirs={SECRETS_DIR: files} if files else None)
         self._serve()
 
     @property

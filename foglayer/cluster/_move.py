@@ -72,6 +72,15 @@ class MoveRequest(msgspec.Struct, frozen=True, omit_defaults=True):
     sha256: str = ""
     moved: bool = False
     part: Literal["pages", "state"] = "pages"  # which chunks ``chunk`` reads
+    # Apps that need attestation: a release (foglayer.trust) for this node's attested session
+    # carrying the key of this move's node pair (and, to the target, the app's secrets).
+    release: str = ""
+    session: str = ""
+
+
+#: The name under which a move's pair key is released to both nodes.
+MOVE_KEY = "__move_pair_key__"
+SEAL_OVERHEAD = 64  # what sealing adds to a chunk (flag, tag; header and nonce for the state)
 
 
 class MoveReply(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -94,6 +94,28 @@ def _logs(client, app: str) -> list[dict]:
     return chunks
 
 
+def test_a_service_with_secrets_moves_sealed_between_attested_nodes(cluster, tmp_path):
+    c, client, key = cluster
+    client.put_secret("db_password", SECRET.encode())
+    path = tmp_path / "vault.yaml"
+    path.write_text(f"name: vaultsvc\nmodule: {PROGRAMS / 'secret_service.c'}\nkind: service\n"
+                    "secrets: [db_password]\nlimits: {memory: 16MiB}\n")
+    (p,) = _deploy(client, path)
+    assert p["state"] == "running", p
+    assert client.invoke("vaultsvc", "secret", b"") == SECRET[::-1].encode()
+    assert client.invoke("vaultsvc", "add", b"41") == b"41"
+    dst = "cloud" if p["node"] != "cloud" else "edge"
+    summary = client.migrate("vaultsvc", dst)
+    assert summary.target == dst
+    # The state (its counter) and the secret came along; the secret only as a release.
+    assert client.invoke("vaultsvc", "add", b"1") == b"42"
+    assert client.invoke("vaultsvc", "secret", b"") == SECRET[::-1].encode()
+    for f in c.root.rglob("*"):
+        if f.is_file():
+            assert SECRET.encode() not in f.read_bytes(), f"the secret found in {f}"
+    client.stop("vaultsvc")
+
+
 def test_a_strict_policy_refuses_sim_and_the_scheduler_says_why(cluster, tmp_path):
     c, client, key = cluster
     client.set_policy("backends: [tpm, tsm]\nallow_sim: false\n")

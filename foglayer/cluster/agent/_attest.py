@@ -66,14 +66,16 @@ class NodeAttester:
         if msg.reply:
             await self.nc.publish(msg.reply, att.to_bytes())
 
-    def _open_release(self, req: StartRequest) -> dict[str, bytes]:
-        """The app's secrets from the start request (checked, decrypted, in memory)."""
+    def _open_release(self, req: StartRequest, extra: tuple[str, ...] = ()) -> dict[str, bytes]:
+        """The app's secrets (and ``extra`` names) from a start or move request: checked
+        against the controller's key, decrypted, in memory."""
+        what = req.app or "move"
         session = self._sessions.pop(req.session, None) if req.session else None
         if session is None:
-            raise FogError(f"{req.app}: no attested session on node {self.name} for this start")
-        names = [s.name for s in req.spec.secrets]
+            raise FogError(f"{what}: no attested session on node {self.name} for this request")
+        names = [*extra, *(s.name for s in req.spec.secrets)] if req.spec else [*extra]
         if not names:
             return {}
         if not req.release:
-            raise FogError(f"{req.app}: the start request carries no released secrets")
+            raise FogError(f"{what}: the request carries no released secrets")
         return session.open_secrets(req.release, names)

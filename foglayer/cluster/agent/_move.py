@@ -20,6 +20,8 @@ from foglayer.cluster._move import (
     CHUNK,
     H_MOVE,
     H_PART,
+    MOVE_KEY,
+    SEAL_OVERHEAD,
     MoveError,
     MoveReply,
     MoveRequest,
@@ -41,6 +43,8 @@ class _Outgoing:
     stream: object  # a PageStream
     chunks: list[bytes] = field(default_factory=list)  # the current round's
     payload: bytes = b""  # the state and volumes, once frozen
+    key: bytes = b""  # the attested node pair's key: everything goes out sealed with it
+    sealer: object | None = None  # a foglayer.trust.StreamSealer for the page chunks
 
 
 @dataclass
@@ -51,6 +55,9 @@ class _Incoming:
     limit: int
     buf: bytearray = field(default_factory=bytearray)
     next: int = 0
+    key: bytes = b""  # the attested node pair's key: everything comes in sealed with it
+    opener: object | None = None  # a foglayer.trust.StreamOpener for the page chunks
+    secrets: dict[str, bytes] = field(default_factory=dict, repr=False)
 
 
 class Mover:
@@ -90,14 +97,25 @@ class Mover:
             raise MoveError(f"instance {req.instance} is not running on {self.name}")
         if slot.spec.kind != "service":
             raise MoveError("only services move live (a command restarts)")
-        out = self.outgoing[req.mid] = _Outgoing(slot, slot.local.page_stream())  # type: ignore[attr-defined]
+        out = _Outgoing(slot, slot.local.page_stream())  # type: ignore[attr-defined]
+        if slot.spec.needs_attestation:
+            from foglayer.trust import StreamSealer
+
+            out.key = self._open_release(req, (MOVE_KEY,))[MOVE_KEY]
+            # (the key itself is bound to this source, the target and their attestations)
+            out.sealer = StreamSealer(out.key, "pages", "", req.mid)
+        self.outgoing[req.mid] = out
         return out
+
+    @staticmethod
+    def _seal_round(out: _Outgoing, chunks: list[bytes]) -> list[bytes]:
+        return [out.sealer.seal(c) for c in chunks] if out.sealer else chunks  # type: ignore[attr-defined]
 
     async def _round(self, req: MoveRequest) -> MoveReply:
         """A pre-copy round while the service serves (pages torn by a call go again)."""
         out = self._source(req)
         rnd = await self.loop.run_in_executor(None, out.stream.next_round)  # type: ignore[attr-defined]
-        out.chunks = rnd.chunks
+        out.chunks = self._seal_round(out, rnd.chunks)
         return MoveReply(True, chunks=len(rnd.chunks), pages=rnd.pages, page_bytes=rnd.bytes)
 
     async def _freeze(self, req: MoveRequest) -> MoveReply:
@@ -109,7 +127,11 @@ class Mover:
             local.pool, local.last_round, out.stream)  # type: ignore[attr-defined]
         frozen_at = time.time()
         volumes = await self.loop.run_in_executor(None, self._pack_volumes, slot)
-        out.chunks, out.payload = rnd.chunks, frame(state, volumes)
+        out.chunks, out.payload = self._seal_round(out, rnd.chunks), frame(state, volumes)
+        if out.key:
+            from foglayer.trust import seal_bytes
+
+            out.payload = seal_bytes(out.payload, out.key, f"move {req.mid} state")
         return MoveReply(True, size=len(out.payload),
                          sha256=hashlib.sha256(out.payload).hexdigest(),
                          memory=local.inst.memory_pages() << 16,  # type: ignore[attr-defined]
@@ -151,6 +173,7 @@ class Mover:
             return MoveReply(False, f"node full: {need} bytes needed, "
                              f"{self.caps.max_memory - used} free")
         slot = Slot(req.instance, req.app, req.replica, req.generation, spec)
+        released = self._open_release(req, (MOVE_KEY,)) if spec.needs_attestation else {}
         path = await self._module_path(slot)  # fetched and compiled while the source runs
         module = await self.loop.run_in_executor(None, load, str(path), spec, self.cfg.simd)
         # The volumes are unpacked at the switch: the directories exist (empty) until then.
@@ -166,7 +189,14 @@ class Mover:
                 raise
 
         local, sink = await self.loop.run_in_executor(None, make)
-        self.incoming[req.mid] = _Incoming(slot, local, sink, VOLUME_ALLOWANCE + spec.memory)
+        inc = _Incoming(slot, local, sink, VOLUME_ALLOWANCE + spec.memory + SEAL_OVERHEAD,
+                        key=released.pop(MOVE_KEY, b""), secrets=released)
+        if inc.key:
+            from foglayer.trust import StreamOpener
+
+            # Only the source holds this pair's key: frames from anyone else do not open.
+            inc.opener = StreamOpener(inc.key, "pages", "", req.mid)
+        self.incoming[req.mid] = inc
         return MoveReply(True)
 
     async def _move_data(self, msg) -> None:
@@ -180,7 +210,8 @@ class Mover:
             if inc is None:
                 raise MoveError("no such move on this node")
             if h.get(H_PART) == "pages":  # checked whole (hashes, sizes, the memory limit)
-                pages = await self.loop.run_in_executor(None, inc.sink.apply, msg.data)  # type: ignore[attr-defined]
+                data = inc.opener.open(msg.data) if inc.opener else msg.data  # type: ignore[attr-defined]
+                pages = await self.loop.run_in_executor(None, inc.sink.apply, data)  # type: ignore[attr-defined]
                 reply = MoveReply(True, pages=pages)
             elif i != inc.next or len(inc.buf) + len(msg.data) > inc.limit or len(msg.data) > CHUNK:
                 raise MoveError(f"state chunk {i}/{n} out of order, or past what an app of "
@@ -205,10 +236,14 @@ class Mover:
             if len(payload) != req.size or hashlib.sha256(payload).hexdigest() != req.sha256:
                 raise MoveError("the state does not match its SHA-256: refused")
             slot, local = inc.slot, inc.local
+            if inc.key:
+                from foglayer.trust import unseal_bytes
+
+                payload = unseal_bytes(payload, inc.key, f"move {req.mid} state", "moved state")
             state, volumes = unframe(payload)
             await self.loop.run_in_executor(None, self._unpack_volumes, slot, volumes)
             await self.loop.run_in_executor(None, local.adopt, inc.sink, state,  # type: ignore[attr-defined]
-                                            self._dirs(slot))
+                                            self._dirs(slot), inc.secrets)
         except BaseException:
             inc.local.close()  # type: ignore[attr-defined]
             raise

@@ -197,14 +197,18 @@ class Attesting:
             raise TrustError(f"attestation of {node}: {result.why()}")
         if not names:
             return "", session
-        sealed = {}
-        for n in names:
-            try:
-                entry = await self.kv[ATTEST].get(f"secret.{n}")
-            except Exception:  # noqa: BLE001 - KeyNotFound and friends
-                entry = None
-            if entry is None or not entry.value:
-                self.broker.close_session(session)
-                raise TrustError(f"secret {n!r} does not exist (`fog secret put {n} ...`)")
-            sealed[n] = entry.value
+        try:
+            sealed = {n: await self._sealed_secret(n) for n in names}
+        except TrustError:
+            self.broker.close_session(session)
+            raise
         return self.broker.release_sealed(session, sealed), session
+
+    async def _sealed_secret(self, name: str) -> bytes:
+        try:
+            entry = await self.kv[ATTEST].get(f"secret.{name}")
+        except Exception:  # noqa: BLE001 - KeyNotFound and friends
+            entry = None
+        if entry is None or not entry.value:
+            raise TrustError(f"secret {name!r} does not exist (`fog secret put {name} ...`)")
+        return entry.value

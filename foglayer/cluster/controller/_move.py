@@ -26,7 +26,9 @@ from foglayer.cluster._move import (
     H_MOVE,
     H_PART,
     MAX_PAGE_CHUNK,
+    MOVE_KEY,
     MOVE_SUBJECT,
+    SEAL_OVERHEAD,
     MoveCommand,
     MoveError,
     MoveProgress,
@@ -119,10 +121,11 @@ class Mover:
         source = p["node"]
         if source == cmd.to:
             raise MoveError(f"{key} already runs on {cmd.to}")
-        self._move_target_check(spec, cmd.to)
-        if spec.needs_trust:  # its released secrets live only in the source's memory
-            raise MoveError(f"app {cmd.app!r} has secrets or needs a TEE: it does not move "
-                            "live yet (the target would need its own attestation)")
+        self._move_target_check(spec, cmd.to)  # (a TEE/secrets app: an attested target)
+        # An app that needs attestation moves sealed, between two freshly attested nodes.
+        sealed = await self._pair_releases(spec, source, cmd.to) if spec.needs_attestation \
+            else {}
+        src_release = sealed.get(source, ("", ""))
 
         async def progress(phase: str, sent: int = 0, total: int = 0) -> None:
             await self.nc.publish(progress_subject(cmd.mid), encode(MoveProgress(phase, sent, total)))
@@ -136,7 +139,7 @@ class Mover:
         async def copy_pages(n: int) -> None:
             nonlocal sent
             for i in range(n):
-                data = await self._pull(source, mid, i, "pages", MAX_PAGE_CHUNK)
+                data = await self._pull(source, mid, i, "pages", MAX_PAGE_CHUNK + SEAL_OVERHEAD)
                 await self._push(cmd.to, mid, i, n, data, "pages")
                 sent += len(data)
                 await progress(f"round {rounds + 1}: copying pages", sent)
@@ -144,11 +147,16 @@ class Mover:
         try:
             await progress("preparing the target")
             await self._put(INSTANCES, new, InstanceRecord(cmd.app, cmd.replica, cmd.to))
+            rel, ses = sealed.get(cmd.to, ("", ""))
             await self._step(cmd.to, MoveRequest("prepare", mid, new, cmd.app, cmd.replica,
-                                                 p["generation"], spec), PREPARE_TIMEOUT)
+                                                 p["generation"], spec, release=rel,
+                                                 session=ses), PREPARE_TIMEOUT)
             last = None
             while not cmd.stop_and_copy and rounds < MAX_ROUNDS:
-                info = await self._step(source, MoveRequest("round", mid, old))
+                info = await self._step(source, MoveRequest("round", mid, old,
+                                                            release=src_release[0],
+                                                            session=src_release[1]))
+                src_release = ("", "")  # the source opens it once
                 await copy_pages(info.chunks)
                 rounds += 1
                 if info.pages <= SMALL_DELTA or (last is not None and info.pages >= last):
@@ -156,13 +164,15 @@ class Mover:
                 last = info.pages
             await progress("freezing the source", sent)
             t_freeze = time.monotonic()
-            info = await self._step(source, MoveRequest("freeze", mid, old))
+            info = await self._step(source, MoveRequest("freeze", mid, old,
+                                                        release=src_release[0],
+                                                        session=src_release[1]))
             frozen = True
             await copy_pages(info.chunks)
             rounds += 1
             chunks = max(1, -(-info.size // CHUNK))
             for i in range(chunks):
-                data = await self._pull(source, mid, i, "state", CHUNK)
+                data = await self._pull(source, mid, i, "state", CHUNK + SEAL_OVERHEAD)
                 await self._push(cmd.to, mid, i, chunks, data, "state")
                 sent += len(data)
                 await progress("copying the state", sent)
@@ -190,6 +200,27 @@ class Mover:
         return MoveSummary(True, app=cmd.app, source=source, target=cmd.to, mode=mode,
                            rounds=rounds, total_s=time.monotonic() - t0, downtime_s=downtime,
                            bytes_sent=sent, memory=info.memory)
+
+    async def _pair_releases(self, spec, source: str, target: str) -> dict[str, tuple[str, str]]:
+        """Attest both nodes for the app's module; release to each the key of this node pair
+        (bound to both results), and to the target the app's secrets too. Node -> (release,
+        session). The pages and the state then travel sealed: only these two attested nodes
+        can read them, and the target takes them only from this source."""
+        from foglayer.trust import TrustError, pair_key
+
+        names = [s.name for s in spec.secrets]
+        r_dst, s_dst = await self.attest(target, spec.digest, (MOVE_KEY, *names))
+        r_src, s_src = await self.attest(source, spec.digest, (MOVE_KEY,))
+        for node, r in ((target, r_dst), (source, r_src)):
+            if not r.affirming:
+                raise MoveError(f"attestation of {node}: {r.why()}")
+        key = pair_key(self.broker.identity.master_key, source, target, r_src.id, r_dst.id)
+        try:
+            plain = {n: self.broker.vault.unseal(n, await self._sealed_secret(n)) for n in names}
+            return {target: (self.broker.release(s_dst, {MOVE_KEY: key, **plain}), s_dst),
+                    source: (self.broker.release(s_src, {MOVE_KEY: key}), s_src)}
+        except TrustError as e:
+            raise MoveError(str(e)) from None
 
     async def _pull(self, node: str, mid: str, index: int, part: str, limit: int) -> bytes:
         req = encode(MoveRequest("chunk", mid, index=index, part=part))
