@@ -400,8 +400,10 @@ def ui(server, creds, tls_ca, host, port, token) -> None:
                    "swtpm).")
 @click.option("--tsm-root", metavar="DIR",
               help="tsm: the configfs-tsm report dir, or 'standin' (no TEE hardware: a stand-in).")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), metavar="PORT",
+              help="Serve Prometheus metrics on 127.0.0.1:PORT (0: a free port).")
 def node(server, creds, tls_ca, name, labels, max_memory, fuel_rate, latency, cpus, no_simd,
-         heartbeat, data_dir, probe_sites, tee, tpm_tcti, tsm_root) -> None:
+         heartbeat, data_dir, probe_sites, tee, tpm_tcti, tsm_root, metrics_port) -> None:
     """Run a node agent: register, send heartbeats, run what the controller places here."""
     from pathlib import Path
 
@@ -416,7 +418,7 @@ def node(server, creds, tls_ca, name, labels, max_memory, fuel_rate, latency, cp
                         simd=not no_simd, cpus=cpus,
                         probe_sites=[check_name(s, "site") for s in probe_sites],
                         tee=tee, tpm_tcti=tpm_tcti, tsm_root=tsm_root,
-                        controller_key=_controller_key(c)))
+                        controller_key=_controller_key(c), metrics_port=metrics_port))
 
 
 def _controller_key(c) -> bytes | None:
@@ -441,7 +443,10 @@ def _controller_key(c) -> bytes | None:
 @click.option("--trust-dir", type=click.Path(file_okay=False),
               help="The controller's signing and master keys (default: <user data dir>/"
                    "controller-trust); every controller of a cluster needs the same.")
-def controller(server, creds, tls_ca, name, node_timeout, lease_ttl, trust_dir) -> None:
+@click.option("--metrics-port", type=click.IntRange(0, 65535), metavar="PORT",
+              help="Serve Prometheus metrics on 127.0.0.1:PORT (0: a free port).")
+def controller(server, creds, tls_ca, name, node_timeout, lease_ttl, trust_dir,
+               metrics_port) -> None:
     """Run a controller (several may run: a KV lease elects the leader)."""
     from pathlib import Path
 
@@ -449,7 +454,8 @@ def controller(server, creds, tls_ca, name, node_timeout, lease_ttl, trust_dir) 
 
     run_controller(ControllerConfig(creds=_creds(server, creds, tls_ca), name=name,
                                     node_timeout=node_timeout, lease_ttl=lease_ttl,
-                                    trust_dir=Path(trust_dir) if trust_dir else None))
+                                    trust_dir=Path(trust_dir) if trust_dir else None,
+                                    metrics_port=metrics_port))
 
 
 @cli.command()
@@ -553,6 +559,27 @@ def ps(server, creds, tls_ca, fmt) -> None:
     with _connect(server, creds, tls_ca) as c:
         view = app_list(c.apps(), c.placements())
     _show(view, fmt, ps_table)
+
+
+@cli.command()
+@_conn_options
+@_output_option
+@click.option("--tenant", metavar="TENANT", help="Only this tenant.")
+@click.option("--since", metavar="DURATION", help="Only what was used in the last DURATION "
+              "(90s, 15m, 2h, 7d).")
+def usage(server, creds, tls_ca, fmt, tenant, since) -> None:
+    """What each tenant and app consumed: instructions, memory-seconds, invocations, WASI
+    calls, volume bytes (metered by the nodes, kept in JetStream)."""
+    from foglayer.cli._output import usage_report
+    from foglayer.cli._render import usage_table
+    from foglayer.cluster import check_name, parse_since
+
+    if tenant is not None:
+        check_name(tenant, "tenant")
+    when = parse_since(since) if since else None
+    with _connect(server, creds, tls_ca) as c:
+        doc = usage_report(c.usage(tenant, when))
+    _show(doc, fmt, usage_table)
 
 
 @cli.command()

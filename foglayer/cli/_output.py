@@ -264,6 +264,33 @@ def run_stats(stats, exit_code: int) -> RunStats:
                     wasi_path=getattr(stats, "wasi_path", "") or None)
 
 
+# -- fog usage ----------------------------------------------------------------------------------
+
+
+class UsageLine(msgspec.Struct, kw_only=True):
+    tenant: str
+    app: str | None  # null: the tenant's total
+    instances: int
+    fuel: int  # Wasm instructions
+    memory_seconds: float  # reserved bytes x seconds running
+    invocations: int
+    wasi_calls: int
+    volume_bytes: int  # bytes in the instances' volumes at their latest report
+
+
+class UsageReport(_Doc):
+    since: float | None  # Unix time; null: since the first report kept
+    tenants: list[UsageLine]
+    apps: list[UsageLine]
+    dropped: int  # reports refused: from a node that was not running the instance
+
+
+def usage_report(summary) -> UsageReport:
+    line = lambda r: UsageLine(**r.to_dict())  # noqa: E731
+    return UsageReport(since=summary.since, tenants=[line(r) for r in summary.tenants],
+                       apps=[line(r) for r in summary.apps], dropped=summary.dropped)
+
+
 # -- writing ------------------------------------------------------------------------------------
 
 

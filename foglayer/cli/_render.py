@@ -319,3 +319,25 @@ def attest_table(rows: list) -> Table:
         t.add_row(node, Text(status, style=style.get(r.status, "")), r.backend,
                   f"{now - r.issued_at:.0f} s ago", vector, "; ".join(r.reasons) or "all checks passed")
     return t
+
+
+def usage_table(doc) -> list:
+    """``fog usage``: one table per tenant total and one per app."""
+    from rich.table import Table
+
+    def table(title: str, rows, with_app: bool) -> Table:
+        t = Table(title=title, title_justify="left")
+        cols = ["tenant", *(["app"] if with_app else []), "instances", "instructions (fuel)",
+                "memory-seconds", "invocations", "WASI calls", "volume bytes"]
+        for c in cols:
+            t.add_column(c, no_wrap=True, justify="left" if c in ("tenant", "app") else "right")
+        for r in rows:
+            t.add_row(r.tenant, *([r.app] if with_app else []), str(r.instances), f"{r.fuel:,}",
+                      f"{r.memory_seconds / (1 << 20):,.1f} MiB·s", f"{r.invocations:,}",
+                      f"{r.wasi_calls:,}", format_size(r.volume_bytes))
+        return t
+
+    out = [table("usage by tenant", doc.tenants, False), table("usage by app", doc.apps, True)]
+    if doc.dropped:
+        out.append(f"({doc.dropped} reports refused: from nodes that did not run the instance)")
+    return out

@@ -35,7 +35,7 @@ from foglayer.cluster._spec import AppSpec, Constraints, Limits, app_memory, dec
 from foglayer.cluster._sync import SyncClient, wait_until
 from foglayer.cluster._up import PROFILES, Continuum, NodeSpec, parse_nodes, site_nodes, up
 from foglayer.cluster.agent import Agent, NodeConfig, run_node
-from foglayer.cluster.client import Client, UnknownApp, resolve
+from foglayer.cluster.client import Client, UnknownApp, UsageSummary, parse_since, resolve
 from foglayer.cluster.controller import Controller, ControllerConfig, run_controller
 
 __all__ = [
@@ -47,5 +47,5 @@ __all__ = [
     "run_controller", "run_node", "schedule", "PROFILES", "Continuum",
     "NodeIndex", "NodeSpec", "parse_nodes", "up", "SyncClient", "wait_until",
     "SiteCluster", "SiteSpec", "parse_sites", "site_nodes", "Verdict", "check_consistency",
-    "check_continuum", "MoveError", "MoveProgress", "MoveSummary",
+    "check_continuum", "UsageSummary", "parse_since", "MoveError", "MoveProgress", "MoveSummary",
 ]

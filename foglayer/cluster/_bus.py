@@ -23,6 +23,7 @@ from nats.aio.client import Client
 
 from foglayer.cluster._protocol import (
     ALL_LOGS,
+    ALL_USAGE,
     APPS,
     ATTEST,
     DECISIONS,
@@ -36,6 +37,7 @@ from foglayer.cluster._protocol import (
     NODES,
     PLACEMENTS,
     TRUST,
+    USAGE_STREAM,
 )
 from foglayer.errors import FogError
 
@@ -232,7 +234,8 @@ async def ensure_state(js, replicas: int = 1) -> dict:
             await js.object_store(MODULES)
     for name, subjects, max_msgs, max_bytes in (
             (LOGS_STREAM, [ALL_LOGS], 200_000, 64 << 20),
-            (EVENTS_STREAM, [f"{EVENTS}.>"], 10_000, 16 << 20)):
+            (EVENTS_STREAM, [f"{EVENTS}.>"], 10_000, 16 << 20),
+            (USAGE_STREAM, [ALL_USAGE], 1_000_000, 256 << 20)):
         try:
             await js.stream_info(name)
         except NotFoundError:

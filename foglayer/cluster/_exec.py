@@ -58,7 +58,8 @@ def _limits(spec: AppSpec) -> Limits:
 
 
 def engine_settings(spec: AppSpec, simd: bool = True) -> EngineSettings:
-    return settings_for(_limits(spec), stoppable=True, simd=simd)
+    # Fuel is always metered on a node: usage (and billing) counts Wasm instructions.
+    return settings_for(_limits(spec), stats=True, stoppable=True, simd=simd)
 
 
 def load(wasm_path: str, spec: AppSpec, simd: bool = True) -> LoadedModule:

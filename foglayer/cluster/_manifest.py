@@ -14,6 +14,7 @@ replicas: 1
 restart: on-failure            # always | on-failure | never (services default to always)
 max_restarts: 10
 on_partition: stay             # stay (default) | move: start it elsewhere while its site is cut off
+tenant: acme                   # who its usage is billed to (fog usage); default: default
 constraints: {labels: {tier: edge}, min_memory: 8MiB, tee: sev-snp, arch: x86_64,
               features: [simd]}
 preferences: {site: factory-1}          # or {low_latency_to: factory-1}
@@ -92,6 +93,7 @@ SCHEMA = {
         "restart": {"enum": ["always", "on-failure", "never"]},
         "max_restarts": {"type": "integer", "minimum": 0},
         "on_partition": {"enum": ["stay", "move"]},
+        "tenant": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
         "constraints": {"type": "object", "additionalProperties": False, "properties": {
             "labels": _LABELS,
             "min_memory": _SIZE,
@@ -304,6 +306,7 @@ def parse(text: str, where: str = "manifest", base: Path | None = None) -> Manif
         restart=doc.get("restart", "always" if kind == "service" else "on-failure"),
         max_restarts=doc.get("max_restarts", 10),
         on_partition=doc.get("on_partition", "stay"),
+        tenant=doc.get("tenant", "default"),
         constraints=Constraints(
             labels={k: _scalar(v) for k, v in cons.get("labels", {}).items()},
             min_memory=min_memory,

@@ -43,6 +43,8 @@ JS_DOMAIN = "fog"
 # master key). Nodes have no JetStream access: only controllers and the operator read it.
 ATTEST = "fog-attest"
 LOGS_STREAM, EVENTS_STREAM = "FOG_LOGS", "FOG_EVENTS"
+# Usage, durable: every node publishes its instances' running totals each heartbeat.
+USAGE_STREAM = "FOG_USAGE"
 EVENTS = "fog.events"
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -101,6 +103,11 @@ def site_echo(site: str) -> str:
 
 
 ALL_SITE_ECHO = "fog.site.*.echo"
+def usage_subject(node: str) -> str:
+    return f"{node_out(node)}.usage"
+
+
+ALL_USAGE = "fog.node.*.usage"
 ALL_HB = "fog.node.*.hb"
 ALL_STATUS = "fog.node.*.status"
 ALL_MODULE = "fog.node.*.module"
@@ -327,3 +334,26 @@ def decode_node(subject: str, data: bytes, typ: type):
     if isinstance(msg, Heartbeat) and msg.caps.name != node:
         raise BadMessage(f"capabilities of node {msg.caps.name!r}")
     return msg
+
+
+class Usage(msgspec.Struct, frozen=True):
+    """What one instance has consumed since it started: running totals, so that a lost or a
+    repeated report changes nothing (the latest one counts)."""
+
+    instance: _Short
+    app: _Name
+    tenant: _Name = "default"
+    replica: Annotated[int, msgspec.Meta(ge=0, lt=MAX_REPLICAS)] = 0
+    time: _Time = 0.0
+    fuel: _Count = 0  # Wasm instructions
+    invocations: _Count = 0
+    wasi_calls: _Count = 0
+    memory_seconds: Annotated[float, msgspec.Meta(ge=0, le=1e18)] = 0.0  # reserved bytes x s
+    volume_bytes: _Count = 0  # bytes in the instance's volumes
+
+
+class UsageReport(msgspec.Struct, frozen=True):
+    name: _Name
+    boot: _Short
+    seq: _Count = 0
+    items: Annotated[list[Usage], msgspec.Meta(max_length=MAX_INSTANCES)] = []

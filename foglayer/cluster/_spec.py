@@ -90,6 +90,7 @@ class AppSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # When the app's node sits in a site that the controller cannot reach: keep it there (it
     # runs on; nothing is duplicated) or start it elsewhere (two copies until the heal).
     on_partition: Literal["stay", "move"] = "stay"
+    tenant: _Name = "default"  # who is billed for its usage (fog usage)
     constraints: Constraints = Constraints()
     preferences: Preferences = Preferences()
 

@@ -150,6 +150,7 @@ class Continuum:
         self.server.controller_key = base64.b64encode(identity.public_der).decode()
         self.tee = tee
         self.procs: dict[str, subprocess.Popen] = {}
+        self.metrics_ports: dict[str, int] = {}  # process key -> its Prometheus port
         (self.root / "logs").mkdir(mode=0o700, exist_ok=True)
 
     # -- processes --------------------------------------------------------------------------
@@ -170,11 +171,18 @@ class Continuum:
     def creds(self, user: str) -> Path:
         return self.server.creds_path(user)
 
+    def _metrics_port(self, key: str) -> list[str]:
+        """A metrics port for process ``key``, kept across its restarts (fog up lists them)."""
+        from foglayer.cluster._server import free_port
+
+        port = self.metrics_ports.setdefault(key, free_port())
+        return ["--metrics-port", str(port)]
+
     def start_controller(self, i: int = 0) -> subprocess.Popen:
         return self._spawn(f"controller-{i}", _fog(
             "controller", "--creds", str(self.creds("controller")), "--name", f"controller-{i}",
             "--node-timeout", str(self.node_timeout), "--lease-ttl", str(self.lease_ttl),
-            "--trust-dir", str(self.trust_dir)))
+            "--trust-dir", str(self.trust_dir), *self._metrics_port(f"controller-{i}")))
 
     def start_node(self, name: str) -> subprocess.Popen:
         spec = self.nodes[name]
@@ -186,6 +194,7 @@ class Continuum:
         argv = _fog(
             "node", "--name", name, "--creds", str(creds),
             "--heartbeat", str(self.heartbeat), "--data-dir", str(self.root / "nodes" / name),
+            *self._metrics_port(f"node-{name}"),
             *(["--tee", self.tee] if self.tee else []), *node_args(spec, probe))
         if PROFILES[spec.profile].get("arch") == "aarch64":
             argv = self._in_arm_root(argv[1:])
@@ -362,6 +371,8 @@ def up(nodes: str | None = None, *, root: str | os.PathLike | None = None, port:
     else:
         echo(f"fog up: nats-server on {c.server.url} (JetStream in {c.server.root / 'jetstream'}), "
              f"a controller, nodes {', '.join(f'{s.name} ({s.profile})' for s in specs)}")
+    echo("fog up: metrics (Prometheus): " + ", ".join(
+        f"{k} http://127.0.0.1:{p}/metrics" for k, p in sorted(c.metrics_ports.items())))
     echo(f"fog up: credentials in {c.server.root / 'creds'}; other shells use them by default "
          f"(`fog nodes`, `fog deploy APP.yaml`)")
     echo(DEV_POLICY_NOTE)

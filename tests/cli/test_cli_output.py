@@ -160,7 +160,7 @@ def test_every_field_of_every_kind_is_documented():
 
     docs = (Path(__file__).resolve().parents[2] / "docs" / "cli-output.md").read_text()
     kinds = [_output.AppList, _output.NodeList, _output.Explanation, _output.Snapshot,
-             _output.RunStats]
+             _output.RunStats, _output.UsageReport]
     seen: set[type] = set()
     todo = list(kinds)
     while todo:

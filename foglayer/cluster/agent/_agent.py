@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sys
 import time
 
 from foglayer.cluster._bus import BusError, check_name, connect, is_permission_error
@@ -37,12 +38,14 @@ from foglayer.cluster._protocol import (
 from foglayer.cluster.agent._attest import NodeAttester
 from foglayer.cluster.agent._caps import NodeConfig, capabilities, fd_budget
 from foglayer.cluster.agent._invoke import Invoker
+from foglayer.cluster.agent._metrics import AgentMetrics
 from foglayer.cluster.agent._move import Mover
 from foglayer.cluster.agent._sites import SiteProbe
 from foglayer.cluster.agent._slots import Slot, Slots, private_dir
+from foglayer.cluster.agent._usage import UsageReporter
 
 
-class Agent(Slots, Invoker, Mover, SiteProbe, NodeAttester):
+class Agent(Slots, Invoker, Mover, SiteProbe, NodeAttester, UsageReporter):
     """A node agent; :meth:`run` until ``stop`` is set."""
 
     def __init__(self, cfg: NodeConfig) -> None:
@@ -55,6 +58,7 @@ class Agent(Slots, Invoker, Mover, SiteProbe, NodeAttester):
         self.seq = 0
         self.caps = None
         self.rtt: dict[str, float] = {}  # site -> measured round trip, ms
+        self.metrics = AgentMetrics(self)
         self._fetch_locks: dict[str, asyncio.Lock] = {}
         self.data_dir = cfg.data_dir
         self._stop = asyncio.Event()
@@ -81,6 +85,10 @@ class Agent(Slots, Invoker, Mover, SiteProbe, NodeAttester):
             self.js = self.nc.jetstream(domain=JS_DOMAIN)
             await self.nc.subscribe(f"{node_cmd(self.name)}.>", cb=self._on_cmd)
             await self._answer_site_echo()
+            if self.cfg.metrics_port is not None:
+                port = self.metrics.serve(self.cfg.metrics_port)
+                print(f"node {self.name}: metrics on http://127.0.0.1:{port}/metrics",
+                      file=sys.stderr, flush=True)
             await self._heartbeat()
             await self.nc.flush()
             await asyncio.sleep(0.05)
@@ -103,6 +111,10 @@ class Agent(Slots, Invoker, Mover, SiteProbe, NodeAttester):
                                "these credentials belong to another node")
 
     async def _shutdown(self) -> None:
+        try:  # the last totals, before the instances go
+            await self._report_usage()
+        except Exception:  # noqa: BLE001 - the connection may be gone already
+            pass
         for slot in list(self.slots.values()):
             self._discard(slot)
         self._close_tee()
@@ -127,6 +139,7 @@ class Agent(Slots, Invoker, Mover, SiteProbe, NodeAttester):
                          self.used_memory(), {i: s.report() for i, s in self.slots.items()},
                          dict(self.rtt), self.behind_leaf())
         await self.nc.publish(hb_subject(self.name), encode(body))
+        await self._report_usage()
 
     async def _status(self, slot: Slot) -> None:
         r = slot.report()

@@ -31,6 +31,7 @@ class NodeConfig:
     max_fds: int | None = None  # descriptors for all instances; None: what the process may open
     probe_sites: list[str] = field(default_factory=list)  # sites whose round trip to measure
     probe_every: float = 2.0
+    metrics_port: int | None = None  # Prometheus metrics on 127.0.0.1 (0: a free port)
     tee: str | None = None  # evidence backend: sim, tpm, tsm (foglayer.trust)
     tpm_tcti: str | None = None  # tpm: TPM2TOOLS_TCTI; none and no /dev/tpmrm0: a private swtpm
     tsm_root: str | None = None  # tsm: configfs-tsm report dir, or "standin" (no TEE hardware)

@@ -25,8 +25,11 @@ class Invoker:
             return await self._error(msg, ErrorKind.UNAVAILABLE, f"app {app!r} has no running "
                                      f"service instance on node {self.name}")
         local = slot.local
+        t0 = time.perf_counter()
+        checked = False
         try:
             check_function(function)
+            checked = True  # (only well-formed names become metric labels)
             result = await self.loop.run_in_executor(local.pool, local.invoke, function,  # type: ignore[attr-defined]
                                                      msg.data)
         except ServiceError as e:
@@ -47,6 +50,10 @@ class Invoker:
             return await self._error(msg, ErrorKind.USAGE, one_line(e))
         finally:
             slot.calls = local.calls  # type: ignore[attr-defined]
+            if checked:
+                self.metrics.invocations.labels(app, function).inc()
+                self.metrics.invoke_seconds.labels(app, function).observe(
+                    time.perf_counter() - t0)
         if msg.reply:
             await self.nc.publish(msg.reply, result)
 

@@ -56,6 +56,7 @@ class Slot:
     ended: float | None = None
     local: object | None = None  # LocalInstance once created
     calls: int = 0
+    stats: object | None = None  # the instance's last Stats, kept once it is gone (usage)
     hold: asyncio.Event | None = None  # set while a move holds its calls (see ._move)
     moved: bool = False  # another node serves it now
     # Released secrets, in memory only, until the instance is created (then in its WASI).
@@ -129,6 +130,7 @@ class Slots:
         slot.local = None
         if local is None:
             return
+        slot.stats = local.inst.stats  # type: ignore[attr-defined]
         local.stop()  # type: ignore[attr-defined]
         if slot.spec.kind == "service" or slot.state not in ACTIVE:
             try:
@@ -248,6 +250,7 @@ class Slots:
         await self._status(slot)
         if spec.kind == "command":
             outcome = await self._in_thread(local.run_command)
+            slot.stats = local.inst.stats  # type: ignore[attr-defined]
             slot.local = None
             if self.slots.get(slot.instance) is not slot:
                 return

@@ -2,5 +2,7 @@
 
 from foglayer.cluster.client._client import Client, UnknownApp, check_app, resolve
 from foglayer.cluster.client._services import check_function
+from foglayer.cluster.client._usage import UsageRow, UsageSummary, parse_since
 
-__all__ = ["Client", "UnknownApp", "check_app", "check_function", "resolve"]
+__all__ = ["Client", "UnknownApp", "UsageRow", "UsageSummary", "check_app", "check_function",
+           "parse_since", "resolve"]

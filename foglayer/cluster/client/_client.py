@@ -32,6 +32,7 @@ from foglayer.cluster.client._nodes import Nodes
 from foglayer.cluster.client._services import Services
 from foglayer.cluster.client._streams import Streams
 from foglayer.cluster.client._trust import Trust
+from foglayer.cluster.client._usage import UsageQueries
 from foglayer.errors import FogError
 
 
@@ -71,7 +72,7 @@ def resolve(server: str | None = None, creds: str | os.PathLike | Creds | None =
     return c
 
 
-class Client(Apps, Services, Streams, Nodes, Moves, Trust):
+class Client(Apps, Services, Streams, Nodes, Moves, Trust, UsageQueries):
     """One connection to the cluster, as ``admin``."""
 
     def __init__(self, nc, kv: dict) -> None:

@@ -46,6 +46,7 @@ from foglayer.cluster._protocol import (
 from foglayer.cluster._spec import AppRecord
 from foglayer.cluster.controller._attest import Attesting
 from foglayer.cluster.controller._events import Events
+from foglayer.cluster.controller._metrics import ControllerMetrics
 from foglayer.cluster.controller._modules import Modules
 from foglayer.cluster.controller._move import MOVE_SUBJECT, Mover
 from foglayer.cluster.controller._placement import Placement
@@ -65,6 +66,7 @@ class ControllerConfig:
     module_grace: float = 60.0  # how long an unused module stays in the Object Store
     log: bool = True
     trust_dir: Path | None = None  # the controller's signing and master keys (foglayer.trust)
+    metrics_port: int | None = None  # Prometheus metrics on 127.0.0.1 (0: a free port)
 
 
 class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Attesting, Events):
@@ -83,6 +85,7 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Attesting,
         self._init_modules()
         self._init_moves()
         self._init_attest()
+        self.metrics = ControllerMetrics(self)
 
     # -- state ----------------------------------------------------------------------------
 
@@ -115,6 +118,9 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Attesting,
                        asyncio.create_task(self._watch_policy())]
             self.log(f"started (lease ttl {self.cfg.lease_ttl:g} s, node timeout "
                      f"{self.cfg.node_timeout:g} s)")
+            if self.cfg.metrics_port is not None:
+                port = self.metrics.serve(self.cfg.metrics_port)
+                self.log(f"metrics on http://127.0.0.1:{port}/metrics")
             while not stop.is_set():
                 try:
                     await self._round()

@@ -15,6 +15,7 @@ class Events:
 
     async def event(self, kind: str, message: str, **fields) -> None:
         self.log(message)
+        self.metrics.on_event(kind, fields)
         body = {"time": time.time(), "kind": kind, "message": message, "controller": self.id,
                 **fields}
         try:

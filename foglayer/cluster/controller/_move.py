@@ -196,7 +196,7 @@ class Mover:
         await self.event("moved", f"{key} moved live from {source} to {cmd.to} (fog migrate, "
                          f"{mode}): downtime {1000 * downtime:.0f} ms, {rounds} rounds, "
                          f"{sent} bytes sent for {info.memory} bytes of memory",
-                         app=cmd.app, node=cmd.to)
+                         app=cmd.app, node=cmd.to, downtime_s=round(downtime, 6))
         return MoveSummary(True, app=cmd.app, source=source, target=cmd.to, mode=mode,
                            rounds=rounds, total_s=time.monotonic() - t0, downtime_s=downtime,
                            bytes_sent=sent, memory=info.memory)

@@ -63,6 +63,7 @@ class Placement:
         if old is not None:  # the old one no longer counts against its node
             old["state"] = "replaced"
         decision = schedule(spec, self._views(), r, exclude)
+        self.metrics.on_decision(decision, why)
         dec = self.decisions.setdefault(spec.name, {"app": spec.name, "replicas": {}})
         dec["replicas"][str(r)] = {**decision.to_dict(), "why": why}
         await self._put(DECISIONS, spec.name, dec)

@@ -152,6 +152,9 @@ class NodeRegistry:
             changes["ended"] = rep.ended or time.time()
         await self._set(key, p, **changes)
         if state == "running":
+            app = self.apps.get(p["app"])
+            self.metrics.on_running(p, app.deployed_at if app is not None
+                                    and app.generation == p.get("generation") else None)
             took = changes["running_at"] - p.get("scheduled_at", changes["running_at"])
             moved = ""
             if p.get("moved_from"):
