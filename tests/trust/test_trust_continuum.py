@@ -94,6 +94,27 @@ def _logs(client, app: str) -> list[dict]:
     return chunks
 
 
+def test_fog_attest_policy_and_secret_commands(cluster, tmp_path):
+    from _programs import fog
+
+    c, client, key = cluster
+    creds = c.creds("admin")
+    r = fog("attest", "edge", "--creds", creds)
+    assert r.returncode == 0, r.stderr
+    assert "edge" in r.stdout and "affirming" in r.stdout and "PROVES NOTHING" in r.stdout
+    r = fog("policy", "show", "--creds", creds)
+    assert r.returncode == 0 and "allow_sim: true" in r.stdout, r.stdout + r.stderr
+    r = fog("secret", "put", "cli_secret", "--value", "v4lue", "--creds", creds)
+    assert r.returncode == 0 and "stored sealed" in r.stdout, r.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("backends: [sim]\n")
+    r = fog("policy", "set", bad, "--creds", creds)
+    assert r.returncode != 0 and "allow_sim is not true" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    r = fog("secret", "put", "x", "--creds", creds)
+    assert r.returncode != 0 and "exactly one of --from-file" in r.stderr
+
+
 def test_a_service_with_secrets_moves_sealed_between_attested_nodes(cluster, tmp_path):
     c, client, key = cluster
     client.put_secret("db_password", SECRET.encode())
