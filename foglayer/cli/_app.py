@@ -281,11 +281,21 @@ def bench_snapshot(args) -> None:
 
 @bench.command("attest")
 @click.option("--runs", type=click.IntRange(min=2), default=50, show_default=True)
-def bench_attest(runs) -> None:
-    """Attestation round trip per backend (sim, tpm on swtpm, tsm stand-in), secret release."""
-    from foglayer.trust.bench import attest_bench, render
+@click.option("--deploys", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also deploy-to-running with and without attestation, N apps each, on a "
+                   "continuum of sim nodes.")
+def bench_attest(runs, deploys) -> None:
+    """Attestation round trip per backend (sim, tpm on swtpm, tsm stand-in), secret release;
+    with --deploys, deploy-to-running with and without attestation."""
+    from foglayer.trust.bench import Figure, attest_bench, render
 
-    _print(render(attest_bench(runs)))
+    figures = attest_bench(runs)
+    if deploys:
+        from foglayer.cluster.bench import attested_deploys
+
+        figures += [Figure(w, n, p50, p99, "a continuum of sim nodes, dev policy")
+                    for w, n, p50, p99 in attested_deploys(deploys)]
+    _print(render(figures))
 
 
 # -- the continuum (foglayer.cluster) ----------------------------------------------------------
