@@ -230,8 +230,9 @@ def prepare_wasi(snap: _format.Snapshot, *, dirs: dict[str, str] | None = None,
                 name = f"{name}-{k}"
             hosts.append(os.path.join(files_to, name))
         elif has_files:
-            raise SnapshotError(f"{snap.where}: carries the files of {p.guest}: say where to "
-                                f"unpack them", remedy="files_to", subject=p.guest)
+            raise SnapshotError(f"{snap.where}: carries the files of {p.guest}, and no "
+                                f"directory was chosen for them", remedy="files_to",
+                                subject=p.guest)
         elif snap.trusted and p.host:
             hosts.append(p.host)
         else:
