@@ -19,6 +19,7 @@ Public API:
   every chunk checked whole), :func:`service_state` / :func:`command_state` (the last
   delta: globals, Asyncify stack, WASI state), :func:`finish_service` /
   :func:`finish_command` (the switch, descriptors re-opened inside the target's dirs).
+  Volumes (``_treecopy``): :class:`TreeStream` / :class:`TreeSink`, files by content hash.
 - :class:`SnapshotError`, :class:`RewriteError`, :class:`FilesChanged`.
 """
 
@@ -44,11 +45,12 @@ from foglayer.snapshot._registry import checkpoint_pid
 from foglayer.snapshot._rewrite import Rewritten, make_checkpointable
 from foglayer.snapshot._run import Outcome, open_session, restore, run_checkpointable
 from foglayer.snapshot._service import restore_instance, snapshot_instance
+from foglayer.snapshot._treecopy import TreeRound, TreeSink, TreeStream
 
 __all__ = [
     "FORMAT_VERSION", "Checkpoint", "CheckpointOptions", "FilesChanged", "Outcome", "PageDiff",
     "PageSink", "PageStream", "Round", "command_state", "decode_chunk", "finish_command",
-    "finish_service", "page_hashes", "service_state",
+    "finish_service", "page_hashes", "service_state", "TreeRound", "TreeSink", "TreeStream",
     "RewriteError", "Rewritten", "Session", "Snapshot", "SnapshotError", "SnapshotMeta", "checkpoint_pid",
     "describe", "diff_pages", "load_snapshot", "make_checkpointable", "open_session",
     "parse_snapshot", "restore", "restore_instance", "run_checkpointable", "snapshot_instance",

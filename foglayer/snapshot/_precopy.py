@@ -216,16 +216,45 @@ def encode_chunk(number: int, seq: int, memory_pages: int,
     for index, digest, data in pages:
         entries.append(ChunkPage(index, digest, offset, len(data)))
         offset += len(data)
-    head = msgspec.json.encode(ChunkHeader(round=number, seq=seq, memory_pages=memory_pages,
-                                           compression=compression, data_length=offset,
-                                           pages=entries))
+    head = ChunkHeader(round=number, seq=seq, memory_pages=memory_pages,
+                       compression=compression, data_length=offset, pages=entries)
+    return frame(CHUNK_MAGIC, head, [data for _, _, data in pages])
+
+
+def frame(magic: bytes, head: msgspec.Struct, parts: Sequence[bytes | memoryview]) -> bytes:
+    """``magic, version, header length, header JSON, data, sha256 of all that``."""
+    raw = msgspec.json.encode(head)
     out = io.BytesIO()
-    out.write(_HEAD.pack(CHUNK_MAGIC, CHUNK_VERSION, len(head)))
-    out.write(head)
-    for _, _, data in pages:
-        out.write(data)
+    out.write(_HEAD.pack(magic, CHUNK_VERSION, len(raw)))
+    out.write(raw)
+    for part in parts:
+        out.write(part)
     out.write(hashlib.sha256(out.getbuffer()).digest())
     return out.getvalue()
+
+
+def unframe(chunk: bytes | memoryview, magic: bytes, decoder: msgspec.json.Decoder,
+            what: str, where: str) -> tuple[msgspec.Struct, memoryview]:
+    """A :func:`frame` checked whole (size, hash, header schema): its header and data."""
+    view = memoryview(chunk)
+    n = len(view)
+    if n > MAX_CHUNK:
+        raise SnapshotError(f"{where}: a chunk of {n} bytes, over the {MAX_CHUNK} byte limit")
+    if n < _HEAD.size + 32 or bytes(view[:8]) != magic:
+        raise SnapshotError(f"{where}: not a {what}")
+    _magic, version, head_len = _HEAD.unpack_from(view, 0)
+    if version != CHUNK_VERSION:
+        raise SnapshotError(f"{where}: {what} version {version}, not {CHUNK_VERSION}")
+    if head_len > MAX_HEADER or _HEAD.size + head_len > n - 32:
+        raise SnapshotError(f"{where}: {what} header of {head_len} bytes does not fit")
+    if not hmac.compare_digest(hashlib.sha256(view[:n - 32]).digest(), bytes(view[n - 32:])):
+        raise SnapshotError(f"{where}: {what} does not match its hash")
+    try:
+        head = decoder.decode(view[_HEAD.size:_HEAD.size + head_len])
+    except msgspec.DecodeError as e:  # ValidationError included
+        raise SnapshotError(f"{where}: bad {what} header: {' '.join(str(e).split())[:200]}"
+                            ) from None
+    return head, view[_HEAD.size + head_len:n - 32]
 
 
 def decode_chunk(chunk: bytes | memoryview, *, max_pages: int = MAX_PAGES,
@@ -235,26 +264,9 @@ def decode_chunk(chunk: bytes | memoryview, *, max_pages: int = MAX_PAGES,
     Everything is untrusted: the length, the hash, the header's schema and sizes, every
     page's capped decompression and its hash. Nothing partial comes out.
     """
-    view = memoryview(chunk)
-    n = len(view)
-    if n > MAX_CHUNK:
-        raise SnapshotError(f"{where}: a chunk of {n} bytes, over the {MAX_CHUNK} byte limit")
-    if n < _HEAD.size + 32 or bytes(view[:8]) != CHUNK_MAGIC:
-        raise SnapshotError(f"{where}: not a page chunk")
-    _magic, version, head_len = _HEAD.unpack_from(view, 0)
-    if version != CHUNK_VERSION:
-        raise SnapshotError(f"{where}: page chunk version {version}, not {CHUNK_VERSION}")
-    if head_len > MAX_HEADER or _HEAD.size + head_len > n - 32:
-        raise SnapshotError(f"{where}: page chunk header of {head_len} bytes does not fit")
-    if not hmac.compare_digest(hashlib.sha256(view[:n - 32]).digest(), bytes(view[n - 32:])):
-        raise SnapshotError(f"{where}: page chunk does not match its hash")
-    try:
-        head = _header_decoder.decode(view[_HEAD.size:_HEAD.size + head_len])
-    except msgspec.DecodeError as e:  # ValidationError included
-        raise SnapshotError(f"{where}: bad page chunk header: {' '.join(str(e).split())[:200]}"
-                            ) from None
+    head, data = unframe(chunk, CHUNK_MAGIC, _header_decoder, "page chunk", where)
+    assert isinstance(head, ChunkHeader)
     where = f"{where}: round {head.round} chunk {head.seq}"
-    data = view[_HEAD.size + head_len:n - 32]
     if head.data_length != len(data):
         raise SnapshotError(f"{where}: {len(data)} bytes of data, {head.data_length} declared")
     if head.memory_pages > max_pages:
