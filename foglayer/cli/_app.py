@@ -658,6 +658,30 @@ def explain(server, creds, tls_ca, app, fmt) -> None:
 
 @cli.command()
 @_conn_options
+@click.argument("node_name", metavar="NODE")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0,
+              show_default=True, metavar="SECONDS", help="How long to wait for it to empty.")
+def drain(server, creds, tls_ca, node_name, timeout) -> None:
+    """Mark NODE unschedulable and move everything off it: services live, commands by a
+    restart elsewhere (fog uncordon NODE undoes it)."""
+    with _connect(server, creds, tls_ca) as c:
+        c.drain(node_name, lambda left: click.echo(
+            f"{node_name}: {len(left)} left{': ' + ', '.join(left) if left else ''}"), timeout)
+    click.echo(f"{node_name}: drained and cordoned")
+
+
+@cli.command()
+@_conn_options
+@click.argument("node_name", metavar="NODE")
+def uncordon(server, creds, tls_ca, node_name) -> None:
+    """Let NODE take new work again (after fog drain)."""
+    with _connect(server, creds, tls_ca) as c:
+        c.cordon(node_name, False)
+    click.echo(f"{node_name}: schedulable")
+
+
+@cli.command()
+@_conn_options
 @click.argument("target", metavar="APP[.REPLICA]")
 @click.option("--to", "to", required=True, metavar="NODE", help="The node to move it to.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0,

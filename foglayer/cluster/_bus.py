@@ -26,6 +26,7 @@ from foglayer.cluster._protocol import (
     ALL_USAGE,
     APPS,
     ATTEST,
+    CORDON,
     DECISIONS,
     EVENTS,
     EVENTS_STREAM,
@@ -216,6 +217,7 @@ async def ensure_state(js, replicas: int = 1) -> dict:
     kvs = {}
     for bucket, history, ttl in ((APPS, 5, None), (PLACEMENTS, 1, None), (NODES, 1, None),
                                  (DECISIONS, 1, None), (LEADER, 1, None), (TRUST, 1, None), (ATTEST, 1, None),
+                                 (CORDON, 1, None),
                                  (INSTANCES, 1, INSTANCES_TTL)):
         try:
             kvs[bucket] = await js.key_value(bucket)
@@ -255,7 +257,7 @@ async def open_state(js) -> dict:
     try:
         return {b: await js.key_value(b)
                 for b in (APPS, PLACEMENTS, NODES, DECISIONS, LEADER, TRUST, INSTANCES,
-                          ATTEST)}
+                          ATTEST, CORDON)}
     except (BucketNotFoundError, NotFoundError):
         raise BusError("the cluster state does not exist yet: start a controller "
                        "(`fog controller` or `fog up`)") from None

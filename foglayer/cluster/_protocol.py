@@ -42,6 +42,7 @@ JS_DOMAIN = "fog"
 # ``result.<node>`` (the latest EAR, a JWT), ``secret.<name>`` (sealed under the controller's
 # master key). Nodes have no JetStream access: only controllers and the operator read it.
 ATTEST = "fog-attest"
+CORDON = "fog-cordon"  # nodes that take no new work (fog drain; fog uncordon lifts it)
 LOGS_STREAM, EVENTS_STREAM = "FOG_LOGS", "FOG_EVENTS"
 # Usage, durable: every node publishes its instances' running totals each heartbeat.
 USAGE_STREAM = "FOG_USAGE"

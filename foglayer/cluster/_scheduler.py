@@ -32,6 +32,7 @@ class NodeView:
     # May receive secrets and TEE apps: an affirming attestation (never the node's own claim)
     trusted: bool = False
     attestation: str = ""  # the latest attestation result, in a few words (for ``fog explain``)
+    cordoned: bool = False  # takes no new work (fog drain); then ``ready`` is False too
 
     def __post_init__(self) -> None:
         c = self.caps
@@ -72,7 +73,10 @@ class App:
 
 
 def f_ready(a: App, n: NodeView) -> str | None:
-    return None if n.ready else "node is not ready (lost or gone)"
+    if n.ready:
+        return None
+    return ("node is cordoned (fog drain; fog uncordon lifts it)" if n.cordoned
+            else "node is not ready (lost or gone)")
 
 
 def f_memory(a: App, n: NodeView) -> str | None:

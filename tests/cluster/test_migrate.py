@@ -198,3 +198,36 @@ def test_volume_entries_outside_the_volume_are_refused(tmp_path):
     unpack_dir(pack_dir(src), tmp_path / "dst")
     assert (tmp_path / "dst" / "d" / "f").read_bytes() == b"data"
     assert not (tmp_path / "dst" / "outside").exists()
+
+
+def test_drain_moves_services_off_live_and_uncordon_undoes_it(cluster, tmp_path):
+    c, client = cluster
+    deploy(client, tmp_path, "drained", prefer_edge=True)
+    assert client.invoke("drained", "add", b"10") == b"10"
+    seen: list[list[str]] = []
+    try:
+        client.drain("edge", seen.append, 120)
+        p = client.app_placements("drained", 1)[0]
+        assert p["node"] != "edge" and p["state"] == "running"
+        assert client.invoke("drained", "add", b"1") == b"11"  # moved live: state kept
+        assert seen[0] == ["drained.0"] and seen[-1] == []
+        why = client.decision("drained")["replicas"]["0"]["why"]
+        assert "node edge drained: moved live from edge" in why
+        # Cordoned: a pinned app finds no node, and explain says why.
+        (q,) = deploy_pending(client, tmp_path, "newcomer")
+        rows = {r["node"]: r for r in client.decision("newcomer")["replicas"]["0"]["rows"]}
+        assert "cordoned" in rows["edge"]["reason"]
+    finally:
+        client.cordon("edge", False)
+    wait_until(lambda: client.app_placements("newcomer", 1)[0]["node"] == "edge", 30,
+               "the pinned app placed on edge once uncordoned")
+    client.stop("newcomer")
+    client.stop("drained")
+
+
+def deploy_pending(client, tmp_path: Path, name: str) -> list[dict]:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"name: {name}\nmodule: {PROGRAMS / 'cluster_service.c'}\nkind: service\n"
+                    "limits: {memory: 16MiB}\nconstraints: {labels: {tier: edge}}\n")
+    m = load_manifest(path)
+    return client.wait(name, client.deploy(m)["generation"], 1, 60, states=("pending",))

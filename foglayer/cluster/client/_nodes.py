@@ -1,4 +1,5 @@
-"""Nodes: the operator's trust (``fog node trust NAME``), kept in ``fog-trust``.
+"""Nodes: the operator's trust (``fog node trust NAME``), kept in ``fog-trust``; drains
+(``fog drain NAME`` / ``fog uncordon NAME``, kubectl's words), kept in ``fog-cordon``.
 
 A node's capabilities are its own claims. Until attestation can prove them, apps with secrets
 or a TEE requirement go only to nodes the operator has marked trusted here.
@@ -6,23 +7,57 @@ or a TEE requirement go only to nodes the operator has marked trusted here.
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import time
+from collections.abc import Callable
 
 from nats.js.errors import KeyNotFoundError
 
 from foglayer.cluster._bus import check_name
-from foglayer.cluster._protocol import TRUST, encode
+from foglayer.cluster._protocol import CORDON, TRUST, encode
+from foglayer.errors import FogError
+
+ACTIVE = ("scheduled", "starting", "running")
 
 
 class Nodes:
-    async def trust(self, node: str, trusted: bool = True) -> None:
-        """Mark ``node`` trusted (or withdraw it): only the operator's credentials may."""
+    async def _mark(self, bucket: str, node: str, on: bool) -> None:
         check_name(node)
-        if trusted:
-            await self.kv[TRUST].put(node, encode({"by": getpass.getuser(), "time": time.time()}))
+        if on:
+            await self.kv[bucket].put(node, encode({"by": getpass.getuser(), "time": time.time()}))
         else:
             try:
-                await self.kv[TRUST].delete(node)
+                await self.kv[bucket].delete(node)
             except KeyNotFoundError:
                 pass
+
+    async def trust(self, node: str, trusted: bool = True) -> None:
+        """Mark ``node`` trusted (or withdraw it): only the operator's credentials may."""
+        await self._mark(TRUST, node, trusted)
+
+    async def cordon(self, node: str, on: bool = True) -> None:
+        """Mark ``node`` unschedulable (or lift it: ``fog uncordon``)."""
+        if on and node not in await self.nodes():
+            raise FogError(f"no node named {node!r}")
+        await self._mark(CORDON, node, on)
+
+    async def drain(self, node: str, on_left: Callable[[list[str]], None] | None = None,
+                    timeout: float = 600.0) -> None:
+        """``fog drain``: cordon ``node``; the controller moves its services live and restarts
+        its commands elsewhere. Returns once nothing runs there (``on_left`` sees what is
+        left, each time it changes)."""
+        await self.cordon(node)
+        deadline, last = time.monotonic() + timeout, None
+        while True:
+            left = sorted(k for k, p in (await self.placements()).items()
+                          if p.get("node") == node and p.get("state") in ACTIVE)
+            if left != last and on_left is not None:
+                on_left(left)
+            last = left
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                raise FogError(f"drain of {node}: still there after {timeout:g} s: "
+                               f"{', '.join(left)} (see fog events)")
+            await asyncio.sleep(0.25)

@@ -115,6 +115,7 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Attesting,
             await self.nc.subscribe(MOVE_SUBJECT, cb=self._on_move)
             watches = [asyncio.create_task(self._watch_apps()),
                        asyncio.create_task(self._watch_trust()),
+                       asyncio.create_task(self._watch_cordon()),
                        asyncio.create_task(self._watch_policy())]
             self.log(f"started (lease ttl {self.cfg.lease_ttl:g} s, node timeout "
                      f"{self.cfg.node_timeout:g} s)")

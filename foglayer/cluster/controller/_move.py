@@ -38,6 +38,7 @@ from foglayer.cluster._move import (
     progress_subject,
 )
 from foglayer.cluster._protocol import (
+    DECISIONS,
     H_CHUNK,
     INSTANCES,
     PLACEMENTS,
@@ -48,19 +49,57 @@ from foglayer.cluster._protocol import (
     decode,
     encode,
 )
-from foglayer.cluster._scheduler import FILTERS, App
+from foglayer.cluster._scheduler import FILTERS, App, schedule
+from foglayer.cluster.controller._registry import ACTIVE
 
 STEP_TIMEOUT = 10.0  # one step of a move on a node (a chunk, a freeze, a release)
 PREPARE_TIMEOUT = 60.0  # fetching and compiling the module on the target
 COMMIT_TIMEOUT = 60.0  # restoring on the target
 MAX_ROUNDS = 8  # pre-copy rounds at most before the source freezes
 SMALL_DELTA = 8  # pages: a round this small is the last before the freeze
+DRAIN_RETRY = 5.0  # seconds before a drain tries again to move what it could not
 
 
 class Mover:
     def _init_moves(self) -> None:
         # The instances moves create, not yet in a placement: what each may fetch and report.
         self._moving: dict[str, dict] = {}
+        self._draining: dict[str, float] = {}  # placement key -> when a drain may try again
+
+    async def _drain(self) -> None:
+        """Move everything off cordoned nodes: services live, commands by a restart."""
+        now = time.monotonic()
+        for key, p in list(self.placements.items()):
+            node = p.get("node")
+            if node not in self.cordoned or p["state"] not in ACTIVE:
+                continue
+            if self._draining.get(key, 0) > now:
+                continue  # a move is under way, or failed a moment ago
+            rec = self.apps.get(p["app"])
+            if rec is None:
+                continue
+            why = f"node {node} drained"
+            if rec.spec.kind == "service" and p["state"] == "running" and not rec.spec.needs_trust:
+                winner = schedule(rec.spec, self._views(), p["replica"], (node,)).winner
+                if winner is None:
+                    self._draining[key] = now + DRAIN_RETRY
+                    continue
+                self._draining[key] = now + 3600
+                cmd = MoveCommand(p["app"], p["replica"], winner, secrets.token_hex(8))
+                asyncio.create_task(self._drain_move(key, cmd, why))
+            else:  # a command restarts elsewhere (mobility: restart)
+                self._stop_instance(p)
+                await self._place(key, rec.spec, p["generation"], p["replica"], why=why,
+                                  exclude=(node,), restarts=p.get("restarts", 0),
+                                  moved_from=node)
+
+    async def _drain_move(self, key: str, cmd: MoveCommand, why: str) -> None:
+        try:
+            await self._move_instance(cmd, why)
+            self._draining.pop(key, None)
+        except Exception as e:  # noqa: BLE001 - it stays where it is; tried again later
+            self._draining[key] = time.monotonic() + DRAIN_RETRY
+            await self.event("move-failed", f"{key} -> {cmd.to} ({why}): {e}", app=cmd.app)
 
     async def _on_move(self, msg) -> None:
         if not self.lease.leader or not msg.reply:
@@ -106,7 +145,7 @@ class Mover:
             raise MoveError(f"node {node} refused {req.op}: {reply.error}")
         return reply
 
-    async def _move_instance(self, cmd: MoveCommand) -> MoveSummary:
+    async def _move_instance(self, cmd: MoveCommand, why: str = "fog migrate") -> MoveSummary:
         t0 = time.monotonic()
         key = f"{cmd.app}.{cmd.replica}"
         rec = self.apps.get(cmd.app)
@@ -193,7 +232,11 @@ class Mover:
         await self._step(source, MoveRequest("release", mid, moved=True))
         downtime = t_running - t_freeze
         mode = "stop-and-copy" if cmd.stop_and_copy else "pre-copy"
-        await self.event("moved", f"{key} moved live from {source} to {cmd.to} (fog migrate, "
+        dec = self.decisions.setdefault(cmd.app, {"app": cmd.app, "replicas": {}})
+        dec["replicas"].setdefault(str(cmd.replica), {}).update(
+            winner=cmd.to, time=time.time(), why=f"{why}: moved live from {source}")
+        await self._put(DECISIONS, cmd.app, dec)
+        await self.event("moved", f"{key} moved live from {source} to {cmd.to} ({why}, "
                          f"{mode}): downtime {1000 * downtime:.0f} ms, {rounds} rounds, "
                          f"{sent} bytes sent for {info.memory} bytes of memory",
                          app=cmd.app, node=cmd.to, downtime_s=round(downtime, 6))

@@ -41,9 +41,11 @@ class Placement:
             # A node's TEE counts only through an affirming, fresh attestation, never its claim;
             # and only such a result lets secrets in (the operator's word cannot release them).
             tee, note = self.attested(n)
+            cordoned = n in self.cordoned
             views.append(NodeView(n, {**self._caps_with_rtt(n, rec.caps), "tee": tee},
-                                  rec.state == "ready", used.get(n, 0), apps.get(n, set()),
-                                  trusted=bool(tee), attestation=note))
+                                  rec.state == "ready" and not cordoned, used.get(n, 0),
+                                  apps.get(n, set()), trusted=bool(tee), attestation=note,
+                                  cordoned=cordoned))
         return views
 
     def _caps_with_rtt(self, node: str, caps) -> dict:

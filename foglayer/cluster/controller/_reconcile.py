@@ -18,6 +18,7 @@ from foglayer.cluster.controller._registry import ACTIVE
 class Reconciler:
     async def _reconcile(self) -> None:
         await self._mark_lost()
+        await self._drain()
         await self._renew_attestations()
         for key, p in list(self.placements.items()):
             app = self.apps.get(p["app"])

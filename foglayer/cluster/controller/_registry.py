@@ -13,6 +13,7 @@ import time
 from collections import Counter
 
 from foglayer.cluster._protocol import (
+    CORDON,
     NODES,
     TRUST,
     BadMessage,
@@ -38,6 +39,7 @@ class NodeRegistry:
         self.seen: dict[str, float] = {}  # node -> monotonic time of its last valid message
         self.hb: dict[str, Heartbeat] = {}  # node -> last heartbeat
         self.trusted: set[str] = set()  # the operator's word (fog-trust), never a node's
+        self.cordoned: set[str] = set()  # nodes that take no new work (fog-cordon)
         self.dropped: Counter[str] = Counter()  # node -> messages dropped as malformed
         self._drop_reported: dict[str, float] = {}
         self._stopping: dict[str, float] = {}  # instance -> when we last told a node to stop it
@@ -210,19 +212,27 @@ class NodeRegistry:
 
     async def _watch_trust(self) -> None:
         """Follow ``fog-trust``: the nodes the operator trusts (``fog node trust``)."""
+        await self._watch_names(TRUST, self.trusted, "trust")
+
+    async def _watch_cordon(self) -> None:
+        """Follow ``fog-cordon``: the nodes that take no new work (``fog drain``)."""
+        await self._watch_names(CORDON, self.cordoned, "cordon")
+
+    async def _watch_names(self, bucket: str, names: set[str], what: str) -> None:
+        """Keep ``names`` equal to the keys of ``bucket``."""
         while True:
             try:
-                watcher = await self.kv[TRUST].watchall()
+                watcher = await self.kv[bucket].watchall()
                 async for entry in watcher:
                     if entry is None:
                         continue
                     if entry.operation in ("DEL", "PURGE") or not entry.value:
-                        self.trusted.discard(entry.key)
+                        names.discard(entry.key)
                     else:
-                        self.trusted.add(entry.key)
+                        names.add(entry.key)
                     self._dirty.set()
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - re-watch after a reconnect
-                self.log(f"trust watch restarted: {e}")
+                self.log(f"{what} watch restarted: {e}")
                 await asyncio.sleep(0.5)
