@@ -471,19 +471,21 @@ def controller(server, creds, tls_ca, name, node_timeout, lease_ttl, trust_dir,
 @cli.command()
 @_conn_options
 @click.argument("target", metavar="NODE|APP")
-def attest(server, creds, tls_ca, target) -> None:
+@_output_option
+def attest(server, creds, tls_ca, target, fmt) -> None:
     """Print the latest attestation result of NODE (or of the nodes running APP), and why."""
     import base64
+    import time
 
+    from foglayer.cli._output import attestation_list
     from foglayer.cli._render import attest_table
+    from foglayer.cluster import SyncClient
 
     c = _creds(server, creds, tls_ca)
     key = base64.b64decode(c.controller_key) if c.controller_key else None
-    from foglayer.cluster import SyncClient
-
     with SyncClient(c, "fog-cli") as client:
-        rows = client.attestations(target, key)
-    _print(attest_table(rows))
+        view = attestation_list(client.attestations(target, key), time.time())
+    _show(view, fmt, attest_table)
 
 
 @cli.group()

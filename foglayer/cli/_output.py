@@ -1,7 +1,7 @@
 """Machine-readable output (``-o json`` / ``-o yaml``): one typed, versioned schema per kind.
 
 Every document is an object whose first key is ``kind`` (``AppList``, ``NodeList``,
-``Explanation``, ``Snapshot``, ``RunStats``) and whose last is ``version`` (this module's
+``Explanation``, ``Snapshot``, ``RunStats``, ``UsageReport``, ``AttestationList``) and whose last is ``version`` (this module's
 :data:`VERSION`, raised only when a field changes meaning or goes away; new fields may be added).
 Times are Unix seconds, sizes bytes, absent values ``null``. docs/cli-output.md documents each
 field. The tables people see are drawn from these same values (``_render``), so the two never
@@ -289,6 +289,43 @@ def usage_report(summary) -> UsageReport:
     line = lambda r: UsageLine(**r.to_dict())  # noqa: E731
     return UsageReport(since=summary.since, tenants=[line(r) for r in summary.tenants],
                        apps=[line(r) for r in summary.apps], dropped=summary.dropped)
+
+
+# -- fog attest ---------------------------------------------------------------------------------
+
+
+class Attestation(msgspec.Struct, kw_only=True):
+    node: str
+    status: str  # affirming, warning, contraindicated; none: not attested yet
+    fresh: bool  # not past expires_at
+    proves_nothing: bool  # a simulated TEE's result
+    backend: str | None
+    issued_at: float | None
+    expires_at: float | None
+    policy_id: str | None
+    module_digest: str | None  # the module the evidence measured
+    vector: dict[str, int]  # the AR4SI trustworthiness vector
+    reasons: list[str]  # why (empty: every check passed)
+
+
+class AttestationList(_Doc):
+    items: list[Attestation]
+
+
+def attestation_list(rows: list, now: float) -> AttestationList:
+    items = []
+    for node, r in rows:
+        if r is None:
+            items.append(Attestation(node=node, status="none", fresh=False, proves_nothing=False,
+                                     backend=None, issued_at=None, expires_at=None,
+                                     policy_id=None, module_digest=None, vector={}, reasons=[]))
+            continue
+        items.append(Attestation(node=node, status=r.status, fresh=r.fresh(now),
+                                 proves_nothing=r.proves_nothing, backend=r.backend,
+                                 issued_at=r.issued_at, expires_at=r.expires_at,
+                                 policy_id=r.policy_id, module_digest=r.module_digest,
+                                 vector=dict(r.vector), reasons=list(r.reasons)))
+    return AttestationList(items=items)
 
 
 # -- writing ------------------------------------------------------------------------------------

@@ -16,7 +16,13 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
-    from foglayer.cli._output import AppList, Explanation, NodeList, RunStats
+    from foglayer.cli._output import (
+        AppList,
+        AttestationList,
+        Explanation,
+        NodeList,
+        RunStats,
+    )
     from foglayer.cluster import AppSpec
 
 
@@ -298,7 +304,7 @@ def move_summary(s) -> str:
             f"{format_size(s.bytes_sent)} sent for {format_size(s.memory)} of memory")
 
 
-def attest_table(rows: list) -> Table:
+def attest_table(doc: AttestationList) -> Table:
     """``fog attest``: one row per node: status, backend, age, the AR4SI vector and why."""
     from rich.table import Table
     from rich.text import Text
@@ -308,16 +314,17 @@ def attest_table(rows: list) -> Table:
     for col in ("node", "status", "backend", "attested", "vector", "why"):
         t.add_column(col, no_wrap=col not in ("why", "vector"))
     now = time.time()
-    for node, r in rows:
-        if r is None:
-            t.add_row(node, Text("none", style="dim"), "-", "-", "-", "not attested yet")
+    for a in doc.items:
+        if a.status == "none":
+            t.add_row(a.node, Text("none", style="dim"), "-", "-", "-", "not attested yet")
             continue
-        status = r.status + ("" if r.fresh(now) else " (expired)")
-        if r.proves_nothing:
+        status = a.status + ("" if a.fresh else " (expired)")
+        if a.proves_nothing:
             status += " (sim: PROVES NOTHING)"
-        vector = " ".join(f"{k}={v}" for k, v in r.vector.items())
-        t.add_row(node, Text(status, style=style.get(r.status, "")), r.backend,
-                  f"{now - r.issued_at:.0f} s ago", vector, "; ".join(r.reasons) or "all checks passed")
+        vector = " ".join(f"{k}={v}" for k, v in a.vector.items())
+        t.add_row(a.node, Text(status, style=style.get(a.status, "")), a.backend or "-",
+                  f"{now - (a.issued_at or now):.0f} s ago", vector,
+                  "; ".join(a.reasons) or "all checks passed")
     return t
 
 

@@ -69,7 +69,7 @@ def test_inspect_json_describes_the_snapshot(tmp_path):
 @pytest.fixture(scope="module")
 def continuum(tmp_path_factory):
     root = tmp_path_factory.mktemp("continuum")
-    c = Continuum(root, [NodeSpec("cloud", "cloud"), NodeSpec("iot", "iot")],
+    c = Continuum(root, [NodeSpec("cloud", "cloud"), NodeSpec("iot", "iot")], tee="sim",
                   node_timeout=3.0, lease_ttl=3.0, heartbeat=0.25)
     c.start()
     client = c.client()
@@ -124,6 +124,21 @@ def test_explain_json_has_every_candidate_and_one_winner_per_replica(continuum):
             assert (c["total"] is not None) == c["passed"]
 
 
+def test_attest_json_gives_each_nodes_result_checked_against_the_controller(continuum):
+    def attested() -> dict | None:
+        r = _fog_on(continuum, "attest", "cloud", "-o", "json")
+        doc = _doc(r, "AttestationList") if r.returncode == 0 else None
+        return doc if doc and doc["items"][0]["status"] != "none" else None
+
+    doc = wait_until(attested, 60, "cloud's attestation result")
+    (a,) = doc["items"]
+    assert a["node"] == "cloud" and a["status"] == "affirming" and a["fresh"] is True
+    assert a["backend"] == "sim" and a["proves_nothing"] is True  # and says so
+    assert a["issued_at"] <= a["expires_at"] and isinstance(a["vector"], dict)
+    by_app = _doc(_fog_on(continuum, "attest", "svc", "-o", "json"), "AttestationList")
+    assert {x["node"] for x in by_app["items"]} <= {"cloud", "iot"} and by_app["items"]
+
+
 def test_output_format_is_checked_in_one_line():
     r = fog("ps", "-o", "xml")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
@@ -159,8 +174,8 @@ def test_every_field_of_every_kind_is_documented():
     from foglayer.cli import _output
 
     docs = (Path(__file__).resolve().parents[2] / "docs" / "cli-output.md").read_text()
-    kinds = [_output.AppList, _output.NodeList, _output.Explanation, _output.Snapshot,
-             _output.RunStats, _output.UsageReport]
+    kinds = _output._Doc.__subclasses__()
+    assert len(kinds) >= 7
     seen: set[type] = set()
     todo = list(kinds)
     while todo:
