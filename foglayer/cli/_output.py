@@ -41,6 +41,7 @@ class Replica(msgspec.Struct, kw_only=True):
 class App(msgspec.Struct, kw_only=True):
     name: str
     kind: str  # command or service
+    tenant: str  # who is billed for its usage (fog usage)
     generation: int
     replicas: int  # desired
     instances: list[Replica]
@@ -66,7 +67,8 @@ def app_list(apps: dict[str, dict], placements: dict[str, dict]) -> AppList:
                 since=p.get("running_at") or p.get("created"),
                 exit_code=p.get("exit_code") if p["state"] == "exited" else None,
                 moved_from=p.get("moved_from"), error=p.get("error") or None))
-        items.append(App(name=name, kind=spec["kind"], generation=rec.get("generation", 0),
+        items.append(App(name=name, kind=spec["kind"], tenant=spec.get("tenant", "default"),
+                         generation=rec.get("generation", 0),
                          replicas=spec["replicas"], instances=reps))
     return AppList(items=items)
 

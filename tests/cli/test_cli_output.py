@@ -98,6 +98,7 @@ def test_ps_json_lists_each_replica_where_it_runs(continuum):
     doc = _doc(_fog_on(continuum, "ps", "-o", "json"), "AppList")
     (app,) = doc["items"]
     assert (app["name"], app["kind"], app["replicas"], app["generation"]) == ("svc", "service", 2, 1)
+    assert app["tenant"] == "default"
     assert [r["replica"] for r in app["instances"]] == [0, 1]
     assert all(r["state"] == "running" and r["node"] in ("cloud", "iot") for r in app["instances"])
     assert yaml.safe_load(_fog_on(continuum, "ps", "-o", "yaml").stdout)["items"][0]["name"] == "svc"
