@@ -15,14 +15,16 @@ Public API:
   :data:`MODULE` – the imports the runtime binds.
 - :class:`Errno`, :class:`Rights`, :class:`Filetype` and the module :mod:`foglayer.wasi.abi`
   – the ABI's types and constants.
-- :class:`ProcExit`, :class:`WasiError` – how a call leaves early.
+- :class:`ProcExit`, :class:`WasiError` – how a call leaves early; :class:`PreopenError` –
+  preopens that cannot be granted as given (``Wasi.create``); :data:`DEFAULT_MAX_FDS` – the
+  default cap on a guest's open descriptors (``Wasi.max_fds``, ``create(max_fds=)``).
 - :class:`Interrupt` – what a blocking call also waits on (``Wasi.interrupt``, set by the
   runtime: a stop descriptor and the deadline); :class:`Interrupted` – raised when it fires.
 """
 
 from foglayer.wasi import abi
 from foglayer.wasi._calls import CALL, CALLS, HOT, MODULE, SIGNATURES, Call
-from foglayer.wasi._core import ProcExit
+from foglayer.wasi._core import DEFAULT_MAX_FDS, PreopenError, ProcExit
 from foglayer.wasi._memdir import MemoryDirs
 from foglayer.wasi._memory import GuestMemory, Interrupt, Interrupted
 from foglayer.wasi._paths import WasiError
@@ -31,8 +33,8 @@ from foglayer.wasi._wasi import Wasi
 from foglayer.wasi.abi import Errno, Filetype, Rights
 
 __all__ = [
-    "CALL", "CALLS", "Call", "Descriptor", "Errno", "Filetype", "GuestMemory", "HOT",
-    "Interrupt", "Interrupted", "MODULE", "MemoryDirs", "Preopen", "ProcExit", "Rights",
+    "CALL", "CALLS", "Call", "DEFAULT_MAX_FDS", "Descriptor", "Errno", "Filetype", "GuestMemory", "HOT",
+    "Interrupt", "Interrupted", "MODULE", "MemoryDirs", "Preopen", "PreopenError", "ProcExit", "Rights",
     "SIGNATURES", "SavedFd", "SavedPreopen", "SavedStateError", "SavedWasi", "Wasi",
     "WasiError", "WasiState", "abi", "adopt", "check_saved", "restore_saved", "save_state",
 ]

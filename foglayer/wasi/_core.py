@@ -10,6 +10,7 @@ data moves straight between the OS and guest memory (``os.readv``/``os.writev`` 
 from __future__ import annotations
 
 import os
+import posixpath
 import select
 import stat
 import struct
@@ -17,6 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Self
 
+from foglayer.errors import FogError
 from foglayer.wasi import _memdir, abi
 from foglayer.wasi._memory import GuestMemory, Interrupt, Interrupted, NoMemory
 from foglayer.wasi._paths import Target, WasiError, resolve
@@ -30,7 +32,7 @@ FDSTAT = struct.Struct("<BxHxxxxQQ")
 FILESTAT = struct.Struct("<QQB7xQQQQQ")
 DIRENT = struct.Struct("<QQIB3x")
 PRESTAT = struct.Struct("<BxxxI")
-SUBSCRIPTION = struct.Struct("<QB7xIxxxxQQH")  # userdata, tag, clock id / fd, timeout, precision, flags
+SUBSCRIPTION = struct.Struct("<QB7xIxxxxQQH6x")  # userdata, tag, clock id / fd, timeout, precision, flags
 EVENT = struct.Struct("<QHBxxxxxQH6x")  # userdata, error, type, nbytes, flags
 
 WRITE_RIGHTS_FOR_OPEN = abi.RIGHTS_FILE_WRITE
@@ -69,6 +71,15 @@ def wait(interrupt: Interrupt | None, readers: list[int], writers: list[int],
     if stop in r or (cut and not r and not w):
         raise Interrupted
     return r, w
+
+
+def check_interrupt(interrupt: Interrupt | None) -> None:
+    """Raise :class:`Interrupted` if the instance was stopped or its deadline passed: long
+    host work checks this between steps."""
+    if interrupt is None:
+        return
+    if interrupt.remaining() == 0 or select.select([interrupt.fileno()], [], [], 0)[0]:
+        raise Interrupted
 
 
 def filetype(mode: int) -> int:
@@ -120,8 +131,62 @@ def stdio_descriptor(n: int, host_fd: int) -> Descriptor:
     return d
 
 
+DEFAULT_MAX_FDS = 1024
+
+
+class PreopenError(FogError):
+    """Preopened directories that cannot be granted as given (e.g. two with one guest name)."""
+
+
+def normalise_preopens(preopens: Sequence[Preopen]) -> list[Preopen]:
+    """The preopens as granted: guest names normalised (``//a//b//`` is ``/a/b``), each name
+    once, and one host directory granted under several names read-only under all of them
+    if under any (``:ro`` must not be defeated by naming the directory twice)."""
+    out: list[Preopen] = []
+    names: set[str] = set()
+    readonly: set[tuple[int, int]] = set()
+    keys: list[tuple[int, int] | None] = []
+    for p in preopens:
+        guest = _guest_name(p.guest)
+        if guest in names:
+            raise PreopenError(f"preopen {p.guest!r}: the guest directory {guest} is given twice",
+                               where=p.guest, remedy="dirs", subject=p.guest)
+        names.add(guest)
+        key = None
+        if not p.memory:
+            try:
+                st = os.stat(p.host)
+            except OSError as e:
+                raise PreopenError(f"preopen {p.guest!r}: {p.host}: {e.strerror}",
+                                   where=p.host, remedy="dirs", subject=p.guest) from None
+            key = (st.st_dev, st.st_ino)
+            if p.readonly:
+                readonly.add(key)
+        keys.append(key)
+        out.append(Preopen(host=p.host, guest=guest, readonly=p.readonly, memory=p.memory))
+    for p, key in zip(out, keys, strict=True):
+        if key in readonly:
+            p.readonly = True
+    return out
+
+
+def _guest_name(guest: str) -> str:
+    if not guest or "\0" in guest:
+        raise PreopenError(f"preopen guest directory {guest!r}: not a directory name",
+                           where=guest, remedy="dirs", subject=guest)
+    name = posixpath.normpath(guest)
+    return "/" + name.lstrip("/") if guest.startswith("/") else name
+
+
 class WasiCore:
-    """The WASI host of one instance. ``state`` is its whole, serializable state."""
+    """The WASI host of one instance. ``state`` is its whole, serializable state.
+
+    ``max_fds`` caps the descriptors the guest holds open (stdio and preopens count): past
+    it, opening one more is ``EMFILE``, so that a guest exhausts its own budget, never the
+    host process's.
+    """
+
+    max_fds: int = DEFAULT_MAX_FDS
 
     def __init__(self, state: WasiState, stdio: Sequence[int] = (0, 1, 2)) -> None:
         self.state = state
@@ -141,11 +206,16 @@ class WasiCore:
         preopens: Sequence[Preopen] = (),
         stdio: Sequence[int] = (0, 1, 2),
         memory_dirs: _memdir.MemoryDirs | None = None,
+        max_fds: int | None = None,
     ) -> Self:
         """A fresh WASI: stdio on fds 0–2, then the preopens from fd 3 in order, then the
-        read-only ``memory_dirs`` (guest dir -> {name: bytes}; see ``_memdir``)."""
+        read-only ``memory_dirs`` (guest dir -> {name: bytes}; see ``_memdir``).
+        ``max_fds``: see the class (default :data:`DEFAULT_MAX_FDS`)."""
+        preopens = normalise_preopens(preopens)
         state = WasiState(args=list(args), env=dict(env or {}), preopens=list(preopens))
         self = cls(state, stdio)
+        if max_fds is not None:
+            self.max_fds = max_fds
         for n in range(3):
             self.fds[n] = stdio_descriptor(n, self.stdio[n])
         for p in preopens:
@@ -170,7 +240,7 @@ class WasiCore:
                        preopen=p.guest, readonly=p.readonly,
                        memory=p.guest if p.memory else "")
         d.host_fd = fd
-        self.fds[self._free_fd()] = d
+        self.fds[self._next_fd()] = d
 
     @classmethod
     def restore(cls, state: WasiState, stdio: Sequence[int] = (0, 1, 2),
@@ -219,10 +289,21 @@ class WasiCore:
         self.mem = mem
 
     def _free_fd(self) -> int:
+        """The lowest free fd number for a descriptor the guest opens; EMFILE at the cap."""
+        if len(self.fds) >= self.max_fds:
+            raise WasiError(E.MFILE)
+        return self._next_fd()
+
+    def _next_fd(self) -> int:
         fd = 0
         while fd in self.fds:
             fd += 1
         return fd
+
+    def _room(self) -> None:
+        """Before a host descriptor is opened for the guest: EMFILE if it could not keep it."""
+        if len(self.fds) >= self.max_fds:
+            raise WasiError(E.MFILE)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -336,8 +417,11 @@ class WasiCore:
 
 
 def times_for(st: os.stat_result, atim: int, mtim: int, fst: int) -> tuple[int, int]:
+    """The (atime, mtime) in ns that ``*_filestat_set_times`` asks for."""
     if (fst & abi.FST_ATIM and fst & abi.FST_ATIM_NOW) or (fst & abi.FST_MTIM and fst & abi.FST_MTIM_NOW):
         raise WasiError(E.INVAL)
+    if atim >= 1 << 63 or mtim >= 1 << 63:
+        raise WasiError(E.INVAL)  # past the host's time_t
     now = time_ns()
     a = atim if fst & abi.FST_ATIM else now if fst & abi.FST_ATIM_NOW else st.st_atime_ns
     m = mtim if fst & abi.FST_MTIM else now if fst & abi.FST_MTIM_NOW else st.st_mtime_ns

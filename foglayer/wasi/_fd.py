@@ -18,6 +18,8 @@ from foglayer.wasi._core import (
 )
 from foglayer.wasi.abi import FT_REG, E, R
 
+_OFF_MAX = 1 << 63  # file offsets and sizes from the guest are u64; the host's off_t is signed
+
 
 class FdCalls(WasiCore):
     """fd_*: the hot data calls first, each checking its own arguments and pointers."""
@@ -138,6 +140,8 @@ class FdCalls(WasiCore):
             return E.BADF
         if d.kind != abi.FT_REG:
             return E.SPIPE
+        if offset >= _OFF_MAX or length >= _OFF_MAX:
+            return E.INVAL  # negative as the host's off_t
         os.posix_fadvise(d.host_fd, offset, length, ADVICE[advice])
         return 0
 
@@ -145,6 +149,10 @@ class FdCalls(WasiCore):
         d = self._fd(fd, R.FD_WRITE)
         if d.kind != abi.FT_REG:
             return E.BADF
+        if offset >= _OFF_MAX or length >= _OFF_MAX:
+            return E.INVAL  # negative as the host's off_t
+        if offset + length >= _OFF_MAX:
+            return E.FBIG
         os.posix_fallocate(d.host_fd, offset, length)
         return 0
 

@@ -29,6 +29,8 @@ class PathCalls(WasiCore):
         src = self.fds.get(dirfd)
         if src is not None and src.kind == abi.FT_REG and src.stdio < 0:
             return E.NOTDIR  # as wasmtime: opening below a file
+        if src is not None:
+            self._room()  # before any host descriptor is opened for the guest
         if src is not None and src.memory:
             return self._open_memory(dirfd, path, path_len, oflags, rights_base,
                                      rights_inheriting, fdflags, fd_out)

@@ -26,6 +26,7 @@ class SockCalls(WasiCore):
         d = self._socket(fd)
         if flags & ~abi.FDFLAG_NONBLOCK:
             return E.INVAL
+        self._room()
         import socket
 
         with socket.socket(fileno=os.dup(d.host_fd)) as s:
