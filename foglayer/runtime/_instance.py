@@ -150,6 +150,8 @@ class Instance:
             self._epoch_keep = _ffi.on_epoch(store, self.control.tick)
             store.set_epoch_deadline(1)
         self.wasi = wasi if wasi is not None else Wasi.create()
+        if limits.max_fds is not None:
+            self.wasi.max_fds = limits.max_fds
         self.wasi.interrupt = self.control
         linker = wasmtime.Linker(engine)
         self.binding = Binding(linker, self.wasi, tuple(host_functions))

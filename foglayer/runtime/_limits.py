@@ -31,19 +31,21 @@ def format_size(n: int) -> str:
 # would wrap around, silently), memory a 32-bit address space, and a timeout is counted in
 # epoch ticks of a 64-bit deadline (a year is far past any real use).
 MAX_LIMIT: dict[str, float] = {"max_memory": 1 << 32, "fuel": (1 << 63) - 1,
-                               "timeout": 365 * 86400.0}
+                               "timeout": 365 * 86400.0, "max_fds": 1 << 20}
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """``max_memory`` in bytes, ``fuel`` in instructions, ``timeout`` in seconds."""
+    """``max_memory`` in bytes, ``fuel`` in instructions, ``timeout`` in seconds,
+    ``max_fds`` descriptors the guest may hold open (None: WASI's default cap)."""
 
     max_memory: int | None = None
     fuel: int | None = None
     timeout: float | None = None
+    max_fds: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_memory", "fuel", "timeout"):
+        for name in ("max_memory", "fuel", "timeout", "max_fds"):
             v = getattr(self, name)
             if v is None:
                 continue

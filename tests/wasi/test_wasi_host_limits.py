@@ -201,3 +201,15 @@ def test_guest_names_are_normalised(tmp_path):
         assert wasi.fds[3].preopen == "/a/b"
     finally:
         wasi.close()
+
+
+def test_runtime_limits_set_the_descriptor_cap(build, tmp_path):
+    from foglayer.runtime import Limits, run
+
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        result = run(str(build("host_limits")), ["fds", "/d", "100"],
+                     preopens=[Preopen(str(tmp_path), "/d")], limits=Limits(max_fds=16),
+                     stdio=(0, f.fileno(), 2))
+    assert result.exit_code == 0
+    assert f"opened 12, then errno {EMFILE}" in out.read_text()
