@@ -14,6 +14,8 @@ replicas: 1
 restart: on-failure            # always | on-failure | never (services default to always)
 max_restarts: 10
 on_partition: stay             # stay (default) | move: start it elsewhere while its site is cut off
+mobility: live                 # live (services' default): fog drain / fog migrate move it running;
+                               # restart (commands' default): it restarts elsewhere
 tenant: acme                   # who its usage is billed to (fog usage); default: default
 constraints: {labels: {tier: edge}, min_memory: 8MiB, tee: sev-snp, arch: x86_64,
               features: [simd]}
@@ -93,6 +95,7 @@ SCHEMA = {
         "restart": {"enum": ["always", "on-failure", "never"]},
         "max_restarts": {"type": "integer", "minimum": 0},
         "on_partition": {"enum": ["stay", "move"]},
+        "mobility": {"enum": ["live", "restart"]},
         "tenant": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
         "constraints": {"type": "object", "additionalProperties": False, "properties": {
             "labels": _LABELS,
@@ -306,6 +309,7 @@ def parse(text: str, where: str = "manifest", base: Path | None = None) -> Manif
         restart=doc.get("restart", "always" if kind == "service" else "on-failure"),
         max_restarts=doc.get("max_restarts", 10),
         on_partition=doc.get("on_partition", "stay"),
+        mobility=_mobility(doc.get("mobility"), kind, where),
         tenant=doc.get("tenant", "default"),
         constraints=Constraints(
             labels={k: _scalar(v) for k, v in cons.get("labels", {}).items()},
@@ -317,6 +321,13 @@ def parse(text: str, where: str = "manifest", base: Path | None = None) -> Manif
         preferences=Preferences(**doc.get("preferences", {})),
     )
     return Manifest(spec, wasm, module_path)
+
+
+def _mobility(value: str | None, kind: str, where: str) -> str | None:
+    if value == "live" and kind == "command":
+        raise ManifestError(f"{where}: mobility: live: a command moves by a restart in this "
+                            "version (its checkpointable live move is not there yet)")
+    return value
 
 
 def _secrets(items: list, where: str) -> list[SecretRef]:

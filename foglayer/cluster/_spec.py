@@ -90,6 +90,9 @@ class AppSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # When the app's node sits in a site that the controller cannot reach: keep it there (it
     # runs on; nothing is duplicated) or start it elsewhere (two copies until the heal).
     on_partition: Literal["stay", "move"] = "stay"
+    # How it leaves a node (fog drain, fog migrate): live (state, files and calls go with it)
+    # or by a restart elsewhere. None: by its kind (services live, commands restart).
+    mobility: Literal["live", "restart"] | None = None
     tenant: _Name = "default"  # who is billed for its usage (fog usage)
     constraints: Constraints = Constraints()
     preferences: Preferences = Preferences()
@@ -99,6 +102,10 @@ class AppSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         """The memory the app reserves on a node: its limit, at least its minimum."""
         mem = self.limits.memory or max(DEFAULT_MEMORY, self.initial_memory or 0)
         return max(mem, self.constraints.min_memory or 0)
+
+    @property
+    def moves_live(self) -> bool:
+        return self.mobility == "live" if self.mobility else self.kind == "service"
 
     @property
     def needs_trust(self) -> bool:

@@ -231,3 +231,44 @@ def deploy_pending(client, tmp_path: Path, name: str) -> list[dict]:
                     "limits: {memory: 16MiB}\nconstraints: {labels: {tier: edge}}\n")
     m = load_manifest(path)
     return client.wait(name, client.deploy(m)["generation"], 1, 60, states=("pending",))
+
+
+def test_mobility_restart_is_never_moved_live_and_a_live_command_is_refused(cluster, tmp_path):
+    from foglayer.cluster import ManifestError
+
+    c, client = cluster
+    path = tmp_path / "fixed.yaml"
+    path.write_text(f"name: fixed\nmodule: {PROGRAMS / 'cluster_service.c'}\nkind: service\n"
+                    "limits: {memory: 16MiB}\nmobility: restart\n")
+    m = load_manifest(path)
+    assert m.spec.mobility == "restart" and not m.spec.moves_live
+    (p,) = client.wait("fixed", client.deploy(m)["generation"], 1, 60)
+    other = "cloud" if p["node"] != "cloud" else "edge"
+    with pytest.raises(MoveError, match="mobility: restart"):
+        client.migrate("fixed", other)
+    client.stop("fixed")
+    cmd = tmp_path / "cmd.yaml"
+    cmd.write_text(f"name: job\nmodule: {PROGRAMS / 'cluster_command.c'}\nmobility: live\n")
+    with pytest.raises(ManifestError, match="mobility: live: a command moves by a restart"):
+        load_manifest(cmd)
+    cmd.write_text(f"name: job\nmodule: {PROGRAMS / 'cluster_command.c'}\n")
+    assert not load_manifest(cmd).spec.moves_live  # commands restart by default
+
+
+def test_a_source_killed_after_the_switch_leaves_the_target_owning_the_app(cluster, tmp_path):
+    c, client = cluster
+    deploy(client, tmp_path, "owned", prefer_edge=True)
+    assert client.invoke("owned", "add", b"7") == b"7"
+    s = client.migrate("owned", "cloud")
+    placed = client.app_placements("owned", 1)[0]
+    try:
+        c.kill("node-edge")
+        wait_until(lambda: client.nodes()["edge"]["state"] != "ready", 30, "edge lost")
+        p = client.app_placements("owned", 1)[0]
+        assert (p["node"], p["instance"], p["state"]) == ("cloud", placed["instance"], "running")
+        assert s.source == "edge"
+        assert client.invoke("owned", "add", b"1") == b"8"  # the one live copy, with its state
+    finally:
+        c.start_node("edge")
+    wait_until(lambda: client.nodes()["edge"]["state"] == "ready", 60, "edge back")
+    client.stop("owned")

@@ -79,7 +79,7 @@ class Mover:
             if rec is None:
                 continue
             why = f"node {node} drained"
-            if rec.spec.kind == "service" and p["state"] == "running" and not rec.spec.needs_trust:
+            if rec.spec.moves_live and p["state"] == "running":
                 winner = schedule(rec.spec, self._views(), p["replica"], (node,)).winner
                 if winner is None:
                     self._draining[key] = now + DRAIN_RETRY
@@ -152,8 +152,9 @@ class Mover:
         if rec is None:
             raise MoveError(f"no app named {cmd.app!r}")
         spec = rec.spec
-        if spec.kind != "service":
-            raise MoveError(f"app {cmd.app!r} is a command: it restarts, it does not move live")
+        if not spec.moves_live:
+            raise MoveError(f"app {cmd.app!r} has mobility: restart ({spec.kind}): it restarts "
+                            "elsewhere, it does not move live")
         p = self.placements.get(key)
         if p is None or p["state"] != "running" or not p.get("node"):
             raise MoveError(f"{key} is not running (state {p['state'] if p else 'unplaced'})")
