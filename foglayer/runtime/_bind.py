@@ -8,7 +8,8 @@ small generated trampoline (as ``namedtuple`` does) that unpacks exactly its own
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import wasmtime
@@ -97,6 +98,22 @@ def wasi_functions(wasi: Wasi) -> list[HostFunction]:
             for name, (params, has_result) in SIGNATURES.items()]
 
 
+_VAL = {"i": wasmtime.ValType.i32, "I": wasmtime.ValType.i64}
+# Function types belong to an engine (wasmtime refuses another engine's): one per signature
+# per engine, for the engine's life.
+_FUNC_TYPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _func_type(engine: wasmtime.Engine, params: str, result: str) -> wasmtime.FuncType:
+    per_engine = _FUNC_TYPES.setdefault(engine, {})
+    ty = per_engine.get((params, result))
+    if ty is None:
+        types = {"i": wasmtime.ValType.i32(), "I": wasmtime.ValType.i64()}
+        ty = per_engine[(params, result)] = wasmtime.FuncType(
+            [types[t] for t in params], [types[result]] if result else [])
+    return ty
+
+
 class Binding:
     """The host imports of one instance, defined on its linker; keeps callbacks alive.
 
@@ -111,9 +128,16 @@ class Binding:
     INTERRUPT_MESSAGE = "foglayer: interrupted in a host call"
 
     def __init__(self, linker: wasmtime.Linker, wasi: Wasi,
-                 extra: list[HostFunction] | tuple = ()) -> None:
+                 extra: list[HostFunction] | tuple = (),
+                 imports: Collection[tuple[str, str]] | None = None,
+                 engine: wasmtime.Engine | None = None) -> None:
+        """``imports``: what the module imports; only those are defined (a linker with all
+        46 WASI calls costs most of an instantiation, and most modules import a handful)."""
         self.wasi = wasi
         functions = wasi_functions(wasi) + list(extra)
+        if imports is not None:
+            wanted = set(imports)
+            functions = [f for f in functions if (f.module, f.name) in wanted]
         self.names = [f"{f.name}" if f.module == MODULE else f"{f.module}.{f.name}"
                       for f in functions]
         self.counts = [0] * len(functions)
@@ -124,7 +148,6 @@ class Binding:
         self.native = _native.NativeCalls(lib, wasi) if lib is not None else None
         self.path = "native" if self.native is not None else "python"
         views: dict[int, tuple[memoryview, memoryview]] = {}
-        types = {"i": wasmtime.ValType.i32(), "I": wasmtime.ValType.i64()}
         for index, f in enumerate(functions):
             # Every WASI call checks its pointers (re-mapping memory when the guest has
             # grown); only extra host functions, which may touch memory freely, re-map first.
@@ -138,8 +161,9 @@ class Binding:
                 views, _make_views, self.counts, self._gate, impl, ProcExit, Interrupted,
                 self._exit_trap, self._interrupt_trap, self._internal_error,
                 lambda: wasi.mem.refresh(), index, self.names[index]))
-            ty = wasmtime.FuncType([types[t] for t in f.params],
-                                   [types[f.result]] if f.result else [])
+            ty = (_func_type(engine, f.params, f.result) if engine is not None else
+                  wasmtime.FuncType([_VAL[t]() for t in f.params],
+                                    [_VAL[f.result]()] if f.result else []))
             self._keep += [cb, ty]
             # A hot WASI call runs in C, with this trampoline as its fallback.
             code, env = (native.function(f.name, index, cb) if native is not None else None

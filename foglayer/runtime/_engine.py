@@ -69,12 +69,20 @@ class LoadedModule:
     path: str
     settings: EngineSettings
     from_cache: bool
+    # A module's imports and exports never change: listed once (each listing crosses the
+    # C API once per item, which instantiating a thousand instances would pay a thousand times).
+    _imports: list[tuple[str, str]] | None = None
+    _exports: list[str] | None = None
 
     def imports(self) -> list[tuple[str, str]]:
-        return [(i.module, i.name or "") for i in self.module.imports]
+        if self._imports is None:
+            self._imports = [(i.module, i.name or "") for i in self.module.imports]
+        return self._imports
 
     def exports(self) -> list[str]:
-        return [e.name for e in self.module.exports]
+        if self._exports is None:
+            self._exports = [e.name for e in self.module.exports]
+        return self._exports
 
 
 def _read(path: str | os.PathLike) -> bytes:

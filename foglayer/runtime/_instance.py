@@ -154,7 +154,7 @@ class Instance:
             self.wasi.max_fds = limits.max_fds
         self.wasi.interrupt = self.control
         linker = wasmtime.Linker(engine)
-        self.binding = Binding(linker, self.wasi, tuple(host_functions))
+        self.binding = Binding(linker, self.wasi, tuple(host_functions), module.imports(), engine)
         self.control.on_stop(self._stop_at_host_calls)
         self.stats = Stats()
         self._depth = 0
