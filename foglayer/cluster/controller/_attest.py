@@ -52,13 +52,24 @@ class Attesting:
         self.results: dict[str, AttestationResult] = {}
         self._attesting: dict[str, asyncio.Task] = {}
         self._warned_keys: set[str] = set()
+        self._vault_published = False  # the vault key in fog-attest, for `fog secret put`
 
     # -- state in fog-attest ------------------------------------------------------------------
 
     async def _load_attest(self) -> None:
+        """Policy, registrations and results from ``fog-attest`` (at a take-over). Never
+        raises: a leader that cannot read them yet runs with the strict default policy and
+        attests nodes afresh; a later take-over or the policy watch catch up."""
+        try:
+            await self._read_attest()
+        except Exception as e:  # noqa: BLE001 - the take-over must not fail for this
+            self.log(f"attestation state not loaded ({type(e).__name__}: {e}): nodes will "
+                     "be attested afresh")
+
+    async def _read_attest(self) -> None:
         raw = await kv_snapshot(self.kv[ATTEST])
-        if raw.get("vault") != self.broker.vault.public_key:   # for `fog secret put`
-            await self._put_raw("vault", self.broker.vault.public_key)
+        if raw.get("vault") == self.broker.vault.public_key:
+            self._vault_published = True
         self._apply_policy(raw.get("policy"))
         for key, value in raw.items():
             kind, _, name = key.partition(".")
@@ -171,7 +182,11 @@ class Attesting:
         return result, ch.session
 
     async def _renew_attestations(self) -> None:
-        """Attest again each node whose result passed ``max_age``."""
+        """Publish the vault key if not yet done; attest again each node whose result passed
+        ``max_age``."""
+        if not self._vault_published:
+            await self._put_raw("vault", self.broker.vault.public_key)
+            self._vault_published = True
         for node, rec in self.nodes.items():
             c = rec.caps
             if rec.state == "ready" and c.tee and c.tee_key and node not in self._attesting:
