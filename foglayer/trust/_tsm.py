@@ -168,7 +168,7 @@ class StandinProvider:
         self.key = key or ec.generate_private_key(ec.SECP384R1())
         self.public = self.key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        self._seen: dict[str, tuple[int, int]] = {}   # entry -> (inblob mtime_ns, generation)
+        self._seen: dict[str, tuple[tuple, int]] = {}   # entry -> (inblob signature, generation)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="tsm-standin", daemon=True)
         self._thread.start()
@@ -184,12 +184,14 @@ class StandinProvider:
             inblob = _read(entry / "inblob", _INBLOB)
         except FileNotFoundError:
             return
-        mtime, gen = self._seen.get(entry.name, (-1, 0))
-        # The attester's one write(2) leaves only one intermediate state: an empty file.
-        if st.st_mtime_ns == mtime or not inblob:
+        seen, gen = self._seen.get(entry.name, (None, 0))
+        # A write is told by its time, size and bytes (mtime alone may not move within one
+        # clock tick). The attester's one write(2) leaves only one intermediate state: empty.
+        sig = (st.st_mtime_ns, st.st_size, inblob)
+        if sig == seen or not inblob:
             return
         gen += 1
-        self._seen[entry.name] = (st.st_mtime_ns, gen)
+        self._seen[entry.name] = (sig, gen)
         atomic_write(entry / "generation", f"{gen}\n".encode())
         atomic_write(entry / "provider", f"{STANDIN_PROVIDER}\n".encode())
         atomic_write(entry / "auxblob", self.public)
