@@ -15,36 +15,37 @@ import hashlib
 import shutil
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from foglayer.cluster._move import (
     CHUNK,
     H_MOVE,
     H_PART,
+    MAX_STATE,
     MOVE_KEY,
     SEAL_OVERHEAD,
     MoveError,
     MoveReply,
     MoveRequest,
-    frame,
-    pack_dir,
-    unframe,
-    unpack_dir,
 )
 from foglayer.cluster._protocol import H_CHUNK, decode, encode
-from foglayer.cluster.agent._slots import Slot, one_line, private_dir
+from foglayer.cluster.agent._slots import Slot, one_line
 
 MAX_MOVES = 8  # incoming moves a node holds at once
-VOLUME_ALLOWANCE = 256 << 20  # volume bytes a move may bring besides the memory
+VOLUME_ALLOWANCE = 2 << 30  # volume bytes a move may bring
 
 
 @dataclass
 class _Outgoing:
     slot: Slot
     stream: object  # a PageStream
-    chunks: list[bytes] = field(default_factory=list)  # the current round's
-    payload: bytes = b""  # the state and volumes, once frozen
+    tree: object | None = None  # a TreeStream of its volumes
+    chunks: list[bytes] = field(default_factory=list)  # the current round's pages
+    tree_chunks: list[bytes] = field(default_factory=list)  # and volume files
+    payload: bytes = b""  # the state, once frozen
     key: bytes = b""  # the attested node pair's key: everything goes out sealed with it
     sealer: object | None = None  # a foglayer.trust.StreamSealer for the page chunks
+    tree_sealer: object | None = None  # and one for the volume chunks
 
 
 @dataclass
@@ -52,11 +53,13 @@ class _Incoming:
     slot: Slot
     local: object  # a fresh LocalInstance
     sink: object  # a PageSink into it
+    tree: object  # a TreeSink into its volumes
     limit: int
     buf: bytearray = field(default_factory=bytearray)
     next: int = 0
     key: bytes = b""  # the attested node pair's key: everything comes in sealed with it
     opener: object | None = None  # a foglayer.trust.StreamOpener for the page chunks
+    tree_opener: object | None = None  # and one for the volume chunks
     secrets: dict[str, bytes] = field(default_factory=dict, repr=False)
 
 
@@ -72,8 +75,9 @@ class Mover:
                 out = self.outgoing.get(req.mid)
                 if out is None:
                     data = b""
-                elif req.part == "pages":
-                    data = out.chunks[req.index] if 0 <= req.index < len(out.chunks) else b""
+                elif req.part in ("pages", "tree"):
+                    chunks = out.chunks if req.part == "pages" else out.tree_chunks
+                    data = chunks[req.index] if 0 <= req.index < len(chunks) else b""
                 else:
                     data = out.payload[req.index * CHUNK:(req.index + 1) * CHUNK]
                 return await self.nc.publish(msg.reply, data) if msg.reply else None
@@ -97,26 +101,46 @@ class Mover:
             raise MoveError(f"instance {req.instance} is not running on {self.name}")
         if slot.spec.kind != "service":
             raise MoveError("only services move live (a command restarts)")
-        out = _Outgoing(slot, slot.local.page_stream())  # type: ignore[attr-defined]
+        from foglayer.snapshot import TreeStream
+
+        root = self._volume_root(slot)
+        out = _Outgoing(slot, slot.local.page_stream(),  # type: ignore[attr-defined]
+                        TreeStream(root) if root.is_dir() else None)
         if slot.spec.needs_attestation:
             from foglayer.trust import StreamSealer
 
             out.key = self._open_release(req, (MOVE_KEY,))[MOVE_KEY]
             # (the key itself is bound to this source, the target and their attestations)
             out.sealer = StreamSealer(out.key, "pages", "", req.mid)
+            out.tree_sealer = StreamSealer(out.key, "tree", "", req.mid)
         self.outgoing[req.mid] = out
         return out
 
+    def _volume_root(self, slot: Slot) -> Path:
+        assert self.data_dir is not None
+        return self.data_dir / "volumes" / slot.app / str(slot.replica)
+
     @staticmethod
-    def _seal_round(out: _Outgoing, chunks: list[bytes]) -> list[bytes]:
-        return [out.sealer.seal(c) for c in chunks] if out.sealer else chunks  # type: ignore[attr-defined]
+    def _seal_round(sealer, chunks: list[bytes]) -> list[bytes]:
+        return [sealer.seal(c) for c in chunks] if sealer else chunks
+
+    async def _tree_round(self, out: _Outgoing) -> None:
+        """The volume files that changed since the last round (by content hash)."""
+        chunks = []
+        if out.tree is not None:
+            rnd = await self.loop.run_in_executor(None, out.tree.next_round)  # type: ignore[attr-defined]
+            chunks = rnd.chunks
+        out.tree_chunks = self._seal_round(out.tree_sealer, chunks)
 
     async def _round(self, req: MoveRequest) -> MoveReply:
-        """A pre-copy round while the service serves (pages torn by a call go again)."""
+        """A pre-copy round while the service serves (what a call changes meanwhile goes
+        again next round): pages, and volume files."""
         out = self._source(req)
         rnd = await self.loop.run_in_executor(None, out.stream.next_round)  # type: ignore[attr-defined]
-        out.chunks = self._seal_round(out, rnd.chunks)
-        return MoveReply(True, chunks=len(rnd.chunks), pages=rnd.pages, page_bytes=rnd.bytes)
+        out.chunks = self._seal_round(out.sealer, rnd.chunks)
+        await self._tree_round(out)
+        return MoveReply(True, chunks=len(rnd.chunks), tree_chunks=len(out.tree_chunks),
+                         pages=rnd.pages, page_bytes=rnd.bytes)
 
     async def _freeze(self, req: MoveRequest) -> MoveReply:
         out = self._source(req)
@@ -126,8 +150,8 @@ class Mover:
         rnd, state = await self.loop.run_in_executor(
             local.pool, local.last_round, out.stream)  # type: ignore[attr-defined]
         frozen_at = time.time()
-        volumes = await self.loop.run_in_executor(None, self._pack_volumes, slot)
-        out.chunks, out.payload = self._seal_round(out, rnd.chunks), frame(state, volumes)
+        out.chunks, out.payload = self._seal_round(out.sealer, rnd.chunks), state
+        await self._tree_round(out)  # the last files, and the manifest that settles the tree
         if out.key:
             from foglayer.trust import seal_bytes
 
@@ -135,13 +159,8 @@ class Mover:
         return MoveReply(True, size=len(out.payload),
                          sha256=hashlib.sha256(out.payload).hexdigest(),
                          memory=local.inst.memory_pages() << 16,  # type: ignore[attr-defined]
-                         chunks=len(rnd.chunks), pages=rnd.pages, page_bytes=rnd.bytes,
-                         frozen_at=frozen_at)
-
-    def _pack_volumes(self, slot: Slot) -> bytes:
-        assert self.data_dir is not None
-        root = self.data_dir / "volumes" / slot.app / str(slot.replica)
-        return pack_dir(root) if root.is_dir() else b""
+                         chunks=len(rnd.chunks), tree_chunks=len(out.tree_chunks),
+                         pages=rnd.pages, page_bytes=rnd.bytes, frozen_at=frozen_at)
 
     async def _release(self, req: MoveRequest) -> MoveReply:
         out = self.outgoing.pop(req.mid, None)
@@ -174,10 +193,15 @@ class Mover:
                              f"{self.caps.max_memory - used} free")
         slot = Slot(req.instance, req.app, req.replica, req.generation, spec)
         released = self._open_release(req, (MOVE_KEY,)) if spec.needs_attestation else {}
+        from foglayer.snapshot import TreeSink
+
         path = await self._module_path(slot)  # fetched and compiled while the source runs
         module = await self.loop.run_in_executor(None, load, str(path), spec, self.cfg.simd)
-        # The volumes are unpacked at the switch: the directories exist (empty) until then.
+        # A fresh tree: nothing a former instance left here (a symlink, say) is trusted.
+        root = self._volume_root(slot)
+        await self.loop.run_in_executor(None, shutil.rmtree, root, True)
         dirs = self._dirs(slot)
+        tree = TreeSink(root, max_bytes=VOLUME_ALLOWANCE, where=f"the move of {req.app}")
 
         def make():
             local = LocalInstance(module, spec, dirs, duty=self.duty,
@@ -189,13 +213,14 @@ class Mover:
                 raise
 
         local, sink = await self.loop.run_in_executor(None, make)
-        inc = _Incoming(slot, local, sink, VOLUME_ALLOWANCE + spec.memory + SEAL_OVERHEAD,
+        inc = _Incoming(slot, local, sink, tree, MAX_STATE + SEAL_OVERHEAD,
                         key=released.pop(MOVE_KEY, b""), secrets=released)
         if inc.key:
             from foglayer.trust import StreamOpener
 
             # Only the source holds this pair's key: frames from anyone else do not open.
             inc.opener = StreamOpener(inc.key, "pages", "", req.mid)
+            inc.tree_opener = StreamOpener(inc.key, "tree", "", req.mid)
         self.incoming[req.mid] = inc
         return MoveReply(True)
 
@@ -209,13 +234,16 @@ class Mover:
         try:
             if inc is None:
                 raise MoveError("no such move on this node")
-            if h.get(H_PART) == "pages":  # checked whole (hashes, sizes, the memory limit)
-                data = inc.opener.open(msg.data) if inc.opener else msg.data  # type: ignore[attr-defined]
-                pages = await self.loop.run_in_executor(None, inc.sink.apply, data)  # type: ignore[attr-defined]
-                reply = MoveReply(True, pages=pages)
+            part = h.get(H_PART)
+            if part in ("pages", "tree"):  # each checked whole by the snapshot package: hashes,
+                # sizes, the memory limit; files only below the volume, within a byte limit
+                sink, opener = ((inc.sink, inc.opener) if part == "pages"
+                                else (inc.tree, inc.tree_opener))
+                data = opener.open(msg.data) if opener else msg.data  # type: ignore[attr-defined]
+                done = await self.loop.run_in_executor(None, sink.apply, data)  # type: ignore[attr-defined]
+                reply = MoveReply(True, pages=done)
             elif i != inc.next or len(inc.buf) + len(msg.data) > inc.limit or len(msg.data) > CHUNK:
-                raise MoveError(f"state chunk {i}/{n} out of order, or past what an app of "
-                                f"{inc.slot.spec.memory} bytes may bring")
+                raise MoveError(f"state chunk {i}/{n} out of order, or over {inc.limit} bytes")
             else:
                 inc.buf += msg.data
                 inc.next += 1
@@ -240,9 +268,7 @@ class Mover:
                 from foglayer.trust import unseal_bytes
 
                 payload = unseal_bytes(payload, inc.key, f"move {req.mid} state", "moved state")
-            state, volumes = unframe(payload)
-            await self.loop.run_in_executor(None, self._unpack_volumes, slot, volumes)
-            await self.loop.run_in_executor(None, local.adopt, inc.sink, state,  # type: ignore[attr-defined]
+            await self.loop.run_in_executor(None, local.adopt, inc.sink, payload,  # type: ignore[attr-defined]
                                             self._dirs(slot), inc.secrets)
         except BaseException:
             inc.local.close()  # type: ignore[attr-defined]
@@ -256,18 +282,6 @@ class Mover:
         inc = self.incoming.pop(mid, None)
         if inc is not None:
             inc.local.close()  # type: ignore[attr-defined]
-
-    def _unpack_volumes(self, slot: Slot, data: bytes) -> None:
-        assert self.data_dir is not None
-        root = self.data_dir / "volumes" / slot.app / str(slot.replica)
-        # A fresh tree: nothing a former instance left here (a symlink, say) is trusted.
-        shutil.rmtree(root, ignore_errors=True)
-        private_dir(root, self.data_dir)
-        try:
-            unpack_dir(data, root)
-        except MoveError:
-            shutil.rmtree(root, ignore_errors=True)
-            raise
 
     async def _abort(self, req: MoveRequest) -> MoveReply:
         self._drop_incoming(req.mid)

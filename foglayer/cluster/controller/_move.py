@@ -176,13 +176,16 @@ class Mover:
         frozen = committed = False
         sent = rounds = 0
 
-        async def copy_pages(n: int) -> None:
+        async def copy_round(info: MoveReply) -> None:
+            """A round's page chunks, then its volume chunks (files by content hash)."""
             nonlocal sent
-            for i in range(n):
-                data = await self._pull(source, mid, i, "pages", MAX_PAGE_CHUNK + SEAL_OVERHEAD)
-                await self._push(cmd.to, mid, i, n, data, "pages")
-                sent += len(data)
-                await progress(f"round {rounds + 1}: copying pages", sent)
+            for part, n in (("pages", info.chunks), ("tree", info.tree_chunks)):
+                for i in range(n):
+                    data = await self._pull(source, mid, i, part, MAX_PAGE_CHUNK + SEAL_OVERHEAD)
+                    await self._push(cmd.to, mid, i, n, data, part)
+                    sent += len(data)
+                    what = "pages" if part == "pages" else "volume files"
+                    await progress(f"round {rounds + 1}: copying {what}", sent)
 
         try:
             await progress("preparing the target")
@@ -197,7 +200,7 @@ class Mover:
                                                             release=src_release[0],
                                                             session=src_release[1]))
                 src_release = ("", "")  # the source opens it once
-                await copy_pages(info.chunks)
+                await copy_round(info)
                 rounds += 1
                 if info.pages <= SMALL_DELTA or (last is not None and info.pages >= last):
                     break  # small enough, or the app dirties pages as fast as they go
@@ -208,7 +211,7 @@ class Mover:
                                                         release=src_release[0],
                                                         session=src_release[1]))
             frozen = True
-            await copy_pages(info.chunks)
+            await copy_round(info)
             rounds += 1
             chunks = max(1, -(-info.size // CHUNK))
             for i in range(chunks):
