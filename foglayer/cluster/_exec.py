@@ -54,7 +54,9 @@ MOVE_CHUNK_PAGES = 16  # pages per chunk of a live move: 1 MiB raw, well under a
 
 
 def _limits(spec: AppSpec) -> Limits:
-    return Limits(max_memory=spec.memory, fuel=spec.limits.fuel, timeout=spec.limits.timeout)
+    # max_fds: the guest's own cap (EMFILE past it), also counted against the node's budget.
+    return Limits(max_memory=spec.memory, fuel=spec.limits.fuel, timeout=spec.limits.timeout,
+                  max_fds=spec.limits.max_fds)
 
 
 def engine_settings(spec: AppSpec, simd: bool = True) -> EngineSettings:

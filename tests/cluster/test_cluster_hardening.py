@@ -358,3 +358,39 @@ def test_descriptors_are_counted_against_the_node_with_their_own_error(server, t
 async def _state(c: Cluster, app: str, state: str) -> dict | None:
     p = await c.placement(app)
     return p if p and p["state"] == state else None
+
+
+PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
+
+
+def test_a_guest_holds_at_most_its_max_fds_and_the_node_keeps_the_rest(server, tmp_path):
+    # A guest that opens files without end stops at limits.max_fds (EMFILE), not at the node's
+    # own limit: the next app on that node still gets its descriptors.
+    from foglayer.cluster import Agent, NodeConfig
+
+    async def go():
+        stop = asyncio.Event()
+        agent = Agent(NodeConfig("a", creds=server.creds("node-a"), heartbeat=0.2,
+                                 data_dir=tmp_path / "node-a"))
+        task = asyncio.create_task(agent.run(stop))
+        try:
+            async with Cluster(server, tmp_path) as c:
+                await until(lambda: "a" in c.controller.nodes, what="the node")
+                (tmp_path / "hog.yaml").write_text(
+                    f"name: hog\nmodule: {PROGRAMS / 'cluster_fd_hog.c'}\ndirs: [/data]\n"
+                    "restart: never\nlimits: {max_fds: 16}\n")
+                m = parse_manifest((tmp_path / "hog.yaml").read_text(), "hog.yaml", tmp_path)
+                await c.client.deploy(m)
+                await until(lambda: _state(c, "hog", "exited"), 60, what="the hog to finish")
+                chunks: list[dict] = []
+                await c.client.logs("hog", chunks.append)
+                out = b"".join(x["data"] for x in chunks).decode()
+                # 16 in all: stdio (3) and the preopen (1) count.
+                assert out.strip() == "held 12, then EMFILE", out
+                await c.deploy("after")
+                await until(lambda: _state(c, "after", "running"), what="the next app running")
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+    run(go())
