@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from foglayer.errors import FogError
 
@@ -18,9 +17,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class DirSpec:
-    """One ``--dir HOST[:GUEST][:ro]``; ``guest`` is None when not given."""
+class DirSpec(NamedTuple):
+    """One ``--dir HOST[:GUEST][:ro]``; ``guest`` is None when not given (a ``NamedTuple``:
+    ``dataclasses`` would cost ~5 ms of ``fog run``'s start)."""
 
     host: str
     guest: str | None = None

@@ -8,13 +8,17 @@ small generated trampoline (as ``namedtuple`` does) that unpacks exactly its own
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import marshal
+import sys
 import weakref
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from types import CodeType
 
 import wasmtime
 
-from foglayer.runtime import _ffi, _native
+from foglayer.errors import FogError
+from foglayer.runtime import _cache, _ffi, _native
 from foglayer.wasi import MODULE, SIGNATURES, Interrupted, ProcExit, Wasi
 
 _RAW_BYTES = _ffi.RAW_SLOT * 10  # path_open takes 9 arguments
@@ -44,37 +48,79 @@ def factory(views, make_views, counts, gate, impl, ProcExit, Interrupted, exit_t
     return host
 """
 _FACTORIES: dict[tuple[str, str, bool], Callable] = {}
+# Compiling the trampolines' source took ~3 ms of every start: their code objects are kept
+# in the AOT cache (marshal, authenticated like every entry), keyed by this template and
+# this Python's bytecode version.
+_CODE_DIGEST = hashlib.sha256(
+    f"{_TEMPLATE}|{sys.implementation.cache_tag}|{sys.version}".encode()).hexdigest()
+_CODE_KIND = "trampolines"
+_codes: dict[tuple[str, str, bool], CodeType] | None = None
+_codes_dirty = False
+
+
+def _cached_codes() -> dict[tuple[str, str, bool], CodeType]:
+    global _codes
+    if _codes is None:
+        _codes = {}
+        try:
+            blob = _cache.load(_CODE_DIGEST, _CODE_KIND, ".marshal")
+            if blob is not None:
+                loaded = marshal.loads(blob)
+                if isinstance(loaded, dict):
+                    _codes = loaded
+        except (OSError, FogError, ValueError, EOFError, TypeError):
+            pass  # no usable cache: compile
+    return _codes
+
+
+def _save_codes() -> None:
+    global _codes_dirty
+    if _codes_dirty and _codes is not None:
+        _codes_dirty = False
+        try:
+            _cache.store(_CODE_DIGEST, _CODE_KIND, marshal.dumps(_codes), ".marshal")
+        except (OSError, FogError):
+            pass  # costs a compile next time
 
 
 def _factory(params: str, result: str, refresh: bool) -> Callable:
-    """The trampoline maker for one signature, compiled once per process."""
+    """The trampoline maker for one signature, made once per process."""
+    global _codes_dirty
     key = (params, result, refresh)
     fn = _FACTORIES.get(key)
     if fn is None:
-        argv = ", ".join(f"v32[{4 * k}]" if t == "i" else f"v64[{2 * k}]"
-                         for k, t in enumerate(params))
-        store = {"": "", "i": "v32[0] = r & 0xFFFFFFFF",
-                 "I": "v64[0] = r & 0xFFFFFFFFFFFFFFFF"}[result]
-        src = _TEMPLATE.format(argv=argv, store=store,
-                               refresh="mem_refresh()\n            " if refresh else "")
+        codes = _cached_codes()
+        code = codes.get(key)
+        if code is None:
+            argv = ", ".join(f"v32[{4 * k}]" if t == "i" else f"v64[{2 * k}]"
+                             for k, t in enumerate(params))
+            store = {"": "", "i": "v32[0] = r & 0xFFFFFFFF",
+                     "I": "v64[0] = r & 0xFFFFFFFFFFFFFFFF"}[result]
+            src = _TEMPLATE.format(argv=argv, store=store,
+                                   refresh="mem_refresh()\n            " if refresh else "")
+            code = codes[key] = compile(src, f"<trampoline {params}->{result}>", "exec")
+            _codes_dirty = True
         scope: dict = {}
-        exec(src, scope)  # noqa: S102 - generated from fixed signatures, no user text
+        exec(code, scope)  # noqa: S102 - generated from fixed signatures, no user text
         fn = _FACTORIES[key] = scope["factory"]
     return fn
 
 
-@dataclass(frozen=True, slots=True)
 class HostFunction:
     """An import the host provides. ``params``/``result`` use ``i`` (i32) and ``I`` (i64).
 
     ``impl`` receives the raw integer arguments (i32 as unsigned) and returns the result.
     """
 
-    module: str
-    name: str
-    params: str
-    result: str
-    impl: Callable[..., int | None]
+    __slots__ = ("module", "name", "params", "result", "impl")
+
+    def __init__(self, module: str, name: str, params: str, result: str,
+                 impl: Callable[..., int | None]) -> None:
+        self.module, self.name, self.params, self.result, self.impl = (
+            module, name, params, result, impl)
+
+    def __repr__(self) -> str:
+        return f"HostFunction({self.module}.{self.name}({self.params}) -> {self.result or '()'})"
 
 
 def _make_views(addr: int) -> tuple[memoryview, memoryview]:
@@ -169,6 +215,7 @@ class Binding:
             code, env = (native.function(f.name, index, cb) if native is not None else None
                          ) or (cb, None)
             _ffi.define_unchecked(linker, f.module, f.name, ty, code, env)
+        _save_codes()
 
     @property
     def gate(self) -> Callable[[int], bool] | None:

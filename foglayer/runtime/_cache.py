@@ -117,15 +117,15 @@ def _tag(key: bytes, digest: str, settings_key: str, artifact: bytes | memoryvie
     return mac.digest()
 
 
-def entry_path(directory: Path, digest: str, settings_key: str) -> Path:
-    return directory / f"{digest}-{settings_key}.cwasm"
+def entry_path(directory: Path, digest: str, settings_key: str, suffix: str = ".cwasm") -> Path:
+    return directory / f"{digest}-{settings_key}{suffix}"
 
 
-def load(digest: str, settings_key: str) -> memoryview | None:
+def load(digest: str, settings_key: str, suffix: str = ".cwasm") -> memoryview | None:
     """The artifact cached for this module and these settings, if present and authentic
     (a bad entry is deleted: the caller compiles and stores a new one)."""
     directory = root()
-    path = entry_path(directory, digest, settings_key)
+    path = entry_path(directory, digest, settings_key, suffix)
     fd = _open_private(path)
     if fd is None:
         return None
@@ -139,11 +139,12 @@ def load(digest: str, settings_key: str) -> memoryview | None:
     return artifact
 
 
-def store(digest: str, settings_key: str, artifact: bytes | bytearray) -> Path:
+def store(digest: str, settings_key: str, artifact: bytes | bytearray,
+          suffix: str = ".cwasm") -> Path:
     """Cache ``artifact`` (through an ``O_EXCL`` temp file and a rename); its path."""
     directory = root()
     tag = _tag(_secret(directory), digest, settings_key, artifact)
-    path = entry_path(directory, digest, settings_key)
+    path = entry_path(directory, digest, settings_key, suffix)
     tmp = _write_temp(directory, MAGIC + tag + bytes(artifact))
     os.replace(tmp, path)
     return path

@@ -19,8 +19,8 @@ through ``Wasi.interrupt``.
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,9 +30,10 @@ REASONS = ("stopped", "timeout", "interrupted")
 
 
 class _Ticker:
-    """One daemon thread per engine advances its epoch."""
+    """One daemon thread per engine advances its epoch (``_thread``: the ``threading``
+    module is not needed on ``fog run``'s start path)."""
 
-    _lock = threading.Lock()
+    _lock = _thread.allocate_lock()
     _started: set[int] = set()
 
     @classmethod
@@ -47,7 +48,7 @@ class _Ticker:
                 time.sleep(TICK)
                 engine.increment_epoch()  # type: ignore[attr-defined]
 
-        threading.Thread(target=tick, name="fog-epoch", daemon=True).start()
+        _thread.start_new_thread(tick, ())
 
 
 class Control:
@@ -67,7 +68,7 @@ class Control:
         self._end: float | None = None  # time.monotonic() by which the current call must end
         self._last = 0.0
         self._pipe: tuple[int, int] | None = None
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._hooks: list[Callable[[], None]] = []
 
     # -- the caller's side ----------------------------------------------------------------
@@ -179,38 +180,43 @@ def sigint_stops(control: Control, on_stuck: Callable[[], None] | None = None,
     (computing without epoch interruption, which plain runs leave off for speed) is left
     to ``on_stuck``: the ``fog`` command exits the process there.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     import select
     import signal
 
+    try:
+        old_handler = signal.signal(signal.SIGINT, lambda *_: control.stop("interrupted"))
+    except ValueError:  # not the main thread: signals are not ours to handle
+        yield
+        return
     r, w = os.pipe()
     os.set_blocking(w, False)
     done_r, done_w = os.pipe()
-    old_handler = signal.signal(signal.SIGINT, lambda *_: control.stop("interrupted"))
     old_fd = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    finished = _thread.allocate_lock()
+    finished.acquire()
 
     def watch() -> None:
-        while True:
-            ready, _, _ = select.select([r, done_r], [], [])
-            if done_r in ready:
+        try:
+            while True:
+                ready, _, _ = select.select([r, done_r], [], [])
+                if done_r in ready:
+                    return
+                if signal.SIGINT not in os.read(r, 64):
+                    continue
+                control.stop("interrupted")
+                ready, _, _ = select.select([done_r], [], [], grace)
+                if not ready and on_stuck is not None:
+                    on_stuck()
                 return
-            if signal.SIGINT not in os.read(r, 64):
-                continue
-            control.stop("interrupted")
-            ready, _, _ = select.select([done_r], [], [], grace)
-            if not ready and on_stuck is not None:
-                on_stuck()
-            return
+        finally:
+            finished.release()
 
-    watcher = threading.Thread(target=watch, name="fog-sigint", daemon=True)
-    watcher.start()
+    _thread.start_new_thread(watch, ())
     try:
         yield
     finally:
         os.write(done_w, b"x")
-        watcher.join()
+        finished.acquire()  # the watcher has left: its descriptors can go
         signal.set_wakeup_fd(old_fd)
         signal.signal(signal.SIGINT, old_handler)
         for fd in (r, w, done_r, done_w):

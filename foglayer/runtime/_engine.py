@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import wasmtime
@@ -16,17 +15,43 @@ from foglayer.runtime._limits import Limits
 WASMTIME_VERSION = "50.0.1"  # pinned in pyproject; part of every cache key
 
 
-@dataclass(frozen=True, slots=True)
 class EngineSettings:
-    """What changes the machine code: two settings that differ never share a cache entry."""
+    """What changes the machine code: two settings that differ never share a cache entry.
 
-    consume_fuel: bool = False
-    epoch_interruption: bool = False
-    opt_level: str = "speed"
-    simd: bool = True
+    Immutable and hashable (engines are shared per settings)."""
+
+    __slots__ = ("consume_fuel", "epoch_interruption", "opt_level", "simd")
+    _FIELDS = __slots__
+    consume_fuel: bool
+    epoch_interruption: bool
+    opt_level: str
+    simd: bool
+
+    def __init__(self, consume_fuel: bool = False, epoch_interruption: bool = False,
+                 opt_level: str = "speed", simd: bool = True) -> None:
+        for name, value in zip(self._FIELDS, (consume_fuel, epoch_interruption, opt_level, simd),
+                               strict=True):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"EngineSettings are immutable: cannot set {name}")
+
+    def _tuple(self) -> tuple:
+        return tuple(getattr(self, f) for f in self._FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EngineSettings) and self._tuple() == other._tuple()
+
+    def __hash__(self) -> int:
+        return hash(self._tuple())
+
+    def __repr__(self) -> str:
+        return "EngineSettings(" + ", ".join(f"{f}={getattr(self, f)!r}"
+                                             for f in self._FIELDS) + ")"
 
     def key(self) -> str:
-        text = repr(sorted(asdict(self).items())) + WASMTIME_VERSION + os.uname().machine
+        text = (repr(sorted(zip(self._FIELDS, self._tuple(), strict=True))) + WASMTIME_VERSION
+                + os.uname().machine)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def config(self) -> wasmtime.Config:
@@ -60,19 +85,27 @@ def engine_for(settings: EngineSettings) -> wasmtime.Engine:
     return eng
 
 
-@dataclass(slots=True)
 class LoadedModule:
     """A compiled module with the digest of its bytes (what snapshots and the cluster name)."""
 
-    module: wasmtime.Module
-    digest: str  # sha256 hex of the .wasm bytes
-    path: str
-    settings: EngineSettings
-    from_cache: bool
-    # A module's imports and exports never change: listed once (each listing crosses the
-    # C API once per item, which instantiating a thousand instances would pay a thousand times).
-    _imports: list[tuple[str, str]] | None = None
-    _exports: list[str] | None = None
+    __slots__ = ("module", "digest", "path", "settings", "from_cache", "_imports", "_exports")
+
+    def __init__(self, module: wasmtime.Module, digest: str, path: str,
+                 settings: EngineSettings, from_cache: bool) -> None:
+        self.module = module
+        self.digest = digest  # sha256 hex of the .wasm bytes
+        self.path = path
+        self.settings = settings
+        self.from_cache = from_cache
+        # A module's imports and exports never change: listed once (each listing crosses the
+        # C API once per item, which instantiating a thousand instances would pay a thousand
+        # times).
+        self._imports: list[tuple[str, str]] | None = None
+        self._exports: list[str] | None = None
+
+    def __repr__(self) -> str:
+        return (f"LoadedModule(path={self.path!r}, digest={self.digest[:12]!r}, "
+                f"settings={self.settings!r}, from_cache={self.from_cache})")
 
     def imports(self) -> list[tuple[str, str]]:
         if self._imports is None:

@@ -11,15 +11,16 @@ implement in C. Every other call is bound through a guard that turns ``WasiError
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from foglayer.wasi.abi import Rights
 
 MODULE = "wasi_snapshot_preview1"
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
+    """One import (a ``NamedTuple``: ``dataclasses`` would cost ~5 ms of every start)."""
+
     name: str
     params: tuple[tuple[str, str], ...]  # (name, "i" for i32 or "I" for i64)
     returns_errno: bool  # False only for proc_exit, which never returns

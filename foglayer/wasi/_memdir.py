@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
 from collections.abc import Mapping
 
 from foglayer.wasi import abi
@@ -25,6 +24,8 @@ _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_S
 
 def open_dead_dir() -> int:
     """An fd of an empty directory that no longer exists: walks in it find nothing."""
+    import tempfile  # not on the start path: only a memory directory needs it
+
     path = tempfile.mkdtemp(prefix="fog-memdir-")
     try:
         return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -8,7 +8,6 @@ re-opened from ``host_path``, ``open_flags`` and ``offset`` on restore.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from foglayer.wasi import abi
@@ -16,45 +15,77 @@ from foglayer.wasi import abi
 STATE_VERSION = 1
 
 
-@dataclass(slots=True)
-class Preopen:
+class _Record:
+    """Equality and repr from ``_FIELDS``: these classes are plain classes, not dataclasses,
+    because ``dataclasses`` imports ``inspect`` (~5 ms of every ``fog run``'s start)."""
+
+    __slots__ = ()
+    _FIELDS: tuple[str, ...] = ()
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, f) for f in self._FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._FIELDS)
+        return f"{type(self).__name__}({fields})"
+
+
+class Preopen(_Record):
     """A host directory granted to the guest under ``guest`` (e.g. ``/data``)."""
 
-    host: str
-    guest: str
-    readonly: bool = False
-    memory: bool = False  # a read-only directory held in memory (no host path)
+    __slots__ = ("host", "guest", "readonly", "memory")
+    _FIELDS = __slots__
 
-
-@dataclass(slots=True)
-class Descriptor:
-    """One entry of the guest's fd table."""
-
-    kind: int  # abi.FT_*
-    host_path: str  # "" for stdio handed in by the host
-    guest_path: str
-    rights_base: int
-    rights_inheriting: int
-    flags: int = 0  # abi.FDFLAG_*
-    open_flags: int = 0  # host os.open flags to re-open with (no CREAT/TRUNC/EXCL)
-    offset: int = 0  # filled in by save(); the live offset lives in the host fd
-    preopen: str | None = None  # guest name if this fd is a preopen
-    readonly: bool = False  # inside a read-only preopen
-    stdio: int = -1  # 0, 1, 2 for the standard streams
-    memory: str = ""  # guest name of the memory directory it lives in (no host path)
-    host_fd: int = field(default=-1, repr=False)
-    dir_cache: list | None = field(default=None, repr=False)
+    def __init__(self, host: str, guest: str, readonly: bool = False,
+                 memory: bool = False) -> None:
+        self.host = host
+        self.guest = guest
+        self.readonly = readonly
+        self.memory = memory  # a read-only directory held in memory (no host path)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        del d["host_fd"], d["dir_cache"]
+        return {f: getattr(self, f) for f in self._FIELDS}
+
+
+class Descriptor(_Record):
+    """One entry of the guest's fd table."""
+
+    _FIELDS = ("kind", "host_path", "guest_path", "rights_base", "rights_inheriting", "flags",
+               "open_flags", "offset", "preopen", "readonly", "stdio", "memory")
+    __slots__ = (*_FIELDS, "host_fd", "dir_cache")
+
+    def __init__(self, kind: int, host_path: str, guest_path: str, rights_base: int,
+                 rights_inheriting: int, flags: int = 0, open_flags: int = 0, offset: int = 0,
+                 preopen: str | None = None, readonly: bool = False, stdio: int = -1,
+                 memory: str = "", host_fd: int = -1, dir_cache: list | None = None) -> None:
+        self.kind = kind  # abi.FT_*
+        self.host_path = host_path  # "" for stdio handed in by the host
+        self.guest_path = guest_path
+        self.rights_base = rights_base
+        self.rights_inheriting = rights_inheriting
+        self.flags = flags  # abi.FDFLAG_*
+        self.open_flags = open_flags  # host os.open flags to re-open with (no CREAT/TRUNC/EXCL)
+        self.offset = offset  # filled in by save(); the live offset lives in the host fd
+        self.preopen = preopen  # guest name if this fd is a preopen
+        self.readonly = readonly  # inside a read-only preopen
+        self.stdio = stdio  # 0, 1, 2 for the standard streams
+        self.memory = memory  # guest name of the memory directory it lives in (no host path)
+        self.host_fd = host_fd
+        self.dir_cache = dir_cache
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f: getattr(self, f) for f in self._FIELDS}
         d["open_flags"] = _portable_flags(self.open_flags)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Descriptor:
-        names = {f.name for f in fields(cls)} - {"host_fd", "dir_cache"}
-        out = cls(**{k: v for k, v in d.items() if k in names})
+        out = cls(**{k: v for k, v in d.items() if k in cls._FIELDS})
         out.open_flags = _host_flags(out.open_flags)
         return out
 
@@ -91,18 +122,23 @@ def _host_flags(portable: int) -> int:
     return _translate(portable, _PORTABLE, _HOST)
 
 
-@dataclass(slots=True)
-class WasiState:
+class WasiState(_Record):
     """The whole WASI state of one instance."""
 
-    args: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-    preopens: list[Preopen] = field(default_factory=list)
-    fds: dict[int, Descriptor] = field(default_factory=dict)
-    # Guest monotonic time = host monotonic time + this offset; restore moves it so the
-    # guest's clock never goes backwards on another machine.
-    monotonic_offset_ns: int = 0
-    exit_code: int | None = None
+    __slots__ = ("args", "env", "preopens", "fds", "monotonic_offset_ns", "exit_code")
+    _FIELDS = __slots__
+
+    def __init__(self, args: list[str] | None = None, env: dict[str, str] | None = None,
+                 preopens: list[Preopen] | None = None, fds: dict[int, Descriptor] | None = None,
+                 monotonic_offset_ns: int = 0, exit_code: int | None = None) -> None:
+        self.args: list[str] = args if args is not None else []
+        self.env: dict[str, str] = env if env is not None else {}
+        self.preopens: list[Preopen] = preopens if preopens is not None else []
+        self.fds: dict[int, Descriptor] = fds if fds is not None else {}
+        # Guest monotonic time = host monotonic time + this offset; restore moves it so the
+        # guest's clock never goes backwards on another machine.
+        self.monotonic_offset_ns = monotonic_offset_ns
+        self.exit_code = exit_code
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data: JSON-serializable, no host pointers."""
@@ -118,7 +154,7 @@ class WasiState:
             "version": STATE_VERSION,
             "args": list(self.args),
             "env": dict(self.env),
-            "preopens": [asdict(p) for p in self.preopens],
+            "preopens": [p.to_dict() for p in self.preopens],
             "fds": {str(fd): d.to_dict() for fd, d in sorted(self.fds.items())},
             "monotonic_ns": monotonic_ns() + self.monotonic_offset_ns,
             "exit_code": self.exit_code,
