@@ -160,7 +160,11 @@ def s_speed(a: App, n: NodeView, ctx: dict) -> float:
 
 
 def s_security(a: App, n: NodeView, ctx: dict) -> float:
-    return 100.0 if n.tee else 0.0
+    # ``n.tee``: backends with an affirming attestation (the controller's view); a simulated
+    # one proves nothing, so it counts for little.
+    if not n.tee:
+        return 0.0
+    return 10.0 if set(n.tee) <= {"sim"} else 100.0
 
 
 def s_spread(a: App, n: NodeView, ctx: dict) -> float:

@@ -163,3 +163,12 @@ def test_a_large_cluster_is_searched_in_part_and_in_turn():
     lonely = [NodeView(f"n{i:04d}", caps(arch="aarch64")) for i in range(999)] + [GOOD]
     assert schedule(spec(arch="x86_64"), lonely).winner == "good"
     assert len(schedule(spec(), nodes[:100]).rows) == 100
+
+
+def test_a_simulated_tee_scores_little_for_security():
+    from foglayer.cluster._scheduler import App, s_security
+
+    app = App(spec())
+    assert s_security(app, NodeView("t", caps(tee=["tpm"])), {}) == 100
+    assert s_security(app, NodeView("s", caps(tee=["sim"])), {}) == 10
+    assert s_security(app, NodeView("n", caps()), {}) == 0
