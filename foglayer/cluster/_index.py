@@ -23,7 +23,7 @@ import itertools
 import time
 from collections.abc import Iterable, Iterator
 
-from foglayer.cluster._scheduler import FILTERS, App, Decision, NodeView, score_rows
+from foglayer.cluster._scheduler import App, Decision, NodeView, filter_row, score_rows
 from foglayer.cluster._spec import AppSpec
 
 _StaticKey = tuple[str | None, frozenset, frozenset, frozenset, bool]
@@ -195,16 +195,4 @@ class NodeIndex:
     def _refusals(self, a: App, exclude: Iterable[str], limit: int = 200) -> list[dict]:
         """No node fits: why, for up to ``limit`` nodes (``fog explain`` prints these rows)."""
         excluded = set(exclude)
-        rows = []
-        for n in itertools.islice(self.nodes.values(), limit):
-            if n.name in excluded:
-                rows.append({"node": n.name, "filter": "ready",
-                             "reason": "the node the app is moving off", "scores": {}, "total": None})
-                continue
-            for fname, f in FILTERS:
-                why = f(a, n)
-                if why is not None:
-                    rows.append({"node": n.name, "filter": fname, "reason": why, "scores": {},
-                                 "total": None})
-                    break
-        return rows
+        return [filter_row(a, n, excluded) for n in itertools.islice(self.nodes.values(), limit)]

@@ -218,6 +218,19 @@ def feasible_to_find(n: int) -> int:
     return max(100, int(n * pct / 100))
 
 
+def filter_row(a: App, n: NodeView, excluded: set[str] | frozenset[str] = frozenset()) -> dict:
+    """Node ``n``'s row in a decision: the first filter that refuses it and why, or a row
+    for its scores (``filter`` None)."""
+    if n.name in excluded:
+        return {"node": n.name, "filter": "ready", "reason": "the node the app is moving off",
+                "scores": {}, "total": None}
+    for fname, f in FILTERS:
+        why = f(a, n)
+        if why is not None:
+            return {"node": n.name, "filter": fname, "reason": why, "scores": {}, "total": None}
+    return {"node": n.name, "filter": None, "reason": None, "scores": {}, "total": None}
+
+
 def score_rows(a: App, feasible: list[tuple[NodeView, dict]]) -> str | None:
     """Score each feasible node into its row; the winner's name (ties: the lower name)."""
     ctx = {"fastest": max((n.speed for n, _ in feasible), default=0.0)}
@@ -259,19 +272,9 @@ def schedule(spec: AppSpec | dict, nodes: Iterable[NodeView], replica: int = 0,
     for i in range(total_nodes):
         n = nodes[(start + i) % total_nodes]
         examined += 1
-        if n.name in excluded:
-            rows.append({"node": n.name, "filter": "ready",
-                         "reason": "the node the app is moving off", "scores": {}, "total": None})
-            continue
-        for fname, f in FILTERS:
-            why = f(a, n)
-            if why is not None:
-                rows.append({"node": n.name, "filter": fname, "reason": why, "scores": {},
-                             "total": None})
-                break
-        else:
-            row = {"node": n.name, "filter": None, "reason": None, "scores": {}, "total": None}
-            rows.append(row)
+        row = filter_row(a, n, excluded)
+        rows.append(row)
+        if row["filter"] is None:
             feasible.append((n, row))
             if len(feasible) >= want:
                 break

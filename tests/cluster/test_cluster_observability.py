@@ -13,12 +13,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from _continuum import running
 from _programs import build
 
-from foglayer.cluster import Continuum, NodeSpec, load_manifest, wait_until
+from foglayer.cluster import NodeSpec, load_manifest, wait_until
 from foglayer.examples import EXAMPLES
-
-TIMEOUTS = {"node_timeout": 2.0, "lease_ttl": 3.0, "heartbeat": 0.25}
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -34,17 +33,9 @@ def scrape(port: int) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def continuum(tmp_path_factory):
-    c = Continuum(tmp_path_factory.mktemp("obs"), [NodeSpec("cloud", "cloud"),
-                                                   NodeSpec("edge", "edge")], **TIMEOUTS)
-    c.start()
-    client = c.client()
-    try:
-        wait_until(lambda: len([n for n in client.nodes().values() if n["state"] == "ready"]) == 2,
-                   60, "two ready nodes")
-        yield c, client
-    finally:
-        client.close()
-        c.stop()
+    with running(tmp_path_factory.mktemp("obs"), [NodeSpec("cloud", "cloud"),
+                                                 NodeSpec("edge", "edge")]) as c:
+        yield c
 
 
 def manifest(tmp: Path, name: str, body: str) -> Path:

@@ -10,9 +10,9 @@ import signal
 from pathlib import Path
 
 import pytest
+from _continuum import running
 
 from foglayer.cluster import (
-    Continuum,
     Creds,
     SyncClient,
     check_continuum,
@@ -22,8 +22,6 @@ from foglayer.cluster import (
     wait_until,
 )
 from foglayer.examples import EXAMPLES
-
-TIMEOUTS = {"node_timeout": 2.0, "lease_ttl": 3.0, "heartbeat": 0.25}
 
 
 def kv_manifest(tmp: Path, name: str, site: str, extra: str = "") -> Path:
@@ -53,17 +51,8 @@ def leader(client) -> str | None:
 @pytest.fixture
 def sites(tmp_path):
     specs = parse_sites("cloud:3,edge-a@10,edge-b@5")
-    c = Continuum(tmp_path / "continuum", site_nodes(specs), sites=specs, controllers=2,
-                  **TIMEOUTS)
-    c.start()
-    client = c.client()
-    try:
-        wait_until(lambda: sorted(n for n, r in client.nodes().items() if r["state"] == "ready")
-                   == ["cloud", "edge-a", "edge-b"], 90, "three ready nodes")
-        yield c, client
-    finally:
-        client.close()
-        c.stop()
+    with running(tmp_path / "continuum", site_nodes(specs), sites=specs, controllers=2) as c:
+        yield c
 
 
 def test_a_cut_off_edge_keeps_serving_locally_the_leader_dies_and_the_heal_reconciles(sites,

@@ -12,29 +12,21 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from _continuum import running
 
-from foglayer.cluster import Continuum, Creds, NodeSpec, load_manifest, wait_until
+from foglayer.cluster import Creds, NodeSpec, load_manifest
 from foglayer.examples import EXAMPLES
 from foglayer.web import WebView
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-TIMEOUTS = {"node_timeout": 3.0, "lease_ttl": 3.0, "heartbeat": 0.25}
 
 
 @pytest.fixture(scope="module")
 def continuum(tmp_path_factory):
-    c = Continuum(tmp_path_factory.mktemp("web"), [NodeSpec("cloud", "cloud"),
-                                                   NodeSpec("edge", "edge")], **TIMEOUTS)
-    c.start()
-    client = c.client()
-    try:
-        wait_until(lambda: len([n for n in client.nodes().values() if n["state"] == "ready"]) == 2,
-                   60, "two ready nodes")
+    with running(tmp_path_factory.mktemp("web"), [NodeSpec("cloud", "cloud"),
+                                                 NodeSpec("edge", "edge")]) as (c, client):
         with WebView(Creds.load(c.creds("admin"))) as view:
             yield c, client, view
-    finally:
-        client.close()
-        c.stop()
 
 
 @pytest.fixture(scope="module")
