@@ -73,9 +73,11 @@ class Lease:
                 return False
             return self._won(now)
         try:
-            self.current = json.loads(entry.value).get("holder")
+            value = json.loads(entry.value)
         except ValueError:
-            self.current = None
+            value = None
+        holder = value.get("holder") if isinstance(value, dict) else None
+        self.current = holder if isinstance(holder, str) else None
         if entry.revision != self._seen_rev:
             self._seen_rev, self._seen_at = entry.revision, now
             return False

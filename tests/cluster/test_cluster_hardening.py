@@ -24,6 +24,7 @@ from foglayer.cluster._protocol import (
     H_CHUNK,
     H_ERROR,
     H_INSTANCE,
+    LEADER,
     MODULES,
     NODES,
     PLACEMENTS,
@@ -219,6 +220,7 @@ def test_bad_stored_records_stop_neither_a_restarted_controller_nor_fog_nodes(se
         await client.kv[PLACEMENTS].put("app.0", encode({"app": "other", "replica": 0,
                                                         "generation": 1, "instance": "i",
                                                         "state": "running", "node": "b"}))
+        await client.kv[LEADER].put("controller", b"[1]")  # a lease nobody holds, not an object
         await client.close()
 
     async def go():
