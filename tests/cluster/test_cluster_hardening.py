@@ -206,6 +206,10 @@ def test_a_bad_heartbeat_is_dropped_and_counted_and_scheduling_goes_on(server, t
             events = [e for e in await c.client.events(50) if e["kind"] == "dropped"]
             assert events and "max_memory" in events[0]["message"], events
             assert "node a" in events[0]["message"] and "\n" not in events[0]["message"]
+            from prometheus_client import generate_latest
+
+            scrape = generate_latest(c.controller.metrics.registry).decode()
+            assert 'fog_node_messages_dropped_total{node="a"}' in scrape, scrape
 
     run(go())
 

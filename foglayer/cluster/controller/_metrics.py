@@ -41,6 +41,9 @@ class ControllerMetrics(Metrics):
                [((s,), inst.get(s, 0)) for s in INSTANCE_STATES])
         yield ("fog_controller_leader", "1 while this controller leads.", "gauge", [],
                [((), 1 if ctl.leader else 0)])
+        yield ("fog_node_messages_dropped", "Messages from a node dropped as malformed (they do "
+               "not fit their type), by node.", "counter", ["node"],
+               [((n,), c) for n, c in sorted(ctl.dropped.items())])
 
     def on_decision(self, decision, why: str) -> None:
         self.decisions.labels("placed" if decision.winner else "pending").inc()
