@@ -313,13 +313,14 @@ def _ensure_venv(root: Path, *, build: bool, quiet: bool) -> str:
                          ).hexdigest()[:16]
     venv = f"/opt/fog/venv-{key}"
     host_venv = root / venv.lstrip("/")
-    if (host_venv / ".fog-complete").exists():
+    if _venv_ok(host_venv):
         return venv + "/bin/python"
     if not build:
         raise ArmRootError(f"{host_venv}: foglayer's venv is not in the arm64 root")
     with _locked(root.parent / f".{root.name}-venv-{key}.lock", "the arm64 venv", quiet):
-        if (host_venv / ".fog-complete").exists():
+        if _venv_ok(host_venv):
             return venv + "/bin/python"
+        _prune_venvs(root)
         shutil.rmtree(host_venv, ignore_errors=True)
         wheels = root / "opt/fog" / f"wheels-{key}"
         with _progress(quiet) as bar:
@@ -349,6 +350,30 @@ def _ensure_venv(root: Path, *, build: bool, quiet: bool) -> str:
             shutil.rmtree(wheels, ignore_errors=True)
             bar.update(task, completed=len(_VENV_PHASES), description="arm64 venv: done")
     return venv + "/bin/python"
+
+
+def _venv_ok(host_venv: Path) -> bool:
+    """Built whole (its stamp) and still there (its Python); a use keeps it from pruning."""
+    stamp = host_venv / ".fog-complete"
+    if not (stamp.exists() and (host_venv / "bin/python").exists()):
+        return False
+    with contextlib.suppress(OSError):
+        os.utime(stamp)
+    return True
+
+
+def _prune_venvs(root: Path, unused_for: float = 7 * 86400) -> None:
+    """Venvs of other requirements (older checkouts) that nothing used for a week."""
+    now = time.time()
+    for old in (root / "opt/fog").glob("venv-*"):
+        stamp = old / ".fog-complete"
+        # (no stamp: being built by another process, or a leftover once it is old)
+        try:
+            if now - (stamp if stamp.exists() else old).stat().st_mtime < unused_for:
+                continue
+        except OSError:
+            continue
+        _discard(old)
 
 
 def _check(proc: subprocess.CompletedProcess, what: str) -> None:
