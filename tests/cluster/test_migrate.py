@@ -268,3 +268,20 @@ def test_a_source_killed_after_the_switch_leaves_the_target_owning_the_app(clust
         c.start_node("edge")
     wait_until(lambda: client.nodes()["edge"]["state"] == "ready", 60, "edge back")
     client.stop("owned")
+
+
+def test_a_redeploy_that_changes_only_preferences_moves_the_service_live(cluster, tmp_path):
+    c, client = cluster
+    p0 = deploy(client, tmp_path, "follower", prefer_edge=True)
+    assert client.invoke("follower", "add", b"5") == b"5"
+    path = tmp_path / "follower.yaml"
+    path.write_text(path.read_text().replace("preferences: {site: edge}",
+                                             "preferences: {site: cloud}"))
+    gen = client.deploy(load_manifest(path))["generation"]
+    p = wait_until(lambda: (q := client.app_placements("follower", 1)[0])["node"] == "cloud"
+                   and q["generation"] == gen and q, 60, "the move to cloud")
+    assert p["instance"] != p0["instance"] and p["moved_from"] == "edge"
+    assert client.invoke("follower", "add", b"1") == b"6"  # moved live, not restarted
+    assert "changed its preferences: moved live from edge" in \
+        client.decision("follower")["replicas"]["0"]["why"]
+    client.stop("follower")

@@ -191,6 +191,9 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Attesting,
                             self._bad_apps.add(entry.key)
                             self.log(f"ignored the record of app {entry.key!r}: {e}")
                             continue
+                        old = self.apps.get(entry.key)
+                        if old is not None and old.generation != rec.generation:
+                            self._prev_specs[entry.key] = (old.generation, old.spec)
                         self.apps[entry.key] = rec
                     self._dirty.set()
             except asyncio.CancelledError:

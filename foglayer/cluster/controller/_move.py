@@ -65,6 +65,47 @@ class Mover:
         # The instances moves create, not yet in a placement: what each may fetch and report.
         self._moving: dict[str, dict] = {}
         self._draining: dict[str, float] = {}  # placement key -> when a drain may try again
+        # app -> (generation, spec) before its latest deploy: a re-deploy that changes only
+        # the app's preferences moves it live instead of restarting it
+        self._prev_specs: dict[str, tuple[int, object]] = {}
+        self._following: set[str] = set()  # placement keys moving to new preferences
+
+    async def _follow_preferences(self, key: str, p: dict, app) -> bool:
+        """A new generation whose spec differs only in its preferences: move the running
+        instance live to the scheduler's new pick (or keep it where it is). False: restart."""
+        import msgspec
+
+        spec, gen = app.spec, app.generation
+        prev = self._prev_specs.get(spec.name)
+        if (prev is None or prev[0] != p["generation"] or not spec.moves_live
+                or p["state"] != "running"
+                or msgspec.structs.replace(prev[1], preferences=spec.preferences) != spec):
+            return False
+        if key in self._following:
+            return True
+        winner = schedule(spec, self._views(), p["replica"]).winner
+        if winner is None:
+            return False
+        if winner == p["node"]:  # still the best place: the instance carries on as it is
+            await self._set(key, p, generation=gen)
+            return True
+        self._following.add(key)
+        why = f"generation {gen} changed its preferences"
+
+        async def go() -> None:
+            try:
+                await self._move_instance(MoveCommand(spec.name, p["replica"], winner,
+                                                      secrets.token_hex(8)), why)
+            except Exception as e:  # noqa: BLE001 - then it restarts there instead
+                self._prev_specs.pop(spec.name, None)
+                await self.event("move-failed", f"{key} -> {winner} ({why}): {e}; "
+                                 "restarting it instead", app=spec.name)
+            finally:
+                self._following.discard(key)
+                self._dirty.set()
+
+        asyncio.create_task(go())
+        return True
 
     async def _drain(self) -> None:
         """Move everything off cordoned nodes: services live, commands by a restart."""

@@ -58,6 +58,8 @@ class Reconciler:
         if p is None:
             return await self._place(key, spec, gen, r, why="new")
         if p["generation"] != gen:
+            if await self._follow_preferences(key, p, app):
+                return  # only where it should run changed: it moves live (or stays)
             self._stop_instance(p)
             return await self._place(key, spec, gen, r, why=f"generation {gen}")
         node = self.nodes.get(p.get("node") or "")
