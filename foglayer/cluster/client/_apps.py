@@ -39,6 +39,9 @@ class Apps:
             return {**msgspec.to_builtins(old), "unchanged": True}
         record = AppRecord(spec, (old.generation + 1) if old else 1, time.time())
         await self.kv[APPS].put(spec.name, encode(record))
+        # The leader collects modules no app uses: one may have gone between the check above
+        # and the write; now that the app names it, it stays (uploaded again if it went).
+        await self.upload(spec.digest, manifest.wasm)
         return msgspec.to_builtins(record)
 
     async def wait(self, name: str, generation: int, replicas: int, timeout: float,
