@@ -27,94 +27,16 @@ class _Doc(msgspec.Struct, kw_only=True, tag_field="kind", tag=True):
 # -- fog ps -------------------------------------------------------------------------------------
 
 
-class Replica(msgspec.Struct, kw_only=True):
-    replica: int
-    state: str  # unplaced, scheduled, starting, running, exited, pending, failed, ...
-    node: str | None = None
-    restarts: int = 0
-    since: float | None = None  # when it started running (or was created)
-    exit_code: int | None = None  # a command that exited
-    moved_from: str | None = None  # the node it ran on before it was moved
-    error: str | None = None
+# ``AppList``/``NodeList`` (fog ps, fog nodes) are in ``_status_docs``: they are built from the
+# cluster's typed status, and importing the cluster here would slow ``fog run --stats`` down.
 
 
-class App(msgspec.Struct, kw_only=True):
-    name: str
-    kind: str  # command or service
-    tenant: str  # who is billed for its usage (fog usage)
-    generation: int
-    replicas: int  # desired
-    instances: list[Replica]
+def __getattr__(name: str):
+    if name in ("AppList", "NodeList", "app_list", "node_list"):
+        from foglayer.cli import _status_docs
 
-
-class AppList(_Doc):
-    items: list[App]
-
-
-def app_list(apps: dict[str, dict], placements: dict[str, dict]) -> AppList:
-    items = []
-    for name in sorted(apps):
-        rec = apps[name]
-        spec = rec["spec"]
-        reps = []
-        for r in range(spec["replicas"]):
-            p = placements.get(f"{name}.{r}")
-            if p is None:
-                reps.append(Replica(replica=r, state="unplaced"))
-                continue
-            reps.append(Replica(
-                replica=r, state=p["state"], node=p.get("node"), restarts=p.get("restarts", 0),
-                since=p.get("running_at") or p.get("created"),
-                exit_code=p.get("exit_code") if p["state"] == "exited" else None,
-                moved_from=p.get("moved_from"), error=p.get("error") or None))
-        items.append(App(name=name, kind=spec["kind"], tenant=spec.get("tenant", "default"),
-                         generation=rec.get("generation", 0),
-                         replicas=spec["replicas"], instances=reps))
-    return AppList(items=items)
-
-
-# -- fog nodes ----------------------------------------------------------------------------------
-
-
-class Node(msgspec.Struct, kw_only=True):
-    name: str
-    state: str  # ready or lost (unreachable behind a cut site link)
-    trusted: bool  # the operator's word (fog trust); everything below is the node's claim
-    arch: str
-    cpus: int
-    speed: float  # Wasm instructions per second, as measured by the node
-    fuel_rate: float | None  # a throttle, instructions per second
-    memory_capacity: int  # bytes for apps
-    memory_used: int  # bytes reserved by the instances placed here
-    instances: int  # scheduled, starting or running here
-    tee: list[str]  # TEE kinds the node claims
-    labels: dict[str, str]
-
-
-class NodeList(_Doc):
-    items: list[Node]
-
-
-_ACTIVE = ("scheduled", "starting", "running")
-
-
-def node_list(nodes: dict[str, dict], placements: dict[str, dict],
-              apps: dict[str, dict]) -> NodeList:
-    from foglayer.cluster import app_memory
-
-    items = []
-    for name in sorted(nodes):
-        rec = nodes[name]
-        c = rec["caps"]
-        mine = [p for p in placements.values() if p.get("node") == name and p["state"] in _ACTIVE]
-        used = sum(app_memory(apps[p["app"]]["spec"]) for p in mine if p["app"] in apps)
-        items.append(Node(
-            name=name, state=rec.get("state", "?"), trusted=bool(rec.get("trusted")),
-            arch=c.get("arch", "?"), cpus=c.get("cpus", 1), speed=float(c.get("speed", 0.0)),
-            fuel_rate=c.get("fuel_rate"), memory_capacity=c.get("max_memory", 0),
-            memory_used=used, instances=len(mine), tee=list(c.get("tee") or ()),
-            labels=dict(c.get("labels") or {})))
-    return NodeList(items=items)
+        return getattr(_status_docs, name)
+    raise AttributeError(name)
 
 
 # -- fog explain --------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from foglayer.cluster._scheduler import FILTERS, SCORERS, App, Decision, NodeVie
 from foglayer.cluster._server import EmbeddedServer, free_port
 from foglayer.cluster._sites import SiteCluster, SiteSpec, parse_sites
 from foglayer.cluster._spec import AppSpec, Constraints, Limits, app_memory, decode_spec
+from foglayer.cluster._status import AppStatus, NodeStatus, Replica, app_status, node_status
 from foglayer.cluster._sync import SyncClient, wait_until
 from foglayer.cluster._up import PROFILES, Continuum, NodeSpec, parse_nodes, site_nodes, up
 from foglayer.cluster.agent import Agent, NodeConfig, run_node
@@ -47,5 +48,5 @@ __all__ = [
     "run_controller", "run_node", "schedule", "PROFILES", "Continuum",
     "NodeIndex", "NodeSpec", "parse_nodes", "up", "SyncClient", "wait_until",
     "SiteCluster", "SiteSpec", "parse_sites", "site_nodes", "Verdict", "check_consistency",
-    "check_continuum", "UsageSummary", "parse_since", "MoveError", "MoveProgress", "MoveSummary",
+    "check_continuum", "AppStatus", "NodeStatus", "Replica", "app_status", "node_status", "UsageSummary", "parse_since", "MoveError", "MoveProgress", "MoveSummary",
 ]

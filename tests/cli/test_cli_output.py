@@ -172,7 +172,7 @@ def test_completion_answers_commands_and_option_values():
 def test_every_field_of_every_kind_is_documented():
     import msgspec
 
-    from foglayer.cli import _output
+    from foglayer.cli import _output, _status_docs  # noqa: F401 - defines AppList, NodeList
 
     docs = (Path(__file__).resolve().parents[2] / "docs" / "cli-output.md").read_text()
     kinds = _output._Doc.__subclasses__()
