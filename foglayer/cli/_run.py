@@ -1,28 +1,92 @@
-"""``fog run``: parsed with argparse, not click, to keep start-up short.
+"""``fog run``: parsed without click, to keep start-up short.
 
-The issue's budget for a whole ``fog run`` of a small program is 150 ms, of which
-``import wasmtime`` takes ~80; click (with ``inspect``) would take ~45 more. Every other
-``fog`` command goes through click in ``foglayer.cli._app``.
+Click (with ``inspect``) would cost ~45 ms; even argparse costs ~5 ms (it imports gettext,
+locale and shutil, and builds a formatter per flag). So a plain command line (known flags,
+valid values, then MODULE) is read by :func:`_fast_parse`; anything else (``--help``, a
+bad value, an unknown or abbreviated flag) goes to the argparse parser, which gives the
+help and the one-line errors. Every other ``fog`` command goes through click in
+``foglayer.cli._app``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from typing import NoReturn
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, NoReturn
 
 from foglayer.cli._args import parse_pairs, parse_preopens
 from foglayer.cli._exit import exit_with, fail, report
 from foglayer.errors import FogError
 
+if TYPE_CHECKING:
+    import argparse
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, as every fog error
-        fail(f"fog run: {message}")
+# The flags _fast_parse reads: destination, and how a value is read (None: a switch).
+_VALUE_FLAGS = {"--dir": "dirs", "--env": "envs", "--max-memory": "max_memory",
+                "--fuel": "fuel", "--timeout": "timeout", "--checkpoint-to": "checkpoint_to",
+                "--checkpoint-every": "checkpoint_every", "-o": "fmt", "--output": "fmt"}
+_SWITCHES = {"--stats": "stats", "--checkpointable": "checkpointable",
+             "--stop-after-checkpoint": "stop_after_checkpoint", "--with-files": "with_files"}
+_NUMBERS = {"fuel": int, "timeout": float, "checkpoint_every": float}
+
+
+def _fast_parse(argv: list[str]) -> SimpleNamespace | None:
+    """``argv`` as the argparse parser would read it, or None if it is not plain."""
+    ns = SimpleNamespace(dirs=[], envs=[], max_memory=None, fuel=None, timeout=None,
+                         stats=False, fmt=None, checkpointable=False, checkpoint_to=None,
+                         checkpoint_every=None, stop_after_checkpoint=False,
+                         with_files=False)
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        flag, eq, value = argv[i].partition("=")
+        if flag in _SWITCHES and not eq:
+            setattr(ns, _SWITCHES[flag], True)
+        elif flag in _VALUE_FLAGS:
+            if not eq:
+                i += 1
+                if i == len(argv) or argv[i].startswith("-"):
+                    return None  # argparse reads a leading "-" as a flag, not a value
+                value = argv[i]
+            dest = _VALUE_FLAGS[flag]
+            if dest in ("dirs", "envs"):
+                getattr(ns, dest).append(value)
+                i += 1
+                continue
+            if dest in _NUMBERS:
+                number = _number(_NUMBERS[dest], value)
+                if number is None:
+                    return None
+                setattr(ns, dest, number)
+            elif dest == "fmt" and value not in ("json", "yaml"):
+                return None
+            else:
+                setattr(ns, dest, value)
+        else:
+            return None  # --help, --, an abbreviation, an unknown flag: argparse says
+        i += 1
+    if i == len(argv) or "--" in argv[i:]:
+        return None  # no MODULE (argparse's error), or a "--" argparse would drop
+    ns.module, ns.args = argv[i], argv[i + 1:]
+    return ns
+
+
+def _number(kind: type, text: str) -> int | float | None:
+    """``text`` as a positive ``kind``, or None."""
+    try:
+        value = kind(text)
+    except ValueError:
+        return None
+    return value if value > 0 else None
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:  # one line, as every fog error
+            fail(f"fog run: {message}")
+
     p = _Parser(prog="fog run", description="Run a WASI command MODULE to completion; exit "
                 "with its exit code.")
     p.add_argument("--dir", dest="dirs", action="append", default=[],
@@ -62,6 +126,8 @@ def flags() -> list[str]:
 
 
 def _positive(kind: type) -> object:
+    import argparse
+
     def parse(text: str) -> int | float:
         try:
             value = kind(text)
@@ -76,7 +142,7 @@ def _positive(kind: type) -> object:
 
 
 def main(argv: list[str]) -> NoReturn:
-    ns = _parser().parse_args(argv)
+    ns = _fast_parse(argv) or _parser().parse_args(argv)
     ns.stats = ns.stats or ns.fmt is not None
     try:
         _run(ns)
@@ -86,7 +152,7 @@ def main(argv: list[str]) -> NoReturn:
         fail("interrupted", 130)
 
 
-def _run(ns: argparse.Namespace) -> NoReturn:
+def _run(ns: argparse.Namespace | SimpleNamespace) -> NoReturn:
     from foglayer.runtime import Limits, parse_size
     from foglayer.runtime import run as run_module
 
