@@ -285,3 +285,33 @@ def test_a_redeploy_that_changes_only_preferences_moves_the_service_live(cluster
     assert "changed its preferences: moved live from edge" in \
         client.decision("follower")["replicas"]["0"]["why"]
     client.stop("follower")
+
+
+def test_a_target_that_never_confirms_leaves_the_source_serving(cluster, tmp_path):
+    """The target hangs (SIGSTOP) mid-transfer: the step times out, the move fails, the source
+    serves on with its state; the target, resumed, drops what it had prepared."""
+    import signal
+
+    c, client = cluster
+    deploy(client, tmp_path, "patient", prefer_edge=True)
+    client.invoke("patient", "add", b"30")
+    target = c.procs["node-iot"]
+
+    def hang(p) -> None:
+        if "copying" in p.phase and not hung:
+            hung.append(True)
+            target.send_signal(signal.SIGSTOP)
+
+    hung: list[bool] = []
+    try:
+        with pytest.raises(MoveError, match="node iot did not"):
+            client.migrate("patient", "iot", hang)
+        assert hung
+        assert client.invoke("patient", "add", b"1") == b"31"  # served by the source
+        p = client.app_placements("patient", 1)[0]
+        assert p["node"] == "edge" and p["state"] == "running"
+    finally:
+        target.send_signal(signal.SIGCONT)
+    wait_until(lambda: client.nodes()["iot"]["state"] == "ready", 60, "iot back")
+    assert client.invoke("patient", "add", b"1") == b"32"
+    client.stop("patient")

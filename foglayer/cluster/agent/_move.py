@@ -32,6 +32,7 @@ from foglayer.cluster._protocol import H_CHUNK, decode, encode
 from foglayer.cluster.agent._slots import Slot, one_line
 
 MAX_MOVES = 8  # incoming moves a node holds at once
+INCOMING_TTL = 900.0  # seconds a prepared move may wait for its commit or abort
 VOLUME_ALLOWANCE = 2 << 30  # volume bytes a move may bring
 
 
@@ -60,6 +61,7 @@ class _Incoming:
     key: bytes = b""  # the attested node pair's key: everything comes in sealed with it
     opener: object | None = None  # a foglayer.trust.StreamOpener for the page chunks
     tree_opener: object | None = None  # and one for the volume chunks
+    started: float = field(default_factory=time.monotonic)
     secrets: dict[str, bytes] = field(default_factory=dict, repr=False)
 
 
@@ -184,6 +186,9 @@ class Mover:
         spec = req.spec
         if spec is None or spec.kind != "service":
             return MoveReply(False, "a move needs a service's spec")
+        for mid in [m for m, i in self.incoming.items()
+                    if time.monotonic() - i.started > INCOMING_TTL]:
+            self._drop_incoming(mid)  # its controller never said commit or abort
         if len(self.incoming) >= MAX_MOVES:
             return MoveReply(False, f"node {self.name} is already taking {MAX_MOVES} moves")
         need = spec.memory + sum(i.slot.spec.memory for i in self.incoming.values())

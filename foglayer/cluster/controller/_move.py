@@ -58,6 +58,7 @@ COMMIT_TIMEOUT = 60.0  # restoring on the target
 MAX_ROUNDS = 8  # pre-copy rounds at most before the source freezes
 SMALL_DELTA = 8  # pages: a round this small is the last before the freeze
 DRAIN_RETRY = 5.0  # seconds before a drain tries again to move what it could not
+UNDO_TIMEOUT = 3.0  # telling the nodes a move is off (a hung target holds nothing that counts)
 
 
 class Mover:
@@ -361,7 +362,7 @@ class Mover:
                           *(((source, MoveRequest("release", cmd.mid, moved=False)),)
                             if frozen else ())):
             try:
-                await self._step(node, req)
+                await self._step(node, req, UNDO_TIMEOUT)
             except MoveError:
                 pass  # a dead target holds nothing; a dead source is the reconciler's
         if committed:
