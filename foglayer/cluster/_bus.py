@@ -37,6 +37,8 @@ from foglayer.cluster._protocol import (
     NAME_RE,
     NODES,
     PLACEMENTS,
+    SNAP_PAGES,
+    SNAPSHOTS,
     TRUST,
     USAGE_STREAM,
 )
@@ -227,13 +229,14 @@ async def ensure_state(js, replicas: int = 1) -> dict:
                                                         replicas=replicas)
             except Exception:  # noqa: BLE001 - another process created it first
                 kvs[bucket] = await js.key_value(bucket)
-    try:
-        await js.object_store(MODULES)
-    except (BucketNotFoundError, NotFoundError):
+    for store in (MODULES, SNAPSHOTS, SNAP_PAGES):
         try:
-            await js.create_object_store(MODULES, ObjectStoreConfig(replicas=replicas))
-        except Exception:  # noqa: BLE001
-            await js.object_store(MODULES)
+            await js.object_store(store)
+        except (BucketNotFoundError, NotFoundError):
+            try:
+                await js.create_object_store(store, ObjectStoreConfig(replicas=replicas))
+            except Exception:  # noqa: BLE001
+                await js.object_store(store)
     for name, subjects, max_msgs, max_bytes in (
             (LOGS_STREAM, [ALL_LOGS], 200_000, 64 << 20),
             (EVENTS_STREAM, [f"{EVENTS}.>"], 10_000, 16 << 20),

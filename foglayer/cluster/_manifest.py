@@ -16,6 +16,8 @@ max_restarts: 10
 on_partition: stay             # stay (default) | move: start it elsewhere while its site is cut off
 mobility: live                 # live (services' default): fog drain / fog migrate move it running;
                                # restart (commands' default): it restarts elsewhere
+snapshots: after-invoke        # or {every: 5}: a service's state survives its node (a call is
+                               # acknowledged once its snapshot is stored; or at most 5 s lost)
 tenant: acme                   # who its usage is billed to (fog usage); default: default
 constraints: {labels: {tier: edge}, min_memory: 8MiB, tee: sev-snp, arch: x86_64,
               features: [simd]}
@@ -47,6 +49,7 @@ from foglayer.cluster._spec import (
     Limits,
     Preferences,
     SecretRef,
+    Snapshots,
 )
 from foglayer.errors import FogError
 from foglayer.runtime import WASM_BASELINE as BASELINE  # noqa: F401 - the cluster's name
@@ -96,6 +99,10 @@ SCHEMA = {
         "max_restarts": {"type": "integer", "minimum": 0},
         "on_partition": {"enum": ["stay", "move"]},
         "mobility": {"enum": ["live", "restart"]},
+        "snapshots": {"oneOf": [
+            {"enum": ["after-invoke"]},
+            {"type": "object", "additionalProperties": False, "required": ["every"],
+             "properties": {"every": {"type": "number", "minimum": 0.05, "maximum": 86400}}}]},
         "tenant": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
         "constraints": {"type": "object", "additionalProperties": False, "properties": {
             "labels": _LABELS,
@@ -151,6 +158,8 @@ def _reason(err) -> tuple[list, str]:
     if v == "maximum":
         return path, f"must be at most {val} (got {err.instance})"
     if v == "oneOf":
+        if path and path[0] == "snapshots":
+            return path, f"expected after-invoke or {{every: SECONDS}}, got {err.instance!r}"
         if path and path[0] == "dirs":
             return path, f"expected \"/guest\", \"/guest:ro\" or {{guest, readonly}}, got {err.instance!r}"
         return path, f"expected a size like 16MiB or a number of bytes, got {err.instance!r}"
@@ -310,6 +319,7 @@ def parse(text: str, where: str = "manifest", base: Path | None = None) -> Manif
         max_restarts=doc.get("max_restarts", 10),
         on_partition=doc.get("on_partition", "stay"),
         mobility=_mobility(doc.get("mobility"), kind, where),
+        snapshots=_snapshots(doc.get("snapshots"), doc, kind, where),
         tenant=doc.get("tenant", "default"),
         constraints=Constraints(
             labels={k: _scalar(v) for k, v in cons.get("labels", {}).items()},
@@ -328,6 +338,20 @@ def _mobility(value: str | None, kind: str, where: str) -> str | None:
         raise ManifestError(f"{where}: mobility: live: a command moves by a restart in this "
                             "version (its checkpointable live move is not there yet)")
     return value
+
+
+def _snapshots(value, doc: dict, kind: str, where: str) -> Snapshots | None:
+    if value is None:
+        return None
+    if kind != "service":
+        raise ManifestError(f"{where}: snapshots: only a service's state is snapshotted "
+                            "(a command restarts)")
+    if doc.get("secrets") or doc.get("constraints", {}).get("tee"):
+        raise ManifestError(f"{where}: snapshots: not for an app with secrets or a TEE in this "
+                            "version (its state would be stored unsealed)")
+    if isinstance(value, str):
+        return Snapshots("after-invoke")
+    return Snapshots("every", float(value["every"]))
 
 
 def _secrets(items: list, where: str) -> list[SecretRef]:

@@ -70,6 +70,16 @@ class SecretRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     env: bool = False
 
 
+class Snapshots(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Durable service state (manifest ``snapshots``): the node stores incremental snapshots
+    (changed pages, deduplicated by hash) through the controller, after every call that is
+    then acknowledged (``after-invoke``) or every ``every`` seconds; a lost node's service
+    comes back elsewhere from the last one."""
+
+    mode: Literal["after-invoke", "every"]
+    every: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 0.0
+
+
 class AppSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: _Name
     module: _Str = "app.wasm"
@@ -93,6 +103,7 @@ class AppSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # How it leaves a node (fog drain, fog migrate): live (state, files and calls go with it)
     # or by a restart elsewhere. None: by its kind (services live, commands restart).
     mobility: Literal["live", "restart"] | None = None
+    snapshots: Snapshots | None = None  # durable state (services only)
     tenant: _Name = "default"  # who is billed for its usage (fog usage)
     constraints: Constraints = Constraints()
     preferences: Preferences = Preferences()

@@ -17,7 +17,8 @@ Public API:
 - Live migration, pre-copy (``_precopy``): :class:`PageStream` (source: rounds of changed
   pages as bounded, hashed chunks), :class:`PageSink` (target: an instance prepared early,
   every chunk checked whole), :func:`service_state` / :func:`command_state` (the last
-  delta: globals, Asyncify stack, WASI state), :func:`finish_service` /
+  delta: globals, Asyncify stack, WASI state), :func:`encode_chunk` / :func:`map_digest`
+  (chunks and page-map digests rebuilt from stored pages), :func:`finish_service` /
   :func:`finish_command` (the switch, descriptors re-opened inside the target's dirs).
   Volumes (``_treecopy``): :class:`TreeStream` / :class:`TreeSink`, files by content hash.
 - :class:`SnapshotError`, :class:`RewriteError`, :class:`FilesChanged`.
@@ -36,8 +37,10 @@ from foglayer.snapshot._precopy import (
     Round,
     command_state,
     decode_chunk,
+    encode_chunk,
     finish_command,
     finish_service,
+    map_digest,
     page_hashes,
     service_state,
 )
@@ -49,7 +52,7 @@ from foglayer.snapshot._treecopy import TreeRound, TreeSink, TreeStream
 
 __all__ = [
     "FORMAT_VERSION", "Checkpoint", "CheckpointOptions", "FilesChanged", "Outcome", "PageDiff",
-    "PageSink", "PageStream", "Round", "command_state", "decode_chunk", "finish_command",
+    "PageSink", "PageStream", "Round", "command_state", "decode_chunk", "encode_chunk", "map_digest", "finish_command",
     "finish_service", "page_hashes", "service_state", "TreeRound", "TreeSink", "TreeStream",
     "RewriteError", "Rewritten", "Session", "Snapshot", "SnapshotError", "SnapshotMeta", "checkpoint_pid",
     "describe", "diff_pages", "load_snapshot", "make_checkpointable", "open_session",

@@ -8,7 +8,8 @@ state of every instance it holds (level-triggered: a controller that missed a st
 catches up from the next heartbeat).
 
 The class is assembled from one part per job: this module (registration, heartbeats,
-commands), :class:`Slots` (instance slots, modules, running), :class:`Invoker` (service calls).
+commands), :class:`Slots` (instance slots, modules, running), :class:`Invoker` (service calls),
+:class:`Mover` (live moves), :class:`Durable` (snapshots of durable services).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from foglayer.cluster._protocol import (
 )
 from foglayer.cluster.agent._attest import NodeAttester
 from foglayer.cluster.agent._caps import NodeConfig, capabilities, fd_budget
+from foglayer.cluster.agent._durable import Durable
 from foglayer.cluster.agent._invoke import Invoker
 from foglayer.cluster.agent._metrics import AgentMetrics
 from foglayer.cluster.agent._move import Mover
@@ -45,7 +47,7 @@ from foglayer.cluster.agent._slots import Slot, Slots, private_dir
 from foglayer.cluster.agent._usage import UsageReporter
 
 
-class Agent(Slots, Invoker, Mover, SiteProbe, NodeAttester, UsageReporter):
+class Agent(Slots, Invoker, Mover, Durable, SiteProbe, NodeAttester, UsageReporter):
     """A node agent; :meth:`run` until ``stop`` is set."""
 
     def __init__(self, cfg: NodeConfig) -> None:
@@ -63,6 +65,7 @@ class Agent(Slots, Invoker, Mover, SiteProbe, NodeAttester, UsageReporter):
         self.data_dir = cfg.data_dir
         self._stop = asyncio.Event()
         self._init_moves()
+        self._init_durable()
 
     # -- life cycle -------------------------------------------------------------------------
 

@@ -54,6 +54,13 @@ class Invoker:
                 self.metrics.invocations.labels(app, function).inc()
                 self.metrics.invoke_seconds.labels(app, function).observe(
                     time.perf_counter() - t0)
+        snaps = slot.spec.snapshots
+        if snaps is not None and snaps.mode == "after-invoke":
+            try:  # acknowledged only once stored: an acknowledged write survives this node
+                await self._snapshot(slot)
+            except Exception as e:  # noqa: BLE001 - the caller learns it was not made durable
+                return await self._error(msg, ErrorKind.UNAVAILABLE, f"{function} ran but its "
+                                         f"snapshot was not stored: {one_line(e)}")
         if msg.reply:
             await self.nc.publish(msg.reply, result)
 

@@ -122,6 +122,7 @@ class Slots:
         return Reply(True, known=slot is not None)
 
     def _discard(self, slot: Slot) -> None:
+        self._forget_snapshots(slot)
         if slot.hold is not None:  # calls held by a move: they go to whoever serves it now
             slot.moved = True
             slot.hold.set()
@@ -234,7 +235,8 @@ class Slots:
                                   secrets=slot.secrets)
             slot.secrets = {}
             slot.local = local
-            if spec.kind == "service":
+            if spec.kind == "service" and not (spec.snapshots
+                                               and await self._restore(slot, local)):
                 await self.loop.run_in_executor(local.pool if local._pool else None,
                                                 local.start_service)
         except Exception as e:  # noqa: BLE001 - reported, never raised
@@ -248,6 +250,8 @@ class Slots:
             return
         slot.state = "running"
         await self._status(slot)
+        if spec.snapshots is not None and spec.snapshots.mode == "every":
+            asyncio.create_task(self._snapshot_every(slot, spec.snapshots.every))
         if spec.kind == "command":
             outcome = await self._in_thread(local.run_command)
             slot.stats = local.inst.stats  # type: ignore[attr-defined]

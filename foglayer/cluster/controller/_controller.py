@@ -45,6 +45,7 @@ from foglayer.cluster._protocol import (
 )
 from foglayer.cluster._spec import AppRecord
 from foglayer.cluster.controller._attest import Attesting
+from foglayer.cluster.controller._durable import Durable
 from foglayer.cluster.controller._events import Events
 from foglayer.cluster.controller._metrics import ControllerMetrics
 from foglayer.cluster.controller._modules import Modules
@@ -69,7 +70,8 @@ class ControllerConfig:
     metrics_port: int | None = None  # Prometheus metrics on 127.0.0.1 (0: a free port)
 
 
-class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Attesting, Events):
+class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Durable, Attesting,
+                 Events):
     def __init__(self, cfg: ControllerConfig) -> None:
         self.cfg = cfg
         self.id = cfg.name or f"controller-{secrets.token_hex(3)}"
@@ -84,6 +86,7 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Attesting,
         self._init_registry()
         self._init_modules()
         self._init_moves()
+        self._init_durable()
         self._init_attest()
         self.metrics = ControllerMetrics(self)
 
@@ -113,6 +116,7 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Attesting,
             await self.nc.subscribe(ALL_STATUS, cb=self._on_status)
             await self.nc.subscribe(ALL_MODULE, cb=self._on_module)
             await self.nc.subscribe(MOVE_SUBJECT, cb=self._on_move)
+            await self._subscribe_durable()
             watches = [asyncio.create_task(self._watch_apps()),
                        asyncio.create_task(self._watch_trust()),
                        asyncio.create_task(self._watch_cordon()),

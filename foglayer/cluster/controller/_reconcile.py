@@ -45,6 +45,7 @@ class Reconciler:
         self._stop_instance(p)
         self.placements.pop(key, None)
         await self._delete(PLACEMENTS, key)
+        await self._forget_snapshot(key)  # a later deploy of that name starts fresh
         if not any(q["app"] == p["app"] for q in self.placements.values()):
             self.decisions.pop(p["app"], None)
             if p["app"] not in self.apps:

@@ -1,0 +1,71 @@
+"""Durable services (manifest ``snapshots``): what nodes and the controller say to each other.
+
+A node with a service whose spec has :class:`~._spec.Snapshots` sends incremental snapshots to
+the leading controller (nodes have no JetStream access): each one is a round of the snapshot
+package's :class:`~foglayer.snapshot.PageStream` (the pages that changed since the last one, in
+bounded hashed chunks) then the state (globals, WASI state) that names the page map they make.
+
+- ``fog.node.<node>.snap`` – a request per chunk: headers ``Fog-Instance``, ``Fog-Round``,
+  ``Fog-Part`` (``pages`` or ``state``), ``Fog-Chunk``; the answer is a :class:`Reply`. The
+  state commits the round: the controller checks it, stores the new pages in the
+  ``fog-snap-pages`` Object Store under their hash (so a page is stored once, whoever sends it)
+  and the snapshot record (:class:`SnapRecord`: page map and state) in ``fog-snapshots``.
+- ``fog.node.<node>.restore`` – a starting instance asks for part ``index`` of the last
+  snapshot of its app and replica (:class:`RestoreRequest`); the answer's data is a page chunk
+  or the state (``Fog-Part``, ``Fog-Chunk: i/n``), ``Fog-Snapshot: none`` (start fresh) or
+  ``Fog-Error``.
+
+Both are answered only for the instance that the placement names on that node.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from foglayer.cluster._protocol import SNAP_PAGES, SNAPSHOTS, node_out  # noqa: F401
+
+ALL_SNAP, ALL_RESTORE = "fog.node.*.snap", "fog.node.*.restore"
+H_ROUND = "Fog-Round"
+H_SNAPSHOT = "Fog-Snapshot"
+SNAP_CHUNK_PAGES = 16  # pages per chunk: 1 MiB raw, under a message
+MAX_SNAP_STATE = 16 << 20  # a snapshot's state (globals, WASI state) at most
+SNAP_TIMEOUT = 10.0
+
+
+def snap_subject(node: str) -> str:
+    return f"{node_out(node)}.snap"
+
+
+def restore_subject(node: str) -> str:
+    return f"{node_out(node)}.restore"
+
+
+class RestoreRequest(msgspec.Struct, frozen=True):
+    name: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+    instance: Annotated[str, msgspec.Meta(max_length=200)]
+    index: Annotated[int, msgspec.Meta(ge=0, lt=1 << 20)] = 0
+
+
+class SnapRecord(msgspec.Struct, frozen=True):
+    """The last snapshot of an app's replica (``fog-snapshots``, key ``<app>.<replica>``)."""
+
+    app: str
+    replica: int
+    generation: int
+    instance: str
+    digest: str  # the module's
+    round: int
+    memory_pages: int
+    pages: dict[int, str]  # page index -> hash of the page (its name in fog-snap-pages)
+    state: bytes
+    at: float
+
+
+def encode_record(rec: SnapRecord) -> bytes:
+    return msgspec.msgpack.encode(rec)
+
+
+def decode_record(data: bytes) -> SnapRecord:
+    return msgspec.msgpack.decode(data, type=SnapRecord)

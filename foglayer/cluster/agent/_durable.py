@@ -1,0 +1,111 @@
+"""A node's side of durable services (see :mod:`.._durable`).
+
+After a call (``snapshots: after-invoke``; the call is acknowledged only once its snapshot is
+stored) or every few seconds (``every``), the service's changed pages and its state go to the
+controller, between two calls, on the instance's own thread. A snapshot that is not stored
+resets the stream: the next one carries every page again. A starting instance of such an app
+first asks the controller for the last snapshot and restores it the way a live move's target
+does (each chunk checked whole, the state against the page map it names).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from foglayer.cluster._durable import (
+    H_ROUND,
+    H_SNAPSHOT,
+    SNAP_TIMEOUT,
+    RestoreRequest,
+    restore_subject,
+    snap_subject,
+)
+from foglayer.cluster._move import H_PART
+from foglayer.cluster._protocol import H_CHUNK, H_ERROR, H_INSTANCE, Reply, decode, encode
+from foglayer.cluster.agent._slots import Slot, one_line
+from foglayer.errors import FogError
+
+MAX_RESTORE_PARTS = 1 << 16
+
+
+class Durable:
+    def _init_durable(self) -> None:
+        self.snap_streams: dict[str, object] = {}  # instance -> its PageStream
+        self.snap_locks: dict[str, asyncio.Lock] = {}
+
+    def _forget_snapshots(self, slot: Slot) -> None:
+        self.snap_streams.pop(slot.instance, None)
+        self.snap_locks.pop(slot.instance, None)
+
+    async def _snapshot(self, slot: Slot) -> None:
+        """Store a snapshot of ``slot``'s service now (what every call so far did is in it)."""
+        lock = self.snap_locks.setdefault(slot.instance, asyncio.Lock())
+        async with lock:
+            local = slot.local
+            if local is None:
+                raise FogError(f"instance {slot.instance} is gone")
+            stream = self.snap_streams.get(slot.instance)
+            if stream is None:
+                stream = self.snap_streams[slot.instance] = local.page_stream()  # type: ignore[attr-defined]
+            try:
+                rnd, state = await self.loop.run_in_executor(
+                    local.pool, local.last_round, stream)  # type: ignore[attr-defined]
+                parts = [("pages", c) for c in rnd.chunks] + [("state", state)]
+                for i, (part, data) in enumerate(parts):
+                    headers = {H_INSTANCE: slot.instance, H_ROUND: str(rnd.number),
+                               H_PART: part, H_CHUNK: f"{i}/{len(parts)}"}
+                    msg = await self.nc.request(snap_subject(self.name), data, headers=headers,
+                                                timeout=SNAP_TIMEOUT)
+                    reply = decode(msg.data, Reply)
+                    if not reply.ok:
+                        raise FogError(f"the controller refused it: {reply.error}")
+            except BaseException as e:
+                self.snap_streams.pop(slot.instance, None)  # the next one sends every page
+                if isinstance(e, Exception) and not isinstance(e, FogError):
+                    raise FogError(f"{type(e).__name__}: {one_line(e)}") from None
+                raise
+
+    async def _snapshot_every(self, slot: Slot, every: float) -> None:
+        """``snapshots: {every: N}``: a snapshot each N seconds in which calls came."""
+        done = -1
+        while self.slots.get(slot.instance) is slot and slot.local is not None:
+            await asyncio.sleep(every)
+            calls = slot.local.calls if slot.local is not None else done  # type: ignore[attr-defined]
+            if calls == done or slot.hold is not None or slot.local is None:
+                continue
+            try:
+                await self._snapshot(slot)
+                done = calls
+            except Exception as e:  # noqa: BLE001 - tried again next period
+                print(f"node {self.name}: snapshot of {slot.instance}: {one_line(e)}",
+                      flush=True)
+
+    async def _restore(self, slot: Slot, local) -> bool:
+        """Fill the fresh ``local`` from the app's last snapshot; False: there is none."""
+        sink = None
+        index, count = 0, 1
+        while index < count:
+            req = encode(RestoreRequest(self.name, slot.instance, index))
+            msg = await self.nc.request(restore_subject(self.name), req, timeout=SNAP_TIMEOUT)
+            h = msg.headers or {}
+            if H_ERROR in h:
+                raise FogError(f"restore from its snapshot: {h[H_ERROR]}")
+            if h.get(H_SNAPSHOT) == "none":
+                return False
+            try:
+                i, count = (int(x) for x in h.get(H_CHUNK, "").split("/"))
+            except ValueError:
+                raise FogError("restore from its snapshot: a part without its index") from None
+            if i != index or not 0 < count <= MAX_RESTORE_PARTS:
+                raise FogError(f"restore from its snapshot: part {i}/{count}, {index} expected")
+            if sink is None:
+                sink = await self.loop.run_in_executor(None, local.page_sink)
+            if h.get(H_PART) == "pages" and index < count - 1:
+                await self.loop.run_in_executor(None, sink.apply, msg.data)
+            elif h.get(H_PART) == "state" and index == count - 1:
+                await self.loop.run_in_executor(None, local.adopt, sink, msg.data,
+                                                self._dirs(slot))
+            else:
+                raise FogError(f"restore from its snapshot: part {index} is not what it says")
+            index += 1
+        return True

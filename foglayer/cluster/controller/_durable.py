@@ -1,0 +1,250 @@
+"""The controller's side of durable services (see :mod:`.._durable`).
+
+It takes a node's snapshot rounds only for the instance its placement names on that node; every
+chunk is checked whole by the snapshot package (sizes, each page's hash) and the state against
+the page map the rounds make (its ``stream_digest``), before anything is stored. Pages go into
+the ``fog-snap-pages`` Object Store under their hash, once; the record of the last snapshot of
+each ``<app>.<replica>`` into ``fog-snapshots``. A starting instance of the same deploy gets it
+back, chunk by chunk, rebuilt from the stored pages (the node checks every hash again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import zstandard
+
+from foglayer.cluster._durable import (
+    ALL_RESTORE,
+    ALL_SNAP,
+    H_ROUND,
+    H_SNAPSHOT,
+    MAX_SNAP_STATE,
+    SNAP_CHUNK_PAGES,
+    SNAP_PAGES,
+    SNAPSHOTS,
+    RestoreRequest,
+    SnapRecord,
+    decode_record,
+    encode_record,
+)
+from foglayer.cluster._move import H_PART, MAX_PAGE_CHUNK
+from foglayer.cluster._protocol import (
+    H_CHUNK,
+    H_ERROR,
+    H_INSTANCE,
+    BadMessage,
+    Reply,
+    decode_node,
+    encode,
+    subject_node,
+)
+from foglayer.cluster.controller._registry import ACTIVE
+
+PAGE = 64 << 10
+MAX_RESTORES = 64  # restores served at once (each holds its rebuilt chunks)
+
+
+class SnapRefused(Exception):
+    pass
+
+
+@dataclass
+class _Round:
+    instance: str
+    number: int
+    pages: dict[int, bytes] = field(default_factory=dict)  # index -> raw (b"": now zero)
+    hashes: dict[int, str] = field(default_factory=dict)
+
+
+class Durable:
+    def _init_durable(self) -> None:
+        self._snap_base: dict[str, SnapRecord] = {}  # <app>.<replica> -> the last stored
+        self._snap_rounds: dict[str, _Round] = {}  # <app>.<replica> -> the round coming in
+        self._stored_pages: set[str] = set()  # page hashes known to be in fog-snap-pages
+        self._restores: dict[str, list[tuple[str, bytes]]] = {}  # instance -> parts
+        self._snap_stores: dict[str, object] = {}
+
+    async def _subscribe_durable(self) -> None:
+        await self.nc.subscribe(ALL_SNAP, cb=self._on_snap)
+        await self.nc.subscribe(ALL_RESTORE, cb=self._on_restore)
+
+    async def _store(self, name: str):
+        obs = self._snap_stores.get(name)
+        if obs is None:  # (created with the cluster's state: see ensure_state)
+            obs = self._snap_stores[name] = await self.js.object_store(name)
+        return obs
+
+    def _snap_placement(self, node: str, instance: str) -> tuple[str, dict, object]:
+        """The placement that names ``instance`` on ``node``, for an app with snapshots."""
+        key, p = next(((k, q) for k, q in self.placements.items()
+                       if q["instance"] == instance), (None, None))
+        if p is None or p.get("node") != node or p["state"] not in ACTIVE:
+            raise SnapRefused(f"node {node} runs no instance {instance!r} of a placement")
+        rec = self.apps.get(p["app"])
+        if rec is None or rec.spec.snapshots is None:
+            raise SnapRefused(f"app {p['app']!r} has no snapshots")
+        return key, p, rec
+
+    # -- storing ----------------------------------------------------------------------------
+
+    async def _on_snap(self, msg) -> None:
+        if not msg.reply or not self.lease.leader or not self.leader:
+            return  # only the leader answers (the node's snapshot fails and starts over)
+        node = subject_node(msg.subject)
+        try:
+            await self._take_snap(node, msg.headers or {}, msg.data)
+            reply = Reply(True)
+        except SnapRefused as e:
+            reply = Reply(False, str(e)[:500])
+        except Exception as e:  # noqa: BLE001 - the snapshot fails, the node is told why
+            reply = Reply(False, f"{type(e).__name__}: {e}"[:500])
+        await self.nc.publish(msg.reply, encode(reply))
+
+    async def _take_snap(self, node: str, h: dict, data: bytes) -> None:
+        from foglayer.snapshot import SnapshotError, decode_chunk
+
+        instance = h.get(H_INSTANCE, "")
+        key, p, rec = self._snap_placement(node, instance)
+        try:
+            number = int(h.get(H_ROUND, ""))
+        except ValueError:
+            raise SnapRefused("a snapshot chunk without its round") from None
+        max_pages = rec.spec.memory // PAGE
+        where = f"snapshot of {key} from node {node}"
+        cur = self._snap_rounds.get(key)
+        if cur is None or cur.instance != instance or cur.number != number:
+            base = self._snap_base.get(key)
+            if number != 0 and (base is None or base.instance != instance
+                                or base.round != number - 1):
+                raise SnapRefused(f"{where}: round {number} does not follow the stored one: "
+                                  "send every page again")
+            cur = self._snap_rounds[key] = _Round(instance, number)
+        part = h.get(H_PART)
+        if part == "pages":
+            if len(data) > MAX_PAGE_CHUNK:
+                raise SnapRefused(f"{where}: a chunk of {len(data)} bytes")
+            try:
+                head, pages = await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: decode_chunk(data, max_pages=max_pages, where=where))
+            except SnapshotError as e:
+                self._snap_rounds.pop(key, None)
+                raise SnapRefused(str(e)) from None
+            if head.round != number or len(cur.pages) + len(pages) > max_pages:
+                self._snap_rounds.pop(key, None)
+                raise SnapRefused(f"{where}: chunk of round {head.round}, or too many pages")
+            for index, digest, raw in pages:
+                cur.pages[index], cur.hashes[index] = raw, digest
+            return
+        if part != "state":
+            raise SnapRefused(f"{where}: unknown part {part!r}")
+        self._snap_rounds.pop(key, None)
+        await self._commit_snap(key, p, rec.spec, cur, data, max_pages, where)
+
+    async def _commit_snap(self, key: str, p: dict, spec, cur: _Round, state: bytes,
+                           max_pages: int, where: str) -> None:
+        from foglayer.snapshot import SnapshotError, map_digest, parse_snapshot
+
+        if len(state) > MAX_SNAP_STATE:
+            raise SnapRefused(f"{where}: a state of {len(state)} bytes")
+        try:
+            snap = parse_snapshot(state, f"{where}: state")
+            meta = snap.meta
+            snap.close()
+        except SnapshotError as e:
+            raise SnapRefused(str(e)) from None
+        base = self._snap_base.get(key)
+        pages = dict(base.pages) if cur.number and base is not None else {}
+        for index, raw in cur.pages.items():
+            if raw:
+                pages[index] = cur.hashes[index]
+            else:
+                pages.pop(index, None)
+        if (meta.kind != "service" or meta.module.digest != spec.digest
+                or meta.stream_digest != map_digest(pages)
+                or not 0 <= meta.memory.pages <= max_pages
+                or any(i >= meta.memory.pages for i in pages)):
+            raise SnapRefused(f"{where}: the state does not match its module or its pages")
+        obs = await self._store(SNAP_PAGES)
+        compress = zstandard.ZstdCompressor(level=1).compress
+        for index, raw in cur.pages.items():  # deduplicated: a page is stored once by hash
+            digest = cur.hashes[index]
+            if raw and digest not in self._stored_pages:
+                await obs.put(digest, compress(raw))
+                self._stored_pages.add(digest)
+        record = SnapRecord(p["app"], p["replica"], p["generation"], cur.instance, spec.digest,
+                            cur.number, meta.memory.pages, pages, state, time.time())
+        await (await self._store(SNAPSHOTS)).put(key, encode_record(record))
+        self._snap_base[key] = record
+
+    async def _forget_snapshot(self, key: str) -> None:
+        """The replica is gone (app stopped, or scaled down): so is its last snapshot."""
+        self._snap_base.pop(key, None)
+        self._snap_rounds.pop(key, None)
+        try:
+            await (await self._store(SNAPSHOTS)).delete(key)
+        except Exception:  # noqa: BLE001 - there was none
+            pass
+
+    # -- restoring --------------------------------------------------------------------------
+
+    async def _on_restore(self, msg) -> None:
+        if not msg.reply or not self.lease.leader or not self.leader:
+            return
+        node = subject_node(msg.subject)
+        try:
+            req = decode_node(msg.subject, msg.data, RestoreRequest)
+            data, headers = await self._restore_part(node, req)
+        except (BadMessage, SnapRefused) as e:
+            data, headers = b"", {H_ERROR: str(e)[:500]}
+        except Exception as e:  # noqa: BLE001 - told to the node, whose start fails with it
+            data, headers = b"", {H_ERROR: f"{type(e).__name__}: {e}"[:500]}
+        await self.nc.publish(msg.reply, data, headers=headers)
+
+    async def _last_snapshot(self, key: str) -> SnapRecord | None:
+        rec = self._snap_base.get(key)
+        if rec is not None:
+            return rec
+        try:
+            data = (await (await self._store(SNAPSHOTS)).get(key)).data
+        except Exception:  # noqa: BLE001 - none stored
+            return None
+        rec = decode_record(data or b"")
+        self._snap_base[key] = rec
+        return rec
+
+    async def _restore_part(self, node: str, req: RestoreRequest) -> tuple[bytes, dict]:
+        from foglayer.snapshot import encode_chunk
+
+        parts = self._restores.get(req.instance)
+        if parts is None:
+            if req.index != 0:
+                raise SnapRefused(f"restore of {req.instance}: start from part 0")
+            key, p, rec = self._snap_placement(node, req.instance)
+            snap = await self._last_snapshot(key)
+            if (snap is None or snap.generation != p["generation"]
+                    or snap.digest != rec.spec.digest):
+                return b"", {H_SNAPSHOT: "none"}  # a new deploy starts fresh
+            obs = await self._store(SNAP_PAGES)
+            stored = []
+            for index in sorted(snap.pages):
+                digest = snap.pages[index]
+                stored.append((index, digest, bytes((await obs.get(digest)).data or b"")))
+            groups = [stored[i:i + SNAP_CHUNK_PAGES]
+                      for i in range(0, len(stored), SNAP_CHUNK_PAGES)] or [[]]
+            parts = [("pages", encode_chunk(0, n, snap.memory_pages, g, "zstd"))
+                     for n, g in enumerate(groups)] + [("state", snap.state)]
+            if len(self._restores) >= MAX_RESTORES:
+                self._restores.pop(next(iter(self._restores)))
+            self._restores[req.instance] = parts
+            await self.event("restoring", f"{key} on {node} from its snapshot of "
+                             f"{time.strftime('%H:%M:%S', time.localtime(snap.at))} "
+                             f"({len(snap.pages)} pages)", app=p["app"], node=node)
+        if req.index >= len(parts):
+            raise SnapRefused(f"restore of {req.instance}: no part {req.index}")
+        part, data = parts[req.index]
+        if req.index == len(parts) - 1:
+            self._restores.pop(req.instance, None)
+        return data, {H_PART: part, H_CHUNK: f"{req.index}/{len(parts)}"}

@@ -1,0 +1,133 @@
+"""Durable services (manifest ``snapshots``): a node killed -9 loses no acknowledged write of
+a service with ``snapshots: after-invoke``, and at most the last period with ``every``. Real
+nats-server, controller and node processes; the kv example service."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from _continuum import running
+
+from foglayer.cluster import NodeSpec, load_manifest, wait_until
+from foglayer.cluster._manifest import ManifestError, parse
+
+KV = Path(__file__).resolve().parents[2] / "foglayer" / "examples" / "kvstore.c"
+WASM_MANIFEST = "name: {name}\nmodule: {module}\nkind: {kind}\nlimits: {{memory: 16MiB}}\n"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with running(tmp_path_factory.mktemp("continuum"),
+                 [NodeSpec("cloud", "cloud"), NodeSpec("edge", "edge")]) as (c, client):
+        yield c, client
+
+
+def deploy(client, tmp_path: Path, name: str, snapshots: str) -> dict:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(WASM_MANIFEST.format(name=name, module=KV, kind="service")
+                    + f"snapshots: {snapshots}\npreferences: {{site: edge}}\n")
+    (p,) = client.wait(name, client.deploy(load_manifest(path))["generation"], 1, 60)
+    assert p["state"] == "running" and p["node"] == "edge"
+    return p
+
+
+def kill_and_wait_elsewhere(c, client, name: str, placed: dict) -> dict:
+    c.kill("node-edge")
+
+    def moved():
+        p = client.app_placements(name, 1)[0]
+        return p if p and p["instance"] != placed["instance"] and p["state"] == "running" \
+            else None
+
+    wait_until(moved, 60, f"{name} back on another node")
+    p = moved()
+    assert p["node"] == "cloud"
+    return p
+
+
+def restart_edge(c, client) -> None:
+    c.start_node("edge")
+    wait_until(lambda: client.nodes()["edge"]["state"] == "ready", 60, "edge back")
+
+
+def test_after_invoke_loses_no_acknowledged_write_when_its_node_is_killed(cluster, tmp_path):
+    c, client = cluster
+    placed = deploy(client, tmp_path, "kvd", "after-invoke")
+    for i in range(20):
+        assert client.invoke("kvd", "put", f"k{i}=v{i}".encode()) == b"ok"
+    client.invoke("kvd", "put", b"k3=changed")
+    client.invoke("kvd", "delete", b"k7")
+    try:
+        kill_and_wait_elsewhere(c, client, "kvd", placed)
+        assert client.invoke("kvd", "count", b"") == b"19"
+        for i in range(20):
+            if i != 7:
+                want = b"changed" if i == 3 else f"v{i}".encode()
+                assert client.invoke("kvd", "get", f"k{i}".encode()) == want
+        with pytest.raises(Exception, match="no such key"):
+            client.invoke("kvd", "get", b"k7")
+        # It goes on being durable where it is now: a write there is snapshotted too.
+        assert client.invoke("kvd", "put", b"after=move") == b"ok"
+        assert client.invoke("kvd", "get", b"after") == b"move"
+        assert any(e["kind"] == "restoring" and "kvd.0" in e["message"]
+                   for e in client.events(100))
+    finally:
+        restart_edge(c, client)
+        client.stop("kvd")
+
+
+def test_every_loses_at_most_the_last_period(cluster, tmp_path):
+    c, client = cluster
+    placed = deploy(client, tmp_path, "kvp", "{every: 0.5}")
+    for i in range(10):
+        assert client.invoke("kvp", "put", f"old{i}=x".encode()) == b"ok"
+    time.sleep(2.0)  # four periods: the old keys are in a stored snapshot
+    for i in range(5):
+        client.invoke("kvp", "put", f"new{i}=y".encode())
+    try:
+        kill_and_wait_elsewhere(c, client, "kvp", placed)
+        for i in range(10):
+            assert client.invoke("kvp", "get", f"old{i}".encode()) == b"x"
+        assert 10 <= int(client.invoke("kvp", "count", b"")) <= 15
+    finally:
+        restart_edge(c, client)
+        client.stop("kvp")
+
+
+def test_a_new_deploy_of_a_durable_service_starts_fresh(cluster, tmp_path):
+    c, client = cluster
+    deploy(client, tmp_path, "kvf", "after-invoke")
+    client.invoke("kvf", "put", b"a=1")
+    client.stop("kvf")
+    deploy(client, tmp_path, "kvf", "after-invoke")
+    assert client.invoke("kvf", "count", b"") == b"0"
+    client.stop("kvf")
+
+
+@pytest.mark.parametrize("value, why", [
+    ("snapshots: sometimes", "snapshots: expected after-invoke or {every: SECONDS}"),
+    ("snapshots: {every: 0}", "snapshots: expected after-invoke or {every: SECONDS}"),
+    ("snapshots: {every: 1, x: 2}", "snapshots: expected after-invoke"),
+])
+def test_bad_snapshots_key_is_refused_in_one_line(tmp_path, value, why):
+    text = WASM_MANIFEST.format(name="x", module=KV, kind="service") + value + "\n"
+    with pytest.raises(ManifestError, match=why.replace("{", r"\{").replace("}", r"\}")) as e:
+        parse(text, "x.yaml")
+    assert "\n" not in str(e.value)
+
+
+def test_snapshots_of_a_command_are_refused(tmp_path):
+    prog = Path(__file__).resolve().parents[1] / "programs" / "cluster_command.c"
+    text = WASM_MANIFEST.format(name="x", module=prog, kind="command") + "snapshots: after-invoke\n"
+    with pytest.raises(ManifestError, match="x.yaml: snapshots: only a service"):
+        parse(text, "x.yaml")
+
+
+def test_snapshots_key_becomes_the_spec(tmp_path):
+    text = WASM_MANIFEST.format(name="x", module=KV, kind="service")
+    assert parse(text + "snapshots: after-invoke\n").spec.snapshots.mode == "after-invoke"
+    s = parse(text + "snapshots: {every: 2.5}\n").spec.snapshots
+    assert (s.mode, s.every) == ("every", 2.5)
+    assert parse(text).spec.snapshots is None
