@@ -240,19 +240,30 @@ def bench_runtime(runs, out) -> None:
 
 
 @bench.command("cluster")
-@click.option("--apps", type=click.IntRange(min=2), default=100, show_default=True,
-              help="Apps to deploy (deploy-to-running latency).")
+@click.option("--apps", type=click.IntRange(min=2), default=None,
+              help="Apps to deploy (deploy-to-running latency)  [default: 100; with --sites 1000]")
 @click.option("--invokes", type=click.IntRange(min=1), default=1000, show_default=True,
               help="fog invoke calls to time.")
 @click.option("--sim-nodes", type=click.IntRange(min=1), default=10000, show_default=True,
               help="Simulated nodes for the scheduler alone.")
 @click.option("--sim-apps", type=click.IntRange(min=1), default=100000, show_default=True,
               help="Simulated apps for the scheduler alone.")
-def bench_cluster(apps, invokes, sim_nodes, sim_apps) -> None:
+@click.option("--sites", is_flag=True,
+              help="At scale: sites (a 3-server hub, 2 leaf sites), invoke at the edge, failover "
+                   "of a node, a hub server and the leader, partition heal, density, metrics "
+                   "and web view overhead, beside the scheduler.")
+@click.option("--density", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="With --sites: idle service instances on one node.")
+def bench_cluster(apps, invokes, sim_nodes, sim_apps, sites, density) -> None:
     """The continuum: deploy-to-running, invoke vs bare NATS, failover, takeover, scheduler."""
+    if sites:
+        from foglayer.cluster.bench_sites import run as run_sites
+
+        run_sites(apps or 1000, invokes, density, sim_nodes, sim_apps)
+        return
     from foglayer.cluster.bench import run
 
-    run(apps, invokes, sim_nodes, sim_apps)
+    run(apps or 100, invokes, sim_nodes, sim_apps)
 
 
 @bench.command("migrate")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -64,8 +65,25 @@ def engine_settings(spec: AppSpec, simd: bool = True) -> EngineSettings:
     return settings_for(_limits(spec), stats=True, stoppable=True, simd=simd)
 
 
+MODULES_KEPT = 64  # compiled modules a node keeps for new instances (instances hold theirs)
+_modules: OrderedDict[tuple[str, str], LoadedModule] = OrderedDict()
+_modules_lock = threading.Lock()
+
+
 def load(wasm_path: str, spec: AppSpec, simd: bool = True) -> LoadedModule:
-    return load_module(wasm_path, engine_settings(spec, simd))
+    """The compiled module, shared by every instance of it on this node (one copy of its code,
+    not one per instance: a thousand replicas deserialize it once). The path names a module
+    file the node verified by its digest (named by it); the last few modules stay loaded."""
+    settings = engine_settings(spec, simd)
+    key = (wasm_path, settings.key())
+    with _modules_lock:
+        module = _modules.get(key)
+        if module is None:
+            module = _modules[key] = load_module(wasm_path, settings)
+            while len(_modules) > MODULES_KEPT:
+                _modules.popitem(last=False)
+        _modules.move_to_end(key)
+        return module
 
 
 class LocalInstance:

@@ -60,6 +60,7 @@ class NodeSpec:
     profile: str
     args: list[str] = field(default_factory=list)  # extra `fog node` arguments
     site: str | None = None  # with sites: where it lives (its leaf server, its site label)
+    metrics: bool = True  # serve Prometheus metrics (fog bench cluster compares without)
 
 
 def site_nodes(sites: list[SiteSpec]) -> list[NodeSpec]:
@@ -194,7 +195,7 @@ class Continuum:
         argv = _fog(
             "node", "--name", name, "--creds", str(creds),
             "--heartbeat", str(self.heartbeat), "--data-dir", str(self.root / "nodes" / name),
-            *self._metrics_port(f"node-{name}"),
+            *(self._metrics_port(f"node-{name}") if spec.metrics else []),
             *(["--tee", self.tee] if self.tee else []), *node_args(spec, probe))
         if PROFILES[spec.profile].get("arch") == "aarch64":
             argv = self._in_arm_root(argv[1:])

@@ -47,10 +47,10 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _manifest(d: Path, name: str, extra: str = "") -> Path:
+def _manifest(d: Path, name: str, extra: str = "", limits: str = "{memory: 4MiB}") -> Path:
     p = d / f"{name}.yaml"
     p.write_text(f"name: {name}\nmodule: {EXAMPLES / 'kvstore.c'}\nkind: service\n"
-                 f"limits: {{memory: 4MiB}}\n{extra}")
+                 f"limits: {limits}\n{extra}")
     return p
 
 
@@ -273,23 +273,33 @@ def run(apps: int = 100, invokes: int = 1000, sim_nodes: int = 10000,
             client.close()
             c.stop()
 
-    say(f"== scheduler alone: {args.sim_nodes} simulated nodes, {args.sim_apps} apps")
-    for label, indexed, apps in (("indexed", True, args.sim_apps),
-                                 ("full scan", False, min(args.sim_apps, 2000))):
-        r = scheduler_rate(args.sim_nodes, apps, indexed=indexed)
-        results.append((f"scheduler ({label}), {args.sim_nodes} nodes / {apps} apps",
-                        f"{r.rate:,.0f} decisions/s, p50 {1e6 * r.p50:.0f} µs, p99 "
-                        f"{1e6 * r.p99:.0f} µs ({r.placed} placed, {r.pending} pending, "
-                        f"{r.violations} on a node failing a filter)"))
-    results.append(("  for reference", "Nomad C1M ~3,750 placements/s (5 servers); "
-                                        "Kubernetes scheduler 100 pods/s at 5,000 nodes"))
+    results += scheduler_rows(args.sim_nodes, args.sim_apps)
+    print_table("foglayer continuum benchmark (one machine, every component a process)", results)
 
-    width = max(len(k) for k, _ in results)
-    print("\nfoglayer continuum benchmark (one machine, every component a process)")
-    for k, v in results:
-        print(f"  {k.ljust(width)}  {v}")
+
+def scheduler_rows(sim_nodes: int, sim_apps: int) -> list[tuple[str, str]]:
+    """The scheduler alone, indexed and full scan, beside Nomad's and Kubernetes' figures."""
+    say(f"== scheduler alone: {sim_nodes} simulated nodes, {sim_apps} apps")
+    rows = []
+    for label, indexed, apps in (("indexed", True, sim_apps),
+                                 ("full scan", False, min(sim_apps, 2000))):
+        r = scheduler_rate(sim_nodes, apps, indexed=indexed)
+        rows.append((f"scheduler ({label}), {sim_nodes} nodes / {apps} apps",
+                     f"{r.rate:,.0f} decisions/s, p50 {1e6 * r.p50:.0f} µs, p99 "
+                     f"{1e6 * r.p99:.0f} µs ({r.placed} placed, {r.pending} pending, "
+                     f"{r.violations} on a node failing a filter)"))
+    rows.append(("  for reference", "Nomad C1M ~3,750 placements/s (5 servers); "
+                                    "Kubernetes scheduler 100 pods/s at 5,000 nodes"))
+    return rows
+
+
+def print_table(title: str, rows: list[tuple[str, str]]) -> None:
     from foglayer._host import cpu_model
 
+    width = max(len(k) for k, _ in rows)
+    print(f"\n{title}")
+    for k, v in rows:
+        print(f"  {k.ljust(width)}  {v}")
     print(f"  machine: {cpu_model()}, {os.cpu_count()} cpus, python {sys.version.split()[0]}")
 
 
