@@ -148,7 +148,7 @@ def test_a_strict_policy_refuses_sim_and_the_scheduler_says_why(cluster, tmp_pat
     path = tmp_path / "tee.yaml"
     path.write_text(f"name: teeapp\nmodule: {PROGRAMS / 'secret_reader.c'}\n"
                     "secrets: [db_password]\nconstraints: {tee: sim}\nrestart: never\n")
-    (p,) = _deploy(client, path, timeout=10)
+    (p,) = _deploy(client, path, timeout=60)
     assert p["state"] == "pending", p
     rows = client.decision("teeapp")["replicas"]["0"]["rows"]
     assert all(r["filter"] == "tee" for r in rows), rows
