@@ -54,12 +54,23 @@ async def _echo(nc, subject: str) -> None:
     await nc.flush()
 
 
+async def _quiet(sites, site: str, still: float = 0.5, limit: float = 10.0) -> None:
+    """Wait until nothing has crossed ``site``'s link for ``still`` seconds."""
+    t0 = time.monotonic()
+    last, since = sites.sites[site].link_bytes(), time.monotonic()
+    while time.monotonic() - since < still and time.monotonic() - t0 < limit:
+        await asyncio.sleep(0.05)
+        now = sites.sites[site].link_bytes()
+        if now != last:
+            last, since = now, time.monotonic()
+
+
 def test_a_local_request_at_an_edge_never_crosses_the_leaf_link(sites):
     async def go():
         server, client = await _connect(sites, "edge-a"), await _connect(sites, "edge-a")
         await _echo(server, "app.local.echo")
         await client.request("app.local.echo", b"warm", timeout=5)
-        await asyncio.sleep(0.3)  # interest updates settle
+        await _quiet(sites, "edge-a")  # interest updates and pings settle (slow under load)
         before = sites.sites["edge-a"].link_bytes()
         for _ in range(50):
             assert (await client.request("app.local.echo", b"x" * 100, timeout=5)).data == b"x" * 100
@@ -67,7 +78,9 @@ def test_a_local_request_at_an_edge_never_crosses_the_leaf_link(sites):
         await server.close()
         await client.close()
         return crossed
-    assert asyncio.run(go()) == 0
+    # 50 requests and replies of 100 bytes would be over 10 KB on the link; a stray ping of
+    # the leaf connection is a few bytes.
+    assert asyncio.run(go()) < 64
 
 
 def test_a_request_across_a_link_pays_its_delay_both_ways(sites):
