@@ -219,7 +219,7 @@ async def ensure_state(js, replicas: int = 1) -> dict:
     kvs = {}
     for bucket, history, ttl in ((APPS, 5, None), (PLACEMENTS, 1, None), (NODES, 1, None),
                                  (DECISIONS, 1, None), (LEADER, 1, None), (TRUST, 1, None), (ATTEST, 1, None),
-                                 (CORDON, 1, None),
+                                 (CORDON, 1, None), (SNAPSHOTS, 1, None),
                                  (INSTANCES, 1, INSTANCES_TTL)):
         try:
             kvs[bucket] = await js.key_value(bucket)
@@ -229,7 +229,7 @@ async def ensure_state(js, replicas: int = 1) -> dict:
                                                         replicas=replicas)
             except Exception:  # noqa: BLE001 - another process created it first
                 kvs[bucket] = await js.key_value(bucket)
-    for store in (MODULES, SNAPSHOTS, SNAP_PAGES):
+    for store in (MODULES, SNAP_PAGES):
         try:
             await js.object_store(store)
         except (BucketNotFoundError, NotFoundError):

@@ -9,7 +9,8 @@ bounded hashed chunks) then the state (globals, WASI state) that names the page 
   ``Fog-Part`` (``pages`` or ``state``), ``Fog-Chunk``; the answer is a :class:`Reply`. The
   state commits the round: the controller checks it, stores the new pages in the
   ``fog-snap-pages`` Object Store under their hash (so a page is stored once, whoever sends it)
-  and the snapshot record (:class:`SnapRecord`: page map and state) in ``fog-snapshots``.
+  and the snapshot record (:class:`SnapRecord`: page map and state) in the ``fog-snapshots``
+  KV bucket (one write per snapshot).
 - ``fog.node.<node>.restore`` – a starting instance asks for part ``index`` of the last
   snapshot of its app and replica (:class:`RestoreRequest`); the answer's data is a page chunk
   or the state (``Fog-Part``, ``Fog-Chunk: i/n``), ``Fog-Snapshot: none`` (start fresh) or
@@ -30,7 +31,7 @@ ALL_SNAP, ALL_RESTORE = "fog.node.*.snap", "fog.node.*.restore"
 H_ROUND = "Fog-Round"
 H_SNAPSHOT = "Fog-Snapshot"
 SNAP_CHUNK_PAGES = 16  # pages per chunk: 1 MiB raw, under a message
-MAX_SNAP_STATE = 16 << 20  # a snapshot's state (globals, WASI state) at most
+MAX_SNAP_STATE = 4 << 20  # a snapshot's state (globals, WASI state) at most
 SNAP_TIMEOUT = 10.0
 
 

@@ -35,7 +35,8 @@ APPS, PLACEMENTS, NODES, DECISIONS, LEADER, TRUST, INSTANCES = (
     "fog-apps", "fog-placements", "fog-nodes", "fog-decisions", "fog-leader", "fog-trust",
     "fog-instances")
 MODULES = "fog-modules"
-# Durable services (see ._durable): snapshot records by <app>.<replica>, their pages by hash.
+# Durable services (see ._durable): snapshot records by <app>.<replica> (KV), their pages by
+# hash (Object Store).
 SNAPSHOTS, SNAP_PAGES = "fog-snapshots", "fog-snap-pages"
 # Every server with JetStream serves it in this domain, and every client asks for it: a client
 # at a leaf site then reaches the hub's JetStream through the leaf link ($JS.fog.API).

@@ -6,6 +6,7 @@ process, with ``fog up``'s default timeouts), it measures and prints side by sid
 
 - deploy-to-running latency (``fog deploy`` until the replica runs), p50 and p99, over 100 apps;
 - ``fog invoke`` round trip against a bare NATS request-reply on the same server;
+- what ``snapshots: after-invoke`` adds to a call (kv put and get, p50 and p99, without/with);
 - failover: ``kill -9`` of the node running an app, until the app runs elsewhere;
 - takeover: ``kill -9`` of the leading controller, until the standby holds the lease;
 - the scheduler alone: decisions per second with 1,000 simulated nodes and 10,000 apps.
@@ -102,19 +103,39 @@ def bare_rtt(c: Continuum, client, n: int) -> list[float]:
         proc.wait()
 
 
-def invoke_rtt(client, app: str, n: int) -> list[float]:
+def invoke_rtt(client, app: str, n: int, function: str = "get",
+               payload=lambda i: b"name") -> list[float]:
+    """``n`` timed calls of ``function`` (payload ``payload(i)``) after 50 untimed ones."""
     async def go() -> list[float]:
         cl = client.client
         out = []
-        for _ in range(50):
-            await cl.invoke(app, "get", b"name")
-        for _ in range(n):
+        for i in range(50):
+            await cl.invoke(app, function, payload(n + i))
+        for i in range(n):
             t = time.perf_counter()
-            await cl.invoke(app, "get", b"name")
+            await cl.invoke(app, function, payload(i))
             out.append(time.perf_counter() - t)
         return out
 
     return client.run(go(), timeout=600)
+
+
+def durable_rtt(client, d: Path, n: int) -> list[tuple[str, str]]:
+    """What ``snapshots: after-invoke`` adds to a call: kv put (a write, new keys) and get,
+    without and with it, on the same node (edge)."""
+    m = load(_manifest(d, "kvs", "snapshots: after-invoke\npreferences: {site: edge}\n"))
+    client.wait("kvs", client.deploy(m)["generation"], 1, 60, states=("running",))
+    rows = []
+    for function, payload in (("put", lambda i: b"key%d=value-%d" % (i, i)),
+                              ("get", lambda i: b"key%d" % (i % 50))):
+        plain = invoke_rtt(client, "kv", n, function, payload)
+        durable = invoke_rtt(client, "kvs", n, function, payload)
+        rows.append((f"kv {function} p50 / p99: plain | snapshots: after-invoke",
+                     f"{1e6 * pct(plain, 50):.0f} / {1e6 * pct(plain, 99):.0f} µs | "
+                     f"{1e6 * pct(durable, 50):.0f} / {1e6 * pct(durable, 99):.0f} µs "
+                     f"(+{1e6 * (pct(durable, 50) - pct(plain, 50)):.0f} µs p50)"))
+    client.stop("kvs")
+    return rows
 
 
 def _sim_nodes(rng: random.Random, n_nodes: int) -> list[NodeView]:
@@ -244,6 +265,9 @@ def run(apps: int = 100, invokes: int = 1000, sim_nodes: int = 10000,
             results.append(("  invoke overhead over bare NATS (p50)",
                             f"{1e6 * (pct(inv, 50) - pct(bare, 50)):.0f} µs "
                             f"({pct(inv, 50) / pct(bare, 50):.2f}x)"))
+            say(f"== durable services: {args.invokes} calls without and with "
+                "snapshots: after-invoke")
+            results.extend(durable_rtt(client, d, args.invokes))
 
             say("== failover: kill -9 the node running kv")
             victim = client.app_placements("kv", 1)[0]["node"]

@@ -32,10 +32,12 @@ class Durable:
     def _init_durable(self) -> None:
         self.snap_streams: dict[str, object] = {}  # instance -> its PageStream
         self.snap_locks: dict[str, asyncio.Lock] = {}
+        self.snap_kept: dict[str, bytes] = {}  # instance -> its stored state, but the time
 
     def _forget_snapshots(self, slot: Slot) -> None:
         self.snap_streams.pop(slot.instance, None)
         self.snap_locks.pop(slot.instance, None)
+        self.snap_kept.pop(slot.instance, None)
 
     async def _snapshot(self, slot: Slot) -> None:
         """Store a snapshot of ``slot``'s service now (what every call so far did is in it)."""
@@ -48,8 +50,10 @@ class Durable:
             if stream is None:
                 stream = self.snap_streams[slot.instance] = local.page_stream()  # type: ignore[attr-defined]
             try:
-                rnd, state = await self.loop.run_in_executor(
-                    local.pool, local.last_round, stream)  # type: ignore[attr-defined]
+                rnd, state, key = await self.loop.run_in_executor(
+                    local.pool, _take, local, stream)
+                if rnd.pages == 0 and key == self.snap_kept.get(slot.instance):
+                    return  # nothing changed since the stored one (a read): nothing to send
                 parts = [("pages", c) for c in rnd.chunks] + [("state", state)]
                 for i, (part, data) in enumerate(parts):
                     headers = {H_INSTANCE: slot.instance, H_ROUND: str(rnd.number),
@@ -59,8 +63,10 @@ class Durable:
                     reply = decode(msg.data, Reply)
                     if not reply.ok:
                         raise FogError(f"the controller refused it: {reply.error}")
+                self.snap_kept[slot.instance] = key
             except BaseException as e:
                 self.snap_streams.pop(slot.instance, None)  # the next one sends every page
+                self.snap_kept.pop(slot.instance, None)
                 if isinstance(e, Exception) and not isinstance(e, FogError):
                     raise FogError(f"{type(e).__name__}: {one_line(e)}") from None
                 raise
@@ -109,3 +115,19 @@ class Durable:
                 raise FogError(f"restore from its snapshot: part {index} is not what it says")
             index += 1
         return True
+
+
+def _take(local, stream) -> tuple[object, bytes, bytes]:
+    """On the instance's thread, between two calls: the round, the state, and the state
+    without its time (what tells whether anything but the pages changed)."""
+    import msgspec
+
+    from foglayer.snapshot import parse_snapshot
+
+    rnd, state = local.last_round(stream)
+    snap = parse_snapshot(state, "this node's own snapshot state")
+    try:
+        key = msgspec.json.encode(msgspec.structs.replace(snap.meta, created=0.0))
+    finally:
+        snap.close()
+    return rnd, state, key

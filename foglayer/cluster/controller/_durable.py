@@ -4,7 +4,7 @@ It takes a node's snapshot rounds only for the instance its placement names on t
 chunk is checked whole by the snapshot package (sizes, each page's hash) and the state against
 the page map the rounds make (its ``stream_digest``), before anything is stored. Pages go into
 the ``fog-snap-pages`` Object Store under their hash, once; the record of the last snapshot of
-each ``<app>.<replica>`` into ``fog-snapshots``. A starting instance of the same deploy gets it
+each ``<app>.<replica>`` into the ``fog-snapshots`` KV bucket. A starting instance of the same deploy gets it
 back, chunk by chunk, rebuilt from the stored pages (the node checks every hash again).
 """
 
@@ -176,7 +176,7 @@ class Durable:
                 self._stored_pages.add(digest)
         record = SnapRecord(p["app"], p["replica"], p["generation"], cur.instance, spec.digest,
                             cur.number, meta.memory.pages, pages, state, time.time())
-        await (await self._store(SNAPSHOTS)).put(key, encode_record(record))
+        await self.kv[SNAPSHOTS].put(key, encode_record(record))
         self._snap_base[key] = record
 
     async def _forget_snapshot(self, key: str) -> None:
@@ -184,7 +184,7 @@ class Durable:
         self._snap_base.pop(key, None)
         self._snap_rounds.pop(key, None)
         try:
-            await (await self._store(SNAPSHOTS)).delete(key)
+            await self.kv[SNAPSHOTS].delete(key)
         except Exception:  # noqa: BLE001 - there was none
             pass
 
@@ -208,7 +208,7 @@ class Durable:
         if rec is not None:
             return rec
         try:
-            data = (await (await self._store(SNAPSHOTS)).get(key)).data
+            data = (await self.kv[SNAPSHOTS].get(key)).value
         except Exception:  # noqa: BLE001 - none stored
             return None
         rec = decode_record(data or b"")
