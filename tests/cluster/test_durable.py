@@ -131,3 +131,53 @@ def test_snapshots_key_becomes_the_spec(tmp_path):
     s = parse(text + "snapshots: {every: 2.5}\n").spec.snapshots
     assert (s.mode, s.every) == ("every", 2.5)
     assert parse(text).spec.snapshots is None
+
+
+def test_forged_snapshots_are_refused_and_the_stored_one_stays(cluster, tmp_path):
+    """What a node sends is untrusted: another node's snapshot of an instance it does not run,
+    a chunk that does not match its hash, a state that does not name the pages sent: each is
+    refused, and the stored snapshot still restores the service whole."""
+    import asyncio
+
+    from foglayer.cluster._bus import connect
+    from foglayer.cluster._durable import H_ROUND, snap_subject
+    from foglayer.cluster._move import H_PART
+    from foglayer.cluster._protocol import H_CHUNK, H_INSTANCE, Reply, decode, node_inbox
+    from foglayer.snapshot import encode_chunk
+
+    c, client = cluster
+    placed = deploy(client, tmp_path, "kvx", "after-invoke")
+    assert client.invoke("kvx", "put", b"kept=yes") == b"ok"
+    page = bytes(range(256)) * 256
+    wrong_hash = encode_chunk(0, 0, 200, [(1, "0" * 32, page)], "none")
+    too_big = encode_chunk(0, 0, 300, [], "none")  # over its 16 MiB limit
+    tampered = bytearray(encode_chunk(0, 0, 200, [], "none"))
+    tampered[-40] ^= 1
+
+    async def send(node: str, part: str, data: bytes) -> Reply:
+        nc = await connect(creds=c.server.creds(f"node-{node}"),
+                           inbox_prefix=node_inbox(node))
+        try:
+            headers = {H_INSTANCE: placed["instance"], H_ROUND: "0", H_PART: part,
+                       H_CHUNK: "0/2"}
+            msg = await nc.request(snap_subject(node), data, headers=headers, timeout=10)
+            return decode(msg.data, Reply)
+        finally:
+            await nc.close()
+
+    def refused(node: str, part: str, data: bytes) -> str:
+        reply = asyncio.run(send(node, part, data))
+        assert not reply.ok
+        return reply.error
+
+    assert "node cloud runs no instance" in refused("cloud", "pages", bytes(tampered))
+    assert "page 1 does not match its hash" in refused("edge", "pages", wrong_hash)
+    assert "over the limit of 256" in refused("edge", "pages", too_big)
+    assert "does not match its hash" in refused("edge", "pages", bytes(tampered))
+    assert "state: not a foglayer snapshot" in refused("edge", "state", b"FOGSNAP garbage")
+    try:
+        kill_and_wait_elsewhere(c, client, "kvx", placed)
+        assert client.invoke("kvx", "get", b"kept") == b"yes"
+    finally:
+        restart_edge(c, client)
+        client.stop("kvx")
