@@ -9,6 +9,7 @@ of the node's calibrated speed.
 from __future__ import annotations
 
 import os
+import selectors
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -98,17 +99,13 @@ class LocalInstance:
         """``secrets``: released secrets (env vars, or in-memory files in /run/secrets)."""
         self.spec = spec
         self.kind = spec.kind
-        self._readers: list[threading.Thread] = []
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         null = os.open(os.devnull, os.O_RDONLY)
         self._fds = [out_w, err_w, null]
         self.stdio = (null, out_w, err_w)
         for name, fd in (("stdout", out_r), ("stderr", err_r)):
-            t = threading.Thread(target=_pump, args=(fd, name, on_output), daemon=True,
-                                 name=f"fog-{name}")
-            t.start()
-            self._readers.append(t)
+            _pumps().add(fd, name, on_output)
         limits = _limits(spec)
         self.control = Control(limits.timeout, duty)
         try:
@@ -229,13 +226,56 @@ class LocalInstance:
                 pass
 
 
-def _pump(fd: int, stream: str, sink: Callable[[str, bytes], None]) -> None:
-    with os.fdopen(fd, "rb", buffering=0) as f:
+class _Pumps:
+    """One thread that reads every instance's stdout and stderr pipes (a selector over all of
+    them), instead of two threads per instance: a thousand idle instances cost no threads.
+    A pipe leaves when its instance closes the write end (end of file)."""
+
+    def __init__(self) -> None:
+        self._sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._lock = threading.Lock()
+        threading.Thread(target=self._run, daemon=True, name="fog-output").start()
+
+    def add(self, fd: int, stream: str, sink: Callable[[str, bytes], None]) -> None:
+        with self._lock:
+            self._sel.register(fd, selectors.EVENT_READ, (stream, sink))
+        try:  # (a selector other than epoll sees a new fd only on its next wait)
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass
+
+    def _run(self) -> None:
         while True:
-            data = f.read(65536)
-            if not data:
-                return
-            try:
-                sink(stream, data)
-            except Exception:  # noqa: BLE001 - a lost log line never kills the node
-                pass
+            for key, _ in self._sel.select():
+                if key.data is None:
+                    os.read(self._wake_r, 4096)
+                    continue
+                try:
+                    data = os.read(key.fd, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    with self._lock:
+                        self._sel.unregister(key.fd)
+                    os.close(key.fd)
+                    continue
+                stream, sink = key.data
+                try:
+                    sink(stream, data)
+                except Exception:  # noqa: BLE001 - a lost log line never kills the node
+                    pass
+
+
+_pumps_lock = threading.Lock()
+_the_pumps: _Pumps | None = None
+
+
+def _pumps() -> _Pumps:
+    global _the_pumps
+    with _pumps_lock:
+        if _the_pumps is None:
+            _the_pumps = _Pumps()
+        return _the_pumps
