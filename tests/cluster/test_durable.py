@@ -181,3 +181,28 @@ def test_forged_snapshots_are_refused_and_the_stored_one_stays(cluster, tmp_path
     finally:
         restart_edge(c, client)
         client.stop("kvx")
+
+
+def test_pages_no_snapshot_names_are_deleted(cluster, tmp_path):
+    """Each write stores its changed pages once; the pages the last snapshot no longer names
+    go, and a stopped app's go with its snapshot."""
+    c, client = cluster
+
+    def stored() -> set[str]:
+        async def names():
+            obs = await client.client.js.object_store("fog-snap-pages")
+            try:
+                return {i.name for i in await obs.list(ignore_deletes=True) if not i.deleted}
+            except Exception:  # noqa: BLE001 - empty
+                return set()
+
+        return client.run(names())
+
+    before = stored()
+    deploy(client, tmp_path, "kvg", "after-invoke")
+    for i in range(30):
+        assert client.invoke("kvg", "put", b"same=%d" % i) == b"ok"
+    wait_until(lambda: len(stored() - before) <= 20, 30, "unnamed pages collected")
+    assert client.invoke("kvg", "get", b"same") == b"29"
+    client.stop("kvg")
+    wait_until(lambda: not (stored() - before), 30, "the stopped app's pages collected")

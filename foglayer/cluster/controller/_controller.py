@@ -166,6 +166,7 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Durable, A
                                    PlacementRecord)
         self.decisions = _records(await kv_snapshot(self.kv[DECISIONS]), self.log, "decision")
         await self._load_attest()
+        self._reset_snapshots()  # (read afresh when first needed: another leader wrote them)
         now = time.monotonic()
         for name in self.nodes:  # a node we have not heard yet gets a whole timeout
             self.seen.setdefault(name, now)

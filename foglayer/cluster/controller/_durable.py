@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import zstandard
@@ -66,6 +67,64 @@ class Durable:
         self._stored_pages: set[str] = set()  # page hashes known to be in fog-snap-pages
         self._restores: dict[str, list[tuple[str, bytes]]] = {}  # instance -> parts
         self._snap_stores: dict[str, object] = {}
+        # Page hash -> how many stored records name it; a page no record names is garbage,
+        # deleted by the reconcile loop (under the lock that also guards storing pages).
+        self._page_refs: Counter[str] = Counter()
+        self._page_garbage: set[str] = set()
+        self._pages_lock = asyncio.Lock()
+        self._snaps_loaded = False
+
+    def _reset_snapshots(self) -> None:
+        self._snap_base.clear()
+        self._snap_rounds.clear()
+        self._stored_pages.clear()
+        self._page_refs.clear()
+        self._page_garbage.clear()
+        self._snaps_loaded = False
+
+    async def _load_snapshots(self) -> None:
+        """Every stored record, once per controller (what it stores next is counted on it)."""
+        if self._snaps_loaded:
+            return
+        from foglayer.cluster._bus import kv_snapshot
+
+        for key, data in (await kv_snapshot(self.kv[SNAPSHOTS])).items():
+            try:
+                rec = decode_record(data)
+            except Exception:  # noqa: BLE001 - a record that does not decode restores nothing
+                self.log(f"snapshot record {key}: does not decode; ignored")
+                continue
+            if key not in self._snap_base:
+                self._set_base(key, rec)
+        self._snaps_loaded = True
+
+    def _set_base(self, key: str, rec: SnapRecord | None) -> None:
+        old = self._snap_base.pop(key, None)
+        if rec is not None:
+            self._snap_base[key] = rec
+            self._page_refs.update(rec.pages.values())
+        if old is not None:
+            self._page_refs.subtract(old.pages.values())
+            for digest in set(old.pages.values()):
+                if self._page_refs[digest] <= 0:
+                    del self._page_refs[digest]
+                    self._page_garbage.add(digest)
+
+    async def _collect_pages(self) -> None:
+        """Delete the stored pages that no snapshot names any more."""
+        if not self._page_garbage or not self.lease.leader:
+            return
+        obs = await self._store(SNAP_PAGES)
+        async with self._pages_lock:
+            garbage, self._page_garbage = self._page_garbage, set()
+            for digest in garbage:
+                if self._page_refs[digest] > 0:
+                    continue  # named again meanwhile
+                self._stored_pages.discard(digest)
+                try:
+                    await obs.delete(digest)
+                except Exception:  # noqa: BLE001 - gone already
+                    pass
 
     async def _subscribe_durable(self) -> None:
         await self.nc.subscribe(ALL_SNAP, cb=self._on_snap)
@@ -114,6 +173,7 @@ class Durable:
             raise SnapRefused("a snapshot chunk without its round") from None
         max_pages = rec.spec.memory // PAGE
         where = f"snapshot of {key} from node {node}"
+        await self._load_snapshots()
         cur = self._snap_rounds.get(key)
         if cur is None or cur.instance != instance or cur.number != number:
             base = self._snap_base.get(key)
@@ -169,19 +229,21 @@ class Durable:
             raise SnapRefused(f"{where}: the state does not match its module or its pages")
         obs = await self._store(SNAP_PAGES)
         compress = zstandard.ZstdCompressor(level=1).compress
-        for index, raw in cur.pages.items():  # deduplicated: a page is stored once by hash
-            digest = cur.hashes[index]
-            if raw and digest not in self._stored_pages:
-                await obs.put(digest, compress(raw))
-                self._stored_pages.add(digest)
         record = SnapRecord(p["app"], p["replica"], p["generation"], cur.instance, spec.digest,
                             cur.number, meta.memory.pages, pages, state, time.time())
-        await self.kv[SNAPSHOTS].put(key, encode_record(record))
-        self._snap_base[key] = record
+        async with self._pages_lock:
+            for index, raw in cur.pages.items():  # deduplicated: a page is stored once by hash
+                digest = cur.hashes[index]
+                if raw and digest not in self._stored_pages and not self._page_refs[digest]:
+                    await obs.put(digest, compress(raw))
+                    self._stored_pages.add(digest)
+            await self.kv[SNAPSHOTS].put(key, encode_record(record))
+            self._set_base(key, record)
 
     async def _forget_snapshot(self, key: str) -> None:
         """The replica is gone (app stopped, or scaled down): so is its last snapshot."""
-        self._snap_base.pop(key, None)
+        await self._load_snapshots()
+        self._set_base(key, None)
         self._snap_rounds.pop(key, None)
         try:
             await self.kv[SNAPSHOTS].delete(key)
@@ -204,16 +266,8 @@ class Durable:
         await self.nc.publish(msg.reply, data, headers=headers)
 
     async def _last_snapshot(self, key: str) -> SnapRecord | None:
-        rec = self._snap_base.get(key)
-        if rec is not None:
-            return rec
-        try:
-            data = (await self.kv[SNAPSHOTS].get(key)).value
-        except Exception:  # noqa: BLE001 - none stored
-            return None
-        rec = decode_record(data or b"")
-        self._snap_base[key] = rec
-        return rec
+        await self._load_snapshots()
+        return self._snap_base.get(key)
 
     async def _restore_part(self, node: str, req: RestoreRequest) -> tuple[bytes, dict]:
         from foglayer.snapshot import encode_chunk

@@ -31,6 +31,7 @@ class Reconciler:
                 except Exception as e:  # noqa: BLE001 - one app never stops the others
                     self.log(f"{name}.{r}: {type(e).__name__}: {e}")
         await self._collect_modules()
+        await self._collect_pages()
 
     async def _set(self, key: str, p: dict, **changes) -> None:
         p.update(changes, updated=time.time())
