@@ -556,7 +556,9 @@ def secret_put(server, creds, tls_ca, name, from_file, value) -> None:
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--wait", type=click.FloatRange(min=0), default=30.0, show_default=True,
               metavar="SECONDS", help="Wait this long for the app to be placed (0: do not wait).")
-def deploy(server, creds, tls_ca, manifest, wait) -> None:
+@click.option("--encrypt", is_flag=True, help="Store the module encrypted; only a node with "
+              "an affirming attestation gets its key, and decrypts it in memory only.")
+def deploy(server, creds, tls_ca, manifest, wait, encrypt) -> None:
     """Deploy the app MANIFEST (YAML): upload its module, then the controller places it."""
     from foglayer.cli._render import deployed, placed
     from foglayer.cluster import load_manifest
@@ -564,7 +566,7 @@ def deploy(server, creds, tls_ca, manifest, wait) -> None:
     m = load_manifest(manifest)  # parsed once; a bad manifest fails before any connection
     spec = m.spec
     with _connect(server, creds, tls_ca) as c:
-        record = c.deploy(m)
+        record = c.deploy(m, encrypt=encrypt)
         click.echo(deployed(spec, record))
         if wait and spec.replicas:
             for p in c.wait(spec.name, record["generation"], spec.replicas, wait):

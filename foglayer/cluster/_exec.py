@@ -87,6 +87,13 @@ def load(wasm_path: str, spec: AppSpec, simd: bool = True) -> LoadedModule:
         return module
 
 
+def load_decrypted(wasm: bytes, spec: AppSpec, simd: bool = True) -> LoadedModule:
+    """An encrypted app's module, compiled from its decrypted bytes in memory: never through
+    the on-disk AOT cache (its machine code would hold the module), never shared by path."""
+    return load_module(wasm, engine_settings(spec, simd), use_cache=False,
+                       name=f"{spec.name} (encrypted module)")
+
+
 class LocalInstance:
     """One instance on this node, with pipes for its stdout and stderr.
 

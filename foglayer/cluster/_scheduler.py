@@ -103,7 +103,7 @@ def f_trust(a: App, n: NodeView) -> str | None:
     # nodes that an affirming attestation proved (``trusted`` in the controller's views).
     if not a.trust or n.trusted:
         return None
-    what = "a TEE" if a.tee else "secrets"
+    what = "a TEE" if a.tee else "secrets" if a.spec.secrets else "its module's key"
     why = f" ({n.attestation})" if n.attestation else ""
     return f"the app needs {what}: node is not trusted: no affirming attestation{why}"
 

@@ -57,6 +57,17 @@ class DirSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return quote(self.guest.strip("/"), safe="")
 
 
+# The release name of an encrypted module's key (never a secret's name: those match
+# SECRET_NAME); at rest it is sealed to the vault as module_key_name(digest), in fog-attest
+# under modkey.<digest>.
+MODULE_KEY = "__module_key__"
+
+
+def module_key_name(digest: str) -> str:
+    """The name an encrypted module's key is sealed under: bound to the module it opens."""
+    return f"module.{digest}"
+
+
 SECRET_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 SECRETS_DIR = "/run/secrets"
 
@@ -104,6 +115,10 @@ class AppSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # or by a restart elsewhere. None: by its kind (services live, commands restart).
     mobility: Literal["live", "restart"] | None = None
     snapshots: Snapshots | None = None  # durable state (services only)
+    # `fog deploy --encrypt`: the Object Store holds the module sealed (module_object); its
+    # key is released like a secret, after an affirming attestation, and the node decrypts
+    # the module in memory only.
+    encrypted: bool = False
     tenant: _Name = "default"  # who is billed for its usage (fog usage)
     constraints: Constraints = Constraints()
     preferences: Preferences = Preferences()
@@ -122,12 +137,18 @@ class AppSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def needs_trust(self) -> bool:
         """Whether only a trusted node may run it (secrets, or a TEE requirement): trusted by the
         operator (``fog node trust``) or by an affirming attestation."""
-        return bool(self.secrets or self.constraints.tee)
+        return bool(self.secrets or self.constraints.tee or self.encrypted)
 
     @property
     def needs_attestation(self) -> bool:
         """Whether each start waits for an affirming attestation of the node."""
-        return bool(self.secrets or self.constraints.tee)
+        return bool(self.secrets or self.constraints.tee or self.encrypted)
+
+    @property
+    def module_object(self) -> str:
+        """The module's name in the Object Store: its digest, or for an encrypted module the
+        digest with ``.sealed`` (the two never share an object)."""
+        return f"{self.digest}.sealed" if self.encrypted else self.digest
 
     def to_dict(self) -> dict:
         return msgspec.to_builtins(self)

@@ -33,6 +33,7 @@ from foglayer.trust._node import open_backend
 from foglayer.trust._policy import DEV_POLICY, Policy, load_policy, parse_policy
 from foglayer.trust._registry import BACKENDS
 from foglayer.trust._seal import (
+    SEALED_MODULE_OVERHEAD,
     SecretVault,
     StreamOpener,
     StreamSealer,
@@ -53,7 +54,7 @@ from foglayer.trust._tpm import Swtpm, TpmBackend, expected_pcr, start_swtpm
 from foglayer.trust._tsm import STANDIN_PROVIDER, StandinProvider, TsmBackend
 
 __all__ = [
-    "BACKENDS", "DEV_POLICY", "SIM_WARNING", "STANDIN_PROVIDER", "Attestation",
+    "BACKENDS", "DEV_POLICY", "SEALED_MODULE_OVERHEAD", "SIM_WARNING", "STANDIN_PROVIDER", "Attestation",
     "AttestationResult", "Attester", "AttesterSession", "Broker", "Challenge", "Claims",
     "ControllerIdentity", "Evidence", "EvidenceBackend", "EvidenceError", "Policy",
     "PolicyError", "Registration", "SealError", "SecretVault", "SimBackend", "StandinProvider",

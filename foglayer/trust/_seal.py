@@ -28,6 +28,8 @@ _SECRET_MAGIC = b"FOGSEC2\0"
 _MODULE_MAGIC = b"FOGMOD1\0"
 _FILE_MAGIC = b"FOGSEAL1"
 MAX_SEALED_FILE = 4 << 30
+#: An encrypted module is this many bytes longer than the module (header, digest, nonce, tag).
+SEALED_MODULE_OVERHEAD = len(_MODULE_MAGIC) + 32 + 12 + 16
 
 
 class SecretVault:

@@ -29,7 +29,8 @@ from foglayer.cluster._move import (
     MoveRequest,
 )
 from foglayer.cluster._protocol import H_CHUNK, decode, encode
-from foglayer.cluster.agent._slots import Slot, one_line
+from foglayer.cluster._spec import MODULE_KEY
+from foglayer.cluster.agent._slots import Slot, module_key_names, one_line
 
 MAX_MOVES = 8  # incoming moves a node holds at once
 INCOMING_TTL = 900.0  # seconds a prepared move may wait for its commit or abort
@@ -181,7 +182,7 @@ class Mover:
     # -- the target -------------------------------------------------------------------------
 
     async def _prepare(self, req: MoveRequest) -> MoveReply:
-        from foglayer.cluster._exec import LocalInstance, load
+        from foglayer.cluster._exec import LocalInstance
 
         spec = req.spec
         if spec is None or spec.kind != "service":
@@ -197,11 +198,12 @@ class Mover:
             return MoveReply(False, f"node full: {need} bytes needed, "
                              f"{self.caps.max_memory - used} free")
         slot = Slot(req.instance, req.app, req.replica, req.generation, spec)
-        released = self._open_release(req, (MOVE_KEY,)) if spec.needs_attestation else {}
+        released = self._open_release(req, (MOVE_KEY, *module_key_names(spec))) \
+            if spec.needs_attestation else {}
+        slot.module_key = released.pop(MODULE_KEY, b"")
         from foglayer.snapshot import TreeSink
 
-        path = await self._module_path(slot)  # fetched and compiled while the source runs
-        module = await self.loop.run_in_executor(None, load, str(path), spec, self.cfg.simd)
+        module = await self._load_module(slot)  # fetched and compiled while the source runs
         # A fresh tree: nothing a former instance left here (a symlink, say) is trusted.
         root = self._volume_root(slot)
         await self.loop.run_in_executor(None, shutil.rmtree, root, True)

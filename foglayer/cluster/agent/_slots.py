@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from foglayer.cluster._protocol import (
     H_CHUNK,
@@ -31,9 +32,12 @@ from foglayer.cluster._protocol import (
     module_subject,
     node_inbox,
 )
-from foglayer.cluster._spec import AppSpec
+from foglayer.cluster._spec import MODULE_KEY, AppSpec
 from foglayer.errors import FogError
 from foglayer.wasi import Preopen
+
+if TYPE_CHECKING:
+    from foglayer.runtime import LoadedModule
 
 ACTIVE = ("starting", "running")
 STDIO_FDS = 5  # host fds an instance holds besides its table: two pipes (4 ends) and /dev/null
@@ -61,6 +65,8 @@ class Slot:
     moved: bool = False  # another node serves it now
     # Released secrets, in memory only, until the instance is created (then in its WASI).
     secrets: dict[str, bytes] = field(default_factory=dict, repr=False)
+    # An encrypted module's key, released with the secrets; dropped once the module is loaded.
+    module_key: bytes = field(default=b"", repr=False)
 
     def report(self) -> InstanceReport:
         return InstanceReport(self.app, self.replica, self.state, self.generation,
@@ -81,6 +87,11 @@ def private_dir(path: Path, root: Path) -> Path:
         if p == root or root not in p.parents:
             return path
         p = p.parent
+
+
+def module_key_names(spec: AppSpec) -> tuple[str, ...]:
+    """The release names beyond the app's secrets: an encrypted module's key."""
+    return (MODULE_KEY,) if spec.encrypted else ()
 
 
 class Slots:
@@ -108,7 +119,8 @@ class Slots:
         slot = Slot(iid, req.app, req.replica, req.generation, spec)
         if spec.needs_attestation:
             try:
-                slot.secrets = self._open_release(req)
+                slot.secrets = self._open_release(req, module_key_names(spec))
+                slot.module_key = slot.secrets.pop(MODULE_KEY, b"")
             except Exception as e:  # noqa: BLE001 - refused, with the reason
                 return Reply(False, one_line(e))
         self.slots[iid] = slot
@@ -141,6 +153,31 @@ class Slots:
 
     # -- modules --------------------------------------------------------------------------
 
+    async def _load_module(self, slot: Slot) -> LoadedModule:
+        """The compiled module of ``slot``. An encrypted one is fetched sealed, decrypted with
+        the released key and compiled in memory (its bytes and code never touch the disk),
+        and refused unless its digest is the manifest's."""
+        from foglayer.cluster._exec import load, load_decrypted
+
+        spec = slot.spec
+        if not spec.encrypted:
+            path = await self._module_path(slot)
+            return await self.loop.run_in_executor(None, load, str(path), spec, self.cfg.simd)
+        from foglayer.trust import SEALED_MODULE_OVERHEAD, decrypt_module, encrypted_module_digest
+
+        key, slot.module_key = slot.module_key, b""
+        if not key:
+            raise FogError(f"module {spec.digest[:12]} is encrypted and its key was not "
+                           "released to this node")
+        blob = await self._ask_module(slot, spec.size + SEALED_MODULE_OVERHEAD)
+        if encrypted_module_digest(blob) != spec.digest:
+            raise FogError(f"module {spec.digest[:12]}: the controller sent another module")
+        wasm = decrypt_module(blob, key)  # (checks the decrypted bytes against that digest)
+        if hashlib.sha256(wasm).hexdigest() != spec.digest:
+            raise FogError(f"module {spec.digest[:12]}: decrypted digest differs from the "
+                           "manifest's")
+        return await self.loop.run_in_executor(None, load_decrypted, wasm, spec, self.cfg.simd)
+
     async def _module_path(self, slot: Slot) -> Path:
         from foglayer._dirs import atomic_write
 
@@ -160,10 +197,11 @@ class Slots:
             os.chmod(path, 0o600)
         return path
 
-    async def _ask_module(self, slot: Slot) -> bytes:
-        """The module of ``slot``, in chunks from the leading controller (see the module doc)."""
+    async def _ask_module(self, slot: Slot, limit: int | None = None) -> bytes:
+        """The module of ``slot``, in chunks from the leading controller (see the module doc);
+        at most ``limit`` bytes (the spec's size)."""
         inbox = f"{node_inbox(self.name)}.module.{secrets.token_hex(8)}"
-        limit = slot.spec.size
+        limit = slot.spec.size if limit is None else limit
         chunks: dict[int, bytes] = {}
         state: dict = {"n": None, "error": None, "size": 0}
         done = asyncio.Event()
@@ -222,12 +260,11 @@ class Slots:
         return out
 
     async def _launch(self, slot: Slot) -> None:
-        from foglayer.cluster._exec import LocalInstance, load
+        from foglayer.cluster._exec import LocalInstance
 
         spec = slot.spec
         try:
-            path = await self._module_path(slot)
-            module = await self.loop.run_in_executor(None, load, str(path), spec, self.cfg.simd)
+            module = await self._load_module(slot)
             if self.slots.get(slot.instance) is not slot:
                 return  # stopped while it was being fetched
             local = LocalInstance(module, spec, self._dirs(slot), duty=self.duty,

@@ -8,7 +8,7 @@ import msgspec
 import nats.errors
 from nats.js.errors import KeyNotFoundError, ObjectNotFoundError
 
-from foglayer.cluster._protocol import APPS, MODULES, PLACEMENTS, BadMessage, decode, encode
+from foglayer.cluster._protocol import APPS, ATTEST, MODULES, PLACEMENTS, BadMessage, decode, encode
 from foglayer.cluster._spec import AppRecord
 from foglayer.errors import FogError
 
@@ -27,10 +27,41 @@ class Apps:
         await obs.put(digest, wasm)
         return True
 
-    async def deploy(self, manifest) -> dict:
-        """Upload the module and write the desired state; returns the app record."""
+    async def upload_sealed(self, digest: str, wasm: bytes) -> bool:
+        """Put a module in the Object Store encrypted (``<digest>.sealed``, once): AEAD under a
+        fresh key, the key sealed here to the controller's vault key (only a controller opens
+        it) and kept in ``fog-attest`` as ``modkey.<digest>``. True if uploaded."""
+        from foglayer.cluster._spec import module_key_name
+        from foglayer.trust import encrypt_module, new_key, seal_secret
+
+        obs = await self.js.object_store(MODULES)
+        try:
+            await obs.get_info(f"{digest}.sealed")
+            return False  # (its key is in fog-attest already)
+        except ObjectNotFoundError:
+            pass
+        vault = await self._attest_get("vault")
+        if vault is None:
+            raise FogError("deploy --encrypt: no controller has published its vault key yet "
+                           "(start one: `fog controller` or `fog up`)")
+        key = new_key()
+        # The key first: an object in the store always has its key (a re-upload writes both).
+        await self.kv[ATTEST].put(f"modkey.{digest}",
+                                  seal_secret(vault, module_key_name(digest), key))
+        await obs.put(f"{digest}.sealed", encrypt_module(wasm, key))
+        return True
+
+    async def deploy(self, manifest, *, encrypt: bool = False) -> dict:
+        """Upload the module and write the desired state; returns the app record. With
+        ``encrypt`` the module is stored encrypted and only attested nodes get its key."""
         spec = manifest.spec
-        await self.upload(spec.digest, manifest.wasm)
+        if encrypt:
+            if spec.snapshots is not None:
+                raise FogError(f"{manifest.path}: deploy --encrypt: not for an app with "
+                               "snapshots: (its pages would be stored unsealed)")
+            spec = msgspec.structs.replace(spec, encrypted=True)
+        upload = self.upload_sealed if encrypt else self.upload
+        await upload(spec.digest, manifest.wasm)
         try:
             old = decode((await self.kv[APPS].get(spec.name)).value, AppRecord)
         except (KeyNotFoundError, BadMessage):
@@ -41,7 +72,7 @@ class Apps:
         await self.kv[APPS].put(spec.name, encode(record))
         # The leader collects modules no app uses: one may have gone between the check above
         # and the write; now that the app names it, it stays (uploaded again if it went).
-        await self.upload(spec.digest, manifest.wasm)
+        await upload(spec.digest, manifest.wasm)
         return msgspec.to_builtins(record)
 
     async def wait(self, name: str, generation: int, replicas: int, timeout: float,

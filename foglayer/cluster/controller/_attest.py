@@ -204,26 +204,57 @@ class Attesting:
         note = f"{r.backend} {r.why()}"
         return ([r.backend], note) if r.affirming else ([], note)
 
-    async def release_for(self, node: str, module: str, names: list[str]
-                          ) -> tuple[str, str]:
-        """Attest ``node`` for ``module``; if affirming, the release token and the session."""
-        result, session = await self.attest(node, module, tuple(names))
+    async def release_for(self, node: str, spec) -> tuple[str, str]:
+        """Attest ``node`` for the module of ``spec`` (an AppSpec); if affirming, the release
+        token (the app's secrets, and an encrypted module's key) and the session."""
+        names = self.release_names(spec)
+        result, session = await self.attest(node, spec.digest, tuple(names))
         if not result.affirming:
             raise TrustError(f"attestation of {node}: {result.why()}")
         if not names:
             return "", session
         try:
-            sealed = {n: await self._sealed_secret(n) for n in names}
+            plain = await self.released_values(spec, names)
+            return self.broker.release(session, plain), session
         except TrustError:
             self.broker.close_session(session)
             raise
-        return self.broker.release_sealed(session, sealed), session
 
-    async def _sealed_secret(self, name: str) -> bytes:
+    @staticmethod
+    def release_names(spec, *extra: str) -> list[str]:
+        """The names released to a node that starts ``spec``: ``extra``, its secrets, and for
+        an encrypted module its key."""
+        from foglayer.cluster._spec import MODULE_KEY
+
+        return [*extra, *(s.name for s in spec.secrets),
+                *((MODULE_KEY,) if spec.encrypted else ())]
+
+    async def released_values(self, spec, names: list[str]) -> dict[str, bytes]:
+        """The plaintext of ``names`` (secrets, an encrypted module's key), unsealed from the
+        vault only for the release being made."""
+        from foglayer.cluster._spec import MODULE_KEY, module_key_name
+
+        out = {}
+        for n in names:
+            if n == MODULE_KEY:
+                blob = await self._attest_value(f"modkey.{spec.digest}")
+                if blob is None:
+                    raise TrustError(f"encrypted module {spec.digest[:12]}: its key is not in "
+                                     "fog-attest (deploy it again with --encrypt)")
+                out[n] = self.broker.vault.unseal(module_key_name(spec.digest), blob)
+            else:
+                out[n] = self.broker.vault.unseal(n, await self._sealed_secret(n))
+        return out
+
+    async def _attest_value(self, key: str) -> bytes | None:
         try:
-            entry = await self.kv[ATTEST].get(f"secret.{name}")
+            entry = await self.kv[ATTEST].get(key)
         except Exception:  # noqa: BLE001 - KeyNotFound and friends
             entry = None
-        if entry is None or not entry.value:
+        return entry.value if entry is not None and entry.value else None
+
+    async def _sealed_secret(self, name: str) -> bytes:
+        value = await self._attest_value(f"secret.{name}")
+        if value is None:
             raise TrustError(f"secret {name!r} does not exist (`fog secret put {name} ...`)")
-        return entry.value
+        return value

@@ -52,7 +52,8 @@ class Modules:
             return
         try:
             obs = await self.js.object_store(MODULES)
-            data = bytes((await obs.get(req.digest)).data or b"")
+            # (an encrypted module goes out sealed: its key only with an attested start)
+            data = bytes((await obs.get(rec.spec.module_object)).data or b"")
         except Exception as e:  # noqa: BLE001 - told to the node, which reports it
             await self.nc.publish(msg.reply, b"", headers={
                 H_ERROR: f"module {req.digest[:12]}: {type(e).__name__}: {e}"[:500]})
@@ -68,7 +69,7 @@ class Modules:
         if now - self._gc_at < min(10.0, max(0.2, grace / 2)) or self._bad_apps:
             return  # (an app record we cannot read may use any module: keep them all)
         self._gc_at = now
-        used = {a.spec.digest for a in self.apps.values()}
+        used = {a.spec.module_object for a in self.apps.values()}
         obs = await self.js.object_store(MODULES)
         try:
             infos = await obs.list(ignore_deletes=True)

@@ -297,7 +297,7 @@ class Mover:
         can read them, and the target takes them only from this source."""
         from foglayer.trust import TrustError, pair_key
 
-        names = [s.name for s in spec.secrets]
+        names = self.release_names(spec)  # (the target loads the module: an encrypted one's key)
         r_dst, s_dst = await self.attest(target, spec.digest, (MOVE_KEY, *names))
         r_src, s_src = await self.attest(source, spec.digest, (MOVE_KEY,))
         for node, r in ((target, r_dst), (source, r_src)):
@@ -305,7 +305,7 @@ class Mover:
                 raise MoveError(f"attestation of {node}: {r.why()}")
         key = pair_key(self.broker.identity.master_key, source, target, r_src.id, r_dst.id)
         try:
-            plain = {n: self.broker.vault.unseal(n, await self._sealed_secret(n)) for n in names}
+            plain = await self.released_values(spec, names)
             return {target: (self.broker.release(s_dst, {MOVE_KEY: key, **plain}), s_dst),
                     source: (self.broker.release(s_src, {MOVE_KEY: key}), s_src)}
         except TrustError as e:

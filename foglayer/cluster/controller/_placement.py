@@ -115,9 +115,8 @@ class Placement:
         """Attest the node for this module first; secrets go only with an affirming result."""
         from foglayer.trust import TrustError
 
-        names = [s.name for s in req.spec.secrets]
         try:
-            release, session = await self.release_for(p["node"], req.spec.digest, names)
+            release, session = await self.release_for(p["node"], req.spec)
         except TrustError as e:
             await self._refused(key, p, str(e))
             return
