@@ -6,7 +6,8 @@ package's :class:`~foglayer.snapshot.PageStream` (the pages that changed since t
 bounded hashed chunks) then the state (globals, WASI state) that names the page map they make.
 
 - ``fog.node.<node>.snap`` – a request per chunk: headers ``Fog-Instance``, ``Fog-Round``,
-  ``Fog-Part`` (``pages`` or ``state``), ``Fog-Chunk``; the answer is a :class:`Reply`. The
+  ``Fog-Part`` (``pages`` or ``state``; or ``all``: a small snapshot's chunks and state in one
+  msgpack list), ``Fog-Chunk``; the answer is a :class:`Reply`. The
   state commits the round: the controller checks it, stores the new pages in the
   ``fog-snap-pages`` Object Store under their hash (so a page is stored once, whoever sends it)
   and the snapshot record (:class:`SnapRecord`: page map and state) in the ``fog-snapshots``

@@ -139,6 +139,8 @@ def test_forged_snapshots_are_refused_and_the_stored_one_stays(cluster, tmp_path
     refused, and the stored snapshot still restores the service whole."""
     import asyncio
 
+    import msgspec
+
     from foglayer.cluster._bus import connect
     from foglayer.cluster._durable import H_ROUND, snap_subject
     from foglayer.cluster._move import H_PART
@@ -175,6 +177,9 @@ def test_forged_snapshots_are_refused_and_the_stored_one_stays(cluster, tmp_path
     assert "over the limit of 256" in refused("edge", "pages", too_big)
     assert "does not match its hash" in refused("edge", "pages", bytes(tampered))
     assert "state: not a foglayer snapshot" in refused("edge", "state", b"FOGSNAP garbage")
+    assert "not a list of parts" in refused("edge", "all", b"\xc1 not msgpack")
+    assert "page 1 does not match its hash" in refused(
+        "edge", "all", msgspec.msgpack.encode([wrong_hash, b"state"]))
     try:
         kill_and_wait_elsewhere(c, client, "kvx", placed)
         assert client.invoke("kvx", "get", b"kept") == b"yes"

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
+
 from foglayer.cluster._durable import (
     H_ROUND,
     H_SNAPSHOT,
@@ -26,6 +28,7 @@ from foglayer.cluster.agent._slots import Slot, one_line
 from foglayer.errors import FogError
 
 MAX_RESTORE_PARTS = 1 << 16
+ONE_MESSAGE = 4 << 20  # a snapshot this small goes in one message (the bus takes 8 MiB)
 
 
 class Durable:
@@ -55,6 +58,8 @@ class Durable:
                 if rnd.pages == 0 and key == self.snap_kept.get(slot.instance):
                     return  # nothing changed since the stored one (a read): nothing to send
                 parts = [("pages", c) for c in rnd.chunks] + [("state", state)]
+                if sum(len(d) for _, d in parts) <= ONE_MESSAGE:  # one round trip, not n
+                    parts = [("all", msgspec.msgpack.encode([d for _, d in parts]))]
                 for i, (part, data) in enumerate(parts):
                     headers = {H_INSTANCE: slot.instance, H_ROUND: str(rnd.number),
                                H_PART: part, H_CHUNK: f"{i}/{len(parts)}"}
@@ -120,8 +125,6 @@ class Durable:
 def _take(local, stream) -> tuple[object, bytes, bytes]:
     """On the instance's thread, between two calls: the round, the state, and the state
     without its time (what tells whether anything but the pages changed)."""
-    import msgspec
-
     from foglayer.snapshot import parse_snapshot
 
     rnd, state = local.last_round(stream)

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import msgspec
 import zstandard
 
 from foglayer.cluster._durable import (
@@ -45,6 +46,7 @@ from foglayer.cluster._protocol import (
 from foglayer.cluster.controller._registry import ACTIVE
 
 PAGE = 64 << 10
+_parts_decoder = msgspec.msgpack.Decoder(list[bytes])
 MAX_RESTORES = 64  # restores served at once (each holds its rebuilt chunks)
 
 
@@ -163,8 +165,6 @@ class Durable:
         await self.nc.publish(msg.reply, encode(reply))
 
     async def _take_snap(self, node: str, h: dict, data: bytes) -> None:
-        from foglayer.snapshot import SnapshotError, decode_chunk
-
         instance = h.get(H_INSTANCE, "")
         key, p, rec = self._snap_placement(node, instance)
         try:
@@ -183,6 +183,26 @@ class Durable:
                                   "send every page again")
             cur = self._snap_rounds[key] = _Round(instance, number)
         part = h.get(H_PART)
+        if part == "all":  # a small snapshot in one message: its page chunks, then its state
+            try:
+                parts = _parts_decoder.decode(data)
+            except msgspec.DecodeError:
+                self._snap_rounds.pop(key, None)
+                raise SnapRefused(f"{where}: not a list of parts") from None
+            if not parts:
+                raise SnapRefused(f"{where}: no state")
+            for chunk in parts[:-1]:
+                await self._snap_part(key, cur, "pages", chunk, max_pages, where)
+            return await self._snap_part(key, cur, "state", parts[-1], max_pages, where,
+                                         p, rec.spec)
+        await self._snap_part(key, cur, part, data, max_pages, where, p, rec.spec)
+
+    async def _snap_part(self, key: str, cur: _Round, part: str | None, data: bytes,
+                         max_pages: int, where: str, p: dict | None = None,
+                         spec=None) -> None:
+        from foglayer.snapshot import SnapshotError, decode_chunk
+
+        number = cur.number
         if part == "pages":
             if len(data) > MAX_PAGE_CHUNK:
                 raise SnapRefused(f"{where}: a chunk of {len(data)} bytes")
@@ -201,7 +221,7 @@ class Durable:
         if part != "state":
             raise SnapRefused(f"{where}: unknown part {part!r}")
         self._snap_rounds.pop(key, None)
-        await self._commit_snap(key, p, rec.spec, cur, data, max_pages, where)
+        await self._commit_snap(key, p, spec, cur, data, max_pages, where)
 
     async def _commit_snap(self, key: str, p: dict, spec, cur: _Round, state: bytes,
                            max_pages: int, where: str) -> None:
@@ -232,11 +252,12 @@ class Durable:
         record = SnapRecord(p["app"], p["replica"], p["generation"], cur.instance, spec.digest,
                             cur.number, meta.memory.pages, pages, state, time.time())
         async with self._pages_lock:
-            for index, raw in cur.pages.items():  # deduplicated: a page is stored once by hash
-                digest = cur.hashes[index]
-                if raw and digest not in self._stored_pages and not self._page_refs[digest]:
-                    await obs.put(digest, compress(raw))
-                    self._stored_pages.add(digest)
+            new = {cur.hashes[i]: raw for i, raw in cur.pages.items()  # once by hash
+                   if raw and cur.hashes[i] not in self._stored_pages
+                   and not self._page_refs[cur.hashes[i]]}
+            # In parallel: an Object Store put is a few round trips of its own.
+            await asyncio.gather(*(obs.put(d, compress(raw)) for d, raw in new.items()))
+            self._stored_pages.update(new)
             await self.kv[SNAPSHOTS].put(key, encode_record(record))
             self._set_base(key, record)
 
