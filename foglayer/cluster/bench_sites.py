@@ -11,7 +11,7 @@ Three continua on this machine, one after the other, every component a process:
 - density: one node agent holding N idle kv service instances (10 apps of up to 100
   replicas): its RSS (``/proc/PID/status``), placement-to-running, invoke with them all
   present; and the node's instantiation path (:class:`LocalInstance`) timed in this process;
-- observability: invoke latency on a node serving Prometheus metrics (scraped every second)
+- observability: invoke latency on a node serving Prometheus metrics (scraped every 0.2 s)
   against one without, interleaved; the web view (``fog ui``, a process) page load and the
   time from a deploy to the server-sent event that carries it.
 
@@ -53,6 +53,7 @@ from foglayer.cluster.bench import (
 SITES = "cloud:3,edge-a@10,edge-b@25"
 SMALL = "{memory: 2MiB, max_fds: 8}"  # many on one node: memory and fds reserved
 Rows = list[tuple[str, str]]
+SCRAPE = 0.2  # seconds between scrapes while timing invokes (Prometheus's default: 15 s)
 
 
 def _ms(xs: list[float]) -> str:
@@ -166,18 +167,27 @@ def sites_rows(d: Path, apps: int, invokes: int, timeouts: dict,
         t_kill = time.time()
         server.proc.kill()
         server.proc.wait()
-        n = [0]
+        path = _manifest(d, "hub", "", SMALL)
 
-        def deploy_again():
-            n[0] += 1
-            return _deploy(hub, _manifest(d, f"hub{n[0]}", "", SMALL), timeout=10)
+        def accepted():  # (a write may fail while the servers elect new stream leaders)
+            try:
+                return hub.deploy(load(path))
+            except Exception:  # noqa: BLE001
+                return None
+
+        def running(gen: int):
+            q = hub.placements().get("hub.0")
+            return q if q and q["generation"] == gen and q["state"] == "running" else None
 
         try:
-            wait_until(deploy_again, fault_limit, "a deploy after the loss of a hub server",
-                       interval=0.1)
-            took = f"{time.time() - t_kill:.2f} s ({n[0]} attempt(s))"
+            rec = wait_until(accepted, fault_limit, "a deploy accepted", interval=0.1)
+            took_write = time.time() - t_kill
+            q = wait_until(lambda: running(rec["generation"]), fault_limit, "the deploy to run",
+                           interval=0.1)
+            took = (f"{q['running_at'] - t_kill:.2f} s (the deploy written "
+                    f"{took_write:.2f} s after the kill)")
         except TimeoutError as e:
-            took = f"NOT within {fault_limit:g} s ({n[0]} attempts; {e})"
+            took = f"NOT within {fault_limit:g} s ({e})"
             for key in sorted(k for k in c.procs if k.startswith("controller-")):
                 say(f"-- {key}'s log, last lines:\n{c.log_tail(key)}")
         served = wait_until(lambda: hub.invoke("near", "get", b"name", timeout=5), fault_limit,
@@ -356,7 +366,8 @@ def observability_rows(d: Path, invokes: int, loads: int = 20, updates: int = 10
     c = Continuum(d / "obs", [NodeSpec("with", "cloud", ["--label", "bench=with"]),
                               NodeSpec("without", "cloud", ["--label", "bench=without"],
                                        metrics=False)])
-    say("== metrics overhead: a node serving Prometheus metrics (scraped each second) vs none")
+    say(f"== metrics overhead: a node serving Prometheus metrics (scraped every {SCRAPE:g} s) "
+        "vs none")
     c.start()
     client = c.client("fog-bench")
     stop = threading.Event()
@@ -376,7 +387,7 @@ def observability_rows(d: Path, invokes: int, loads: int = 20, updates: int = 10
                 with urllib.request.urlopen(url, timeout=10) as r:
                     r.read()
                 scrapes.append(time.perf_counter() - t)
-                if stop.wait(1.0):
+                if stop.wait(SCRAPE):
                     return
 
         threading.Thread(target=scrape, daemon=True, name="bench-scrape").start()
@@ -395,7 +406,7 @@ def observability_rows(d: Path, invokes: int, loads: int = 20, updates: int = 10
 
         client.run(go(), timeout=1200)
         stop.set()
-        rows.append(("invoke, node with metrics served and scraped 1/s, p50 / p99",
+        rows.append((f"invoke, node with metrics served and scraped every {SCRAPE:g} s, p50 / p99",
                      f"{_us(times['with'])} ({len(scrapes)} scrapes, p50 "
                      f"{1e3 * pct(scrapes, 50):.1f} ms)"))
         rows.append(("invoke, node without a metrics endpoint, p50 / p99",
