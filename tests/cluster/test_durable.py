@@ -70,11 +70,22 @@ def test_after_invoke_loses_no_acknowledged_write_when_its_node_is_killed(cluste
             client.invoke("kvd", "get", b"k7")
         # It goes on being durable where it is now: a write there is snapshotted too.
         assert client.invoke("kvd", "put", b"after=move") == b"ok"
-        assert client.invoke("kvd", "get", b"after") == b"move"
         assert any(e["kind"] == "restoring" and "kvd.0" in e["message"]
                    for e in client.events(100))
-    finally:
         restart_edge(c, client)
+        moved = client.app_placements("kvd", 1)[0]
+        c.kill("node-cloud")  # and its new node dies too: back on edge, with both writes
+        wait_until(lambda: (p := client.app_placements("kvd", 1)[0])["state"] == "running"
+                   and p["instance"] != moved["instance"], 60, "kvd back on edge")
+        assert client.invoke("kvd", "get", b"after") == b"move"
+        assert client.invoke("kvd", "get", b"k3") == b"changed"
+        c.start_node("cloud")
+        wait_until(lambda: client.nodes()["cloud"]["state"] == "ready", 60, "cloud back")
+    finally:
+        for node in ("edge", "cloud"):
+            if c.procs[f"node-{node}"].poll() is not None:
+                c.start_node(node)
+                wait_until(lambda n=node: client.nodes()[n]["state"] == "ready", 60, "back")
         client.stop("kvd")
 
 
@@ -211,3 +222,24 @@ def test_pages_no_snapshot_names_are_deleted(cluster, tmp_path):
     assert client.invoke("kvg", "get", b"same") == b"29"
     client.stop("kvg")
     wait_until(lambda: not (stored() - before), 30, "the stopped app's pages collected")
+
+
+def test_a_service_moved_live_goes_on_snapshotting_where_it_is(cluster, tmp_path):
+    c, client = cluster
+    deploy(client, tmp_path, "kvm", "{every: 0.3}")
+    client.invoke("kvm", "put", b"before=1")
+    client.migrate("kvm", "cloud")
+    moved = client.app_placements("kvm", 1)[0]
+    assert moved["node"] == "cloud"
+    client.invoke("kvm", "put", b"after=2")
+    time.sleep(1.5)  # five periods on cloud: its snapshots are stored
+    try:
+        c.kill("node-cloud")
+        wait_until(lambda: (p := client.app_placements("kvm", 1)[0])["state"] == "running"
+                   and p["instance"] != moved["instance"], 60, "kvm back on edge")
+        assert client.invoke("kvm", "get", b"before") == b"1"
+        assert client.invoke("kvm", "get", b"after") == b"2"
+    finally:
+        c.start_node("cloud")
+        wait_until(lambda: client.nodes()["cloud"]["state"] == "ready", 60, "cloud back")
+        client.stop("kvm")

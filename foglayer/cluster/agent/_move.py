@@ -283,6 +283,9 @@ class Mover:
         slot.local, slot.state = local, "running"
         self.slots[slot.instance] = slot
         await self._status(slot)
+        snaps = slot.spec.snapshots
+        if snaps is not None and snaps.mode == "every":  # (its first one: every page)
+            asyncio.create_task(self._snapshot_every(slot, snaps.every))
         return MoveReply(True, running_at=time.time())
 
     def _drop_incoming(self, mid: str) -> None:
