@@ -125,21 +125,26 @@ def checkpoint(pid, timeout) -> None:
               help="Exit right after the next snapshot is written.")
 @click.option("--with-files", is_flag=True,
               help="Pack the preopened directories into further snapshots.")
+@click.option("--seal", is_flag=True, help="Seal further snapshots (this machine's key).")
 def restore(snapshot, dirs, force, files_to, module, max_memory, checkpoint_to,
-            checkpoint_every, stop_after_checkpoint, with_files) -> None:
-    """Resume the app in SNAPSHOT here; exit with its exit code."""
+            checkpoint_every, stop_after_checkpoint, with_files, seal) -> None:
+    """Resume the app in SNAPSHOT here (a sealed one where its key is); exit with its exit
+    code."""
     from foglayer.cli._args import parse_remaps
+    from foglayer.cli._run import _sealer
     from foglayer.runtime import Limits
     from foglayer.snapshot import CheckpointOptions
     from foglayer.snapshot import restore as restore_snapshot
+    from foglayer.trust import unseal_snapshot
 
     mapping = parse_remaps(dirs)
     options = CheckpointOptions(path=checkpoint_to, every=checkpoint_every,
-                                stop_after=stop_after_checkpoint, with_files=with_files)
+                                stop_after=stop_after_checkpoint, with_files=with_files,
+                                seal=_sealer(seal))
     sys.stdout.flush()
     outcome = restore_snapshot(snapshot, dirs=mapping, force=force, files_to=files_to,
                                module=module, limits=Limits(max_memory=max_memory),
-                               options=options)
+                               options=options, unseal=unseal_snapshot)
     from foglayer.cli._run import finish_checkpointable
 
     finish_checkpointable(outcome, False)

@@ -27,7 +27,8 @@ _VALUE_FLAGS = {"--dir": "dirs", "--env": "envs", "--max-memory": "max_memory",
                 "--fuel": "fuel", "--timeout": "timeout", "--checkpoint-to": "checkpoint_to",
                 "--checkpoint-every": "checkpoint_every", "-o": "fmt", "--output": "fmt"}
 _SWITCHES = {"--stats": "stats", "--checkpointable": "checkpointable",
-             "--stop-after-checkpoint": "stop_after_checkpoint", "--with-files": "with_files"}
+             "--stop-after-checkpoint": "stop_after_checkpoint", "--with-files": "with_files",
+             "--seal": "seal"}
 _NUMBERS = {"fuel": int, "timeout": float, "checkpoint_every": float}
 
 
@@ -36,7 +37,7 @@ def _fast_parse(argv: list[str]) -> SimpleNamespace | None:
     ns = SimpleNamespace(dirs=[], envs=[], max_memory=None, fuel=None, timeout=None,
                          stats=False, fmt=None, checkpointable=False, checkpoint_to=None,
                          checkpoint_every=None, stop_after_checkpoint=False,
-                         with_files=False)
+                         with_files=False, seal=False)
     i = 0
     while i < len(argv) and argv[i].startswith("-"):
         flag, eq, value = argv[i].partition("=")
@@ -115,6 +116,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="exit right after the first snapshot is written (as a migration does)")
     g.add_argument("--with-files", action="store_true",
                    help="pack the preopened directories into each snapshot")
+    g.add_argument("--seal", action="store_true",
+                   help="seal each snapshot file at rest (AEAD under this user's key on this "
+                        "machine): fog restore opens it only where that key is")
     p.add_argument("module", metavar="MODULE")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
     return p
@@ -161,12 +165,12 @@ def _run(ns: argparse.Namespace | SimpleNamespace) -> NoReturn:
     limits = Limits(max_memory=max_memory, fuel=ns.fuel, timeout=ns.timeout)
     sys.stdout.flush()
     if (ns.checkpointable or ns.checkpoint_to or ns.checkpoint_every
-            or ns.stop_after_checkpoint or ns.with_files):
+            or ns.stop_after_checkpoint or ns.with_files or ns.seal):
         from foglayer.snapshot import CheckpointOptions, run_checkpointable
 
         options = CheckpointOptions(path=ns.checkpoint_to, every=ns.checkpoint_every,
                                     stop_after=ns.stop_after_checkpoint,
-                                    with_files=ns.with_files)
+                                    with_files=ns.with_files, seal=_sealer(ns.seal))
         outcome = run_checkpointable(ns.module, ns.args, env=env, preopens=preopens,
                                      limits=limits, options=options, stats=ns.stats)
         finish_checkpointable(outcome, ns.stats, ns.fmt)
@@ -177,6 +181,15 @@ def _run(ns: argparse.Namespace | SimpleNamespace) -> NoReturn:
 
         show_stats(result.stats, result.exit_code, ns.fmt)
     exit_with(result.exit_code)
+
+
+def _sealer(seal: bool):
+    """The trust package's snapshot sealing (this machine's key), or None."""
+    if not seal:
+        return None
+    from foglayer.trust import seal_snapshot
+
+    return seal_snapshot
 
 
 def _exit_interrupted() -> None:

@@ -71,6 +71,9 @@ class CheckpointOptions:
     after_safepoints: int | None = None  # request one checkpoint at that safepoint call
     on_written: Callable[[SnapshotMeta], None] | None = None
     on_failed: Callable[[str], None] | None = None
+    # Seals a snapshot file's bytes before they reach the disk (fog run --seal: the trust
+    # package's seal); the snapshot layer knows no keys.
+    seal: Callable[[bytes], bytes] | None = None
 
 
 @dataclass(slots=True)
@@ -346,7 +349,7 @@ class Session:
             return cp
         if path is not None:
             meta = _format.save(path, meta, view, level=opts.level, blobs=blobs,
-                                fsync=opts.fsync)
+                                fsync=opts.fsync, seal=opts.seal)
         else:
             import io
 
@@ -371,7 +374,7 @@ class Session:
             try:
                 os.close(r)
                 _format.save(cp.path, cp.meta, view, level=opts.level, blobs=blobs,
-                             fsync=opts.fsync)
+                             fsync=opts.fsync, seal=opts.seal)
             except BaseException as e:  # noqa: BLE001 - reported to the parent
                 os.write(w, str(e).encode()[:4000])
                 code = 1

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import hmac
+import io
 import mmap
 import os
 import struct
@@ -259,13 +260,19 @@ def private_file(path: str | os.PathLike) -> BinaryIO:
 
 def save(path: str | os.PathLike, meta: SnapshotMeta, memory: memoryview | None,
          *, level: int | None = DEFAULT_LEVEL, blobs: Mapping[str, PackedBlob] | None = None,
-         fsync: bool = True) -> SnapshotMeta:
-    """Write a snapshot file atomically (0600): a temp file beside it, then a rename."""
+         fsync: bool = True, seal: Callable[[bytes], bytes] | None = None) -> SnapshotMeta:
+    """Write a snapshot file atomically (0600): a temp file beside it, then a rename. With
+    ``seal``, the snapshot is built in memory and only ``seal(bytes)`` reaches the disk."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         with private_file(tmp) as f:
-            meta = write_snapshot(f, meta, memory, level=level, blobs=blobs)
+            if seal is None:
+                meta = write_snapshot(f, meta, memory, level=level, blobs=blobs)
+            else:
+                buf = io.BytesIO()
+                meta = write_snapshot(buf, meta, memory, level=level, blobs=blobs)
+                f.write(seal(buf.getvalue()))
             f.flush()
             if fsync:
                 os.fsync(f.fileno())
@@ -432,9 +439,18 @@ def parse(buf: bytes | mmap.mmap | memoryview, where: str = "<bytes>") -> Snapsh
     return Snapshot(meta, data, where, trusted, [view])
 
 
-def load(path: str | os.PathLike) -> Snapshot:
-    """Open, check and parse a snapshot file (memory-mapped: pages are read on demand)."""
+def load(path: str | os.PathLike, unseal: Callable[[bytes, str], bytes] | None = None
+         ) -> Snapshot:
+    """Open, check and parse a snapshot file (memory-mapped: pages are read on demand).
+    ``unseal(bytes, where)`` opens a file that is not a plain snapshot (fog run --seal): it
+    is read and opened in memory."""
     where = os.fspath(path)
+    if unseal is not None and not _starts_with_magic(path):
+        try:
+            blob = Path(path).read_bytes()
+        except OSError as e:
+            raise _bad(where, f"cannot read: {e.strerror}") from None
+        return parse(memoryview(unseal(blob, where)), where)
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -462,6 +478,14 @@ def load(path: str | os.PathLike) -> Snapshot:
         raise
     snap._keep += [mm, f]  # after the view: released first
     return snap
+
+
+def _starts_with_magic(path: str | os.PathLike) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return True  # (load says what is wrong with it)
 
 
 def read_meta(path: str | os.PathLike) -> SnapshotMeta:

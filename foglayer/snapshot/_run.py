@@ -6,7 +6,7 @@ import hashlib
 import os
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,11 +287,13 @@ def restore(
     stdio: Sequence[int] = (0, 1, 2),
     options: CheckpointOptions | None = None,
     stats: bool = False,
+    unseal: Callable[[bytes, str], bytes] | None = None,
 ) -> Outcome:
-    """``fog restore``: resume a snapshot in this process, checkpointable again."""
+    """``fog restore``: resume a snapshot in this process, checkpointable again. ``unseal``
+    opens a sealed snapshot file (fog run --seal) in memory."""
     options = options or CheckpointOptions()
     with _held_requests():
-        snap = _format.load(snapshot)
+        snap = _format.load(snapshot, unseal)
         if options.path is None:
             options.path = default_checkpoint_path(snap.meta.module.path or "app")
         with _announced(options.path) as announcement:

@@ -18,7 +18,8 @@ Public API:
 - Results: :class:`AttestationResult` (EAR), :func:`verify_result`, :func:`controller_key`.
 - Sealing: :class:`SecretVault`, :func:`seal_secret`, :func:`encrypt_module`, :func:`decrypt_module`,
   :func:`pair_key`, :class:`StreamSealer`, :class:`StreamOpener`, :func:`seal`,
-  :func:`unseal`.
+  :func:`unseal`, :func:`seal_snapshot` / :func:`unseal_snapshot` (``fog run --seal``: this
+  machine's key).
 - Nodes: :func:`open_backend` (``fog node --tee``).
 - Errors: :class:`TrustError`, :class:`EvidenceError`, :class:`PolicyError`, :class:`SealError`.
 """
@@ -45,8 +46,10 @@ from foglayer.trust._seal import (
     seal,
     seal_bytes,
     seal_secret,
+    seal_snapshot,
     unseal,
     unseal_bytes,
+    unseal_snapshot,
 )
 from foglayer.trust._sim import WARNING as SIM_WARNING
 from foglayer.trust._sim import SimBackend
@@ -61,5 +64,6 @@ __all__ = [
     "StreamOpener", "StreamSealer", "Swtpm", "TpmBackend", "TrustError", "TsmBackend", "binding",
     "controller_key", "decrypt_module", "encrypt_module", "encrypted_module_digest",
     "expected_pcr", "load_policy", "open_backend", "new_key", "pair_key", "parse_policy", "seal", "seal_bytes", "seal_secret",
+    "seal_snapshot", "unseal_snapshot",
     "start_swtpm", "unseal", "unseal_bytes", "verify_result",
 ]

@@ -173,6 +173,32 @@ def seal(path: Path, key: bytes, out: Path, label: str = "snapshot") -> None:
     atomic_write(Path(out), seal_bytes(Path(path).read_bytes(), key, label))
 
 
+def machine_key(create: bool = False) -> bytes:
+    """This user's sealing key on this machine (``keys/seal.key`` in the data dir, 0600):
+    ``fog run --seal`` creates it; a sealed snapshot opens only where it is."""
+    from foglayer._dirs import data_dir
+    from foglayer.trust._keys import load_or_create_secret
+
+    path = data_dir("keys") / "seal.key"
+    if not create and not path.exists():
+        raise SealError(f"no sealing key on this machine ({path}): a sealed snapshot opens "
+                        "only for the user and machine that sealed it")
+    return load_or_create_secret(path)
+
+
+def seal_snapshot(data: bytes) -> bytes:
+    """A snapshot's bytes sealed under this machine's key (``fog run --seal``)."""
+    return seal_bytes(data, machine_key(create=True), "snapshot")
+
+
+def unseal_snapshot(blob: bytes, where: str) -> bytes:
+    """A sealed snapshot's bytes, in memory; SealError (one line) if it is not one or the key
+    here is not the one it was sealed with."""
+    if not blob.startswith(_FILE_MAGIC):
+        raise SealError(f"{where}: not a foglayer snapshot (nor a sealed one)")
+    return unseal_bytes(blob, machine_key(), "snapshot", f"{where} (sealed snapshot)")
+
+
 def unseal(path: Path, key: bytes, label: str = "snapshot") -> bytes:
     """The plaintext of a sealed file, in memory; SealError if the key or file is wrong."""
     path = Path(path)

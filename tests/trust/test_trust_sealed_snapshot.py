@@ -1,0 +1,56 @@
+"""`fog run --checkpoint-to F --seal`: the snapshot file is sealed at rest (AEAD under this
+user's key on this machine, `keys/seal.key` in the data dir), and `fog restore F` resumes it
+only where that key is; elsewhere, one clear line. Real `fog` processes throughout."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from _programs import build, fog
+
+from foglayer.snapshot import SnapshotError, load_snapshot
+
+ROUNDS = "100"
+
+
+@pytest.fixture(scope="module")
+def compute():
+    return build("snap_compute")
+
+
+def _env(data: Path) -> dict[str, str]:
+    return {**os.environ, "FOG_DATA_DIR": str(data)}
+
+
+def test_a_sealed_snapshot_restores_only_where_its_key_is(compute, tmp_path):
+    ref = fog("run", compute, ROUNDS)
+    assert ref.returncode == 3
+    here, elsewhere = _env(tmp_path / "here"), _env(tmp_path / "elsewhere")
+    snap = tmp_path / "app.fogsnap"
+    r = fog("run", "--seal", "--checkpoint-every", "0.1", "--stop-after-checkpoint",
+            "--checkpoint-to", snap, compute, ROUNDS, env=here)
+    assert "stopped after checkpoint" in r.stderr, r.stderr
+    first = r.stdout
+    blob = snap.read_bytes()
+    assert blob.startswith(b"FOGSEAL1") and b"FOGSNAP" not in blob
+    assert (tmp_path / "here" / "keys" / "seal.key").stat().st_mode & 0o077 == 0
+    with pytest.raises(SnapshotError):
+        load_snapshot(snap)  # the plain reader sees no snapshot in it
+
+    # Another machine (another data dir): no key, then another key. One line each.
+    r = fog("restore", snap, env=elsewhere)
+    assert r.returncode != 0 and "no sealing key on this machine" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    key = tmp_path / "elsewhere" / "keys" / "seal.key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o600)
+    r = fog("restore", snap, env=elsewhere)
+    assert r.returncode != 0 and "authentication failed" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+    # Here it resumes, and the output is that of a run never interrupted.
+    r = fog("restore", snap, env=here)
+    assert r.returncode == 3, r.stderr
+    assert first + r.stdout == ref.stdout
