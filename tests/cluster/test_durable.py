@@ -47,6 +47,30 @@ def kill_and_wait_elsewhere(c, client, name: str, placed: dict) -> dict:
     return p
 
 
+def stored_after(client, name: str, t: float) -> None:
+    """Wait until the controller has stored a snapshot of ``name`` that its node took after
+    ``t`` (the state's own time: one machine, one clock)."""
+    from foglayer.cluster._durable import SNAPSHOTS, decode_record
+    from foglayer.snapshot import parse_snapshot
+
+    async def at() -> float:
+        kv = await client.client.js.key_value(SNAPSHOTS)
+        try:
+            snap = parse_snapshot(decode_record((await kv.get(f"{name}.0")).value).state)
+        except Exception:  # noqa: BLE001 - none yet
+            return 0.0
+        snap.close()
+        return snap.meta.created
+
+    def stored() -> bool:
+        if client.run(at()) > t:
+            return True
+        client.invoke(name, "put", b"tick=1")  # a call, so that a period snapshots again
+        return False
+
+    wait_until(stored, 60, f"a snapshot of {name}")
+
+
 def restart_edge(c, client) -> None:
     c.start_node("edge")
     wait_until(lambda: client.nodes()["edge"]["state"] == "ready", 60, "edge back")
@@ -94,14 +118,14 @@ def test_every_loses_at_most_the_last_period(cluster, tmp_path):
     placed = deploy(client, tmp_path, "kvp", "{every: 0.5}")
     for i in range(10):
         assert client.invoke("kvp", "put", f"old{i}=x".encode()) == b"ok"
-    time.sleep(2.0)  # four periods: the old keys are in a stored snapshot
+    stored_after(client, "kvp", time.time())  # a period later: the old keys are stored
     for i in range(5):
         client.invoke("kvp", "put", f"new{i}=y".encode())
     try:
         kill_and_wait_elsewhere(c, client, "kvp", placed)
         for i in range(10):
             assert client.invoke("kvp", "get", f"old{i}".encode()) == b"x"
-        assert 10 <= int(client.invoke("kvp", "count", b"")) <= 15
+        assert 10 <= int(client.invoke("kvp", "count", b"")) <= 16  # (tick: see stored_after)
     finally:
         restart_edge(c, client)
         client.stop("kvp")
@@ -232,7 +256,7 @@ def test_a_service_moved_live_goes_on_snapshotting_where_it_is(cluster, tmp_path
     moved = client.app_placements("kvm", 1)[0]
     assert moved["node"] == "cloud"
     client.invoke("kvm", "put", b"after=2")
-    time.sleep(1.5)  # five periods on cloud: its snapshots are stored
+    stored_after(client, "kvm", time.time())  # by cloud, the node it was moved to
     try:
         c.kill("node-cloud")
         wait_until(lambda: (p := client.app_placements("kvm", 1)[0])["state"] == "running"
