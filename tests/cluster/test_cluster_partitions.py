@@ -14,6 +14,7 @@ from _continuum import running
 
 from foglayer.cluster import (
     Creds,
+    NodeSpec,
     SyncClient,
     check_continuum,
     load_manifest,
@@ -111,3 +112,30 @@ def test_losing_one_of_three_hub_servers_loses_nothing_and_deploys_go_on(sites, 
     assert p["node"] == "edge-b"
     assert hub.invoke("kv", "get", b"k") == b"v"
     assert "consistent" in wait_until(lambda: consistent(hub), 60, "a consistent continuum")
+
+
+def test_the_scheduler_picks_the_node_it_measured_nearest(tmp_path):
+    """Two edge nodes alike but for their links: 60 ms and 2 ms each way from the hub; the app
+    wants low latency to a third site, 1 ms from the hub. No latency is declared anywhere, so
+    only the round trips the nodes measured through the relays can decide (a tie would go to
+    n-far, the lower name)."""
+    specs = parse_sites("cloud,far@60,near@2,target@1")
+    nodes = [NodeSpec("n-far", "edge", site="far"), NodeSpec("n-near", "edge", site="near")]
+    with running(tmp_path / "continuum", nodes, sites=specs) as (c, hub):
+        def measured():
+            hbs = hub.heartbeats(1.0)
+            rtt = {n: hbs[n]["rtt"].get("target") for n in ("n-far", "n-near") if n in hbs}
+            return rtt if len(rtt) == 2 and all(rtt.values()) else None
+        rtt = wait_until(measured, 30, "both nodes to measure the target site")
+        assert rtt["n-far"] > 2 * 60 > rtt["n-near"]
+        p = deploy(hub, _manifest_low_latency(tmp_path))
+        assert p["node"] == "n-near"
+        rows = {r["node"]: r for r in hub.decision("near")["replicas"]["0"]["rows"]}
+        assert rows["n-near"]["scores"]["latency"] > rows["n-far"]["scores"]["latency"]
+
+
+def _manifest_low_latency(tmp: Path) -> Path:
+    p = tmp / "near.yaml"
+    p.write_text(f"name: near\nmodule: {EXAMPLES / 'kvstore.c'}\nkind: service\n"
+                 "limits: {memory: 16MiB}\npreferences: {low_latency_to: target}\n")
+    return p
