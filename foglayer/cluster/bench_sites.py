@@ -138,10 +138,14 @@ def sites_rows(d: Path, apps: int, invokes: int, timeouts: dict,
 
         say(f"== invoke at the edge: {invokes} calls from edge-a, then from the cloud")
         p = _deploy(hub, _manifest(d, "near", "preferences: {site: edge-a}\n", SMALL))
-        hub.invoke("near", "put", b"name=ada")
+        # (right after a thousand deploys and stops, the first call may find no responder
+        # while the leaf link catches up: retried)
+        wait_until(lambda: hub.invoke("near", "put", b"name=ada", timeout=5) is not None, 60,
+                   "the first call of near")
         edge = SyncClient(Creds.load(c.server.creds_path("admin", "edge-a")), "fog-bench-edge")
         link = c.server.sites["edge-a"]
-        edge.invoke("near", "get", b"name")  # (its route to the app, looked up once)
+        wait_until(lambda: edge.invoke("near", "get", b"name", timeout=5), 60,
+                   "the first call from edge-a")  # (its route to the app, looked up once)
         b0, t0 = link.link_bytes(), time.perf_counter()
         time.sleep(3)
         idle = (link.link_bytes() - b0) / (time.perf_counter() - t0)
