@@ -32,6 +32,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from foglayer.cluster._abi import ServiceError
 from foglayer.cluster._bus import Creds
 from foglayer.cluster._consistency import check_continuum
 from foglayer.cluster._manifest import load
@@ -201,11 +202,19 @@ def sites_rows(d: Path, apps: int, invokes: int, timeouts: dict,
             took = f"NOT within {fault_limit:g} s ({e})"
             for key in sorted(k for k in c.procs if k.startswith("controller-")):
                 say(f"-- {key}'s log, last lines:\n{c.log_tail(key)}")
-        served = wait_until(lambda: hub.invoke("near", "get", b"name", timeout=5), fault_limit,
-                            "an invoke after the loss of a hub server")
+        def answer() -> bytes | str:
+            try:
+                return hub.invoke("near", "get", b"name", timeout=5)
+            except ServiceError as e:  # an answer, but not the state it had
+                return str(e)
+
+        served = wait_until(answer, fault_limit, "an invoke after the loss of a hub server")
+        where = hub.app_placements("near", 1)[0] or {}
+        if served != b"ada":
+            served = f"{served!r}; near now on {where.get('node')}, {where.get('restarts')} restarts"
         rows.append((f"failover: hub server {server.name} killed -9 -> a new deploy runs",
                      f"{took}; kv state kept: "
-                     f"{'yes' if served == b'ada' else f'NO ({served!r})'}"))
+                     f"{'yes' if served == b'ada' else f'NO ({served})'}"))
 
         say("== failover: kill -9 the leading controller")
         lead = wait_until(lambda: _leader(hub), 30, "a leader")
