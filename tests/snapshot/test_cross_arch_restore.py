@@ -20,7 +20,7 @@ from foglayer.snapshot import restore_instance, snapshot_instance
 from foglayer.toolchain import arm_root
 from foglayer.wasi import Preopen, Wasi
 
-STEPS = "900"
+STEPS = "5000"  # enough work that no hop can finish before its checkpoint (an idle machine is fast)
 STOPPED = "stopped after checkpoint"
 
 
