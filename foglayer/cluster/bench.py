@@ -63,6 +63,15 @@ def _leader(client) -> str | None:
         return None
 
 
+def kill_leader(c, client) -> tuple[str, str, float]:
+    """Kill -9 the leading controller; (killed, new leader, seconds until the new one leads)."""
+    lead = wait_until(lambda: _leader(client), 30, "a leader")
+    t_kill = time.time()
+    c.kill(lead)
+    new = wait_until(lambda: (h := _leader(client)) and h != lead and h, 60, "a new leader")
+    return lead, new, time.time() - t_kill
+
+
 _ECHO = """
 import asyncio, json, sys
 from foglayer.cluster._bus import Creds, connect
@@ -281,11 +290,7 @@ def run(apps: int = 100, invokes: int = 1000, sim_nodes: int = 10000,
                             f"{1e3 * (p['running_at'] - p['lost_at']):.0f} ms after the loss was detected"))
 
             say("== takeover: kill -9 the leading controller")
-            lead = wait_until(lambda: _leader(client), 30, "a leader")
-            t_kill = time.time()
-            c.kill(lead)
-            new = wait_until(lambda: (h := _leader(client)) and h != lead and h, 60, "a new leader")
-            took = time.time() - t_kill
+            lead, new, took = kill_leader(c, client)
             m = load(_manifest(d, "after"))
             t = time.perf_counter()
             rec = client.deploy(m)

@@ -42,9 +42,9 @@ from foglayer.cluster._spec import decode_spec
 from foglayer.cluster._sync import SyncClient, wait_until
 from foglayer.cluster._up import Continuum, NodeSpec, site_nodes
 from foglayer.cluster.bench import (
-    _leader,
     _manifest,
     invoke_rtt,
+    kill_leader,
     pct,
     print_table,
     say,
@@ -217,11 +217,7 @@ def sites_rows(d: Path, apps: int, invokes: int, timeouts: dict,
                      f"{'yes' if served == b'ada' else f'NO ({served})'}"))
 
         say("== failover: kill -9 the leading controller")
-        lead = wait_until(lambda: _leader(hub), 30, "a leader")
-        t_kill = time.time()
-        c.kill(lead)
-        new = wait_until(lambda: (h := _leader(hub)) and h != lead and h, 60, "a new leader")
-        took = time.time() - t_kill
+        lead, new, took = kill_leader(c, hub)
         t = time.perf_counter()
         _deploy(hub, _manifest(d, "after", "", SMALL))
         rows.append((f"failover: leader {lead} killed -9 -> {new} leads",
