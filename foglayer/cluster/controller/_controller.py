@@ -54,6 +54,8 @@ from foglayer.cluster.controller._placement import Placement
 from foglayer.cluster.controller._reconcile import Reconciler
 from foglayer.cluster.controller._registry import NodeRegistry
 
+APPS_RESYNC = 3.0  # seconds between full reads of the desired state
+
 
 @dataclass
 class ControllerConfig:
@@ -77,6 +79,7 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Durable, A
         self.id = cfg.name or f"controller-{secrets.token_hex(3)}"
         self.apps: dict[str, AppRecord] = {}
         self._bad_apps: set[str] = set()  # app keys whose record does not decode
+        self._missing_apps: set[str] = set()  # absent from the last full read (_resync_apps)
         self.placements: dict[str, dict] = {}
         self.decisions: dict[str, dict] = {}
         self._sent: dict[str, float] = {}  # instance -> monotonic time of the last start sent
@@ -118,6 +121,7 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Durable, A
             await self.nc.subscribe(MOVE_SUBJECT, cb=self._on_move)
             await self._subscribe_durable()
             watches = [asyncio.create_task(self._watch_apps()),
+                       asyncio.create_task(self._resync_apps()),
                        asyncio.create_task(self._watch_trust()),
                        asyncio.create_task(self._watch_cordon()),
                        asyncio.create_task(self._watch_policy())]
@@ -184,28 +188,58 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Durable, A
                 async for entry in watcher:
                     if entry is None:
                         continue
-                    self._bad_apps.discard(entry.key)
-                    if entry.operation in ("DEL", "PURGE"):
-                        self.apps.pop(entry.key, None)
-                    else:
-                        try:
-                            rec = decode(entry.value, AppRecord)
-                            if rec.spec.name != entry.key:
-                                raise BadMessage(f"the spec of app {rec.spec.name!r}")
-                        except BadMessage as e:
-                            self._bad_apps.add(entry.key)
-                            self.log(f"ignored the record of app {entry.key!r}: {e}")
-                            continue
-                        old = self.apps.get(entry.key)
-                        if old is not None and old.generation != rec.generation:
-                            self._prev_specs[entry.key] = (old.generation, old.spec)
-                        self.apps[entry.key] = rec
-                    self._dirty.set()
+                    deleted = entry.operation in ("DEL", "PURGE")
+                    self._apply_app(entry.key, None if deleted else entry.value)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - re-watch after a reconnect
                 self.log(f"app watch restarted: {e}")
                 await asyncio.sleep(0.5)
+
+    def _apply_app(self, key: str, value: bytes | None) -> None:
+        """One app's record as stored (None: deleted) into the desired state."""
+        self._bad_apps.discard(key)
+        if value is None:
+            if self.apps.pop(key, None) is not None:
+                self._dirty.set()
+            return
+        try:
+            rec = decode(value, AppRecord)
+            if rec.spec.name != key:
+                raise BadMessage(f"the spec of app {rec.spec.name!r}")
+        except BadMessage as e:
+            self._bad_apps.add(key)
+            self.log(f"ignored the record of app {key!r}: {e}")
+            return
+        old = self.apps.get(key)
+        if old is not None and (rec.generation < old.generation or (
+                old.generation == rec.generation and old.deployed_at == rec.deployed_at)):
+            return  # nothing new (a resync may read a record older than the watch's)
+        if old is not None and old.generation != rec.generation:
+            self._prev_specs[key] = (old.generation, old.spec)
+        self.apps[key] = rec
+        self._dirty.set()
+
+    async def _resync_apps(self) -> None:
+        """Read the whole desired state again now and then: a watch whose server died can go
+        quiet without an error (its ephemeral consumer lived there), and a deploy must not
+        wait on it."""
+        while True:
+            await asyncio.sleep(APPS_RESYNC)
+            try:
+                raw = await kv_snapshot(self.kv[APPS])
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the next round tries again
+                continue
+            # An app missing from two reads in a row is gone (one read may predate a deploy
+            # that the watch already brought).
+            missing = set(self.apps) - set(raw)
+            for key in missing & self._missing_apps:
+                self._apply_app(key, None)
+            self._missing_apps = missing
+            for key, value in raw.items():
+                self._apply_app(key, value)
 
 
 def _records(raw: dict[str, bytes], log, what: str, typ: type | None = None) -> dict[str, dict]:
