@@ -63,6 +63,17 @@ def _leader(client) -> str | None:
         return None
 
 
+def kill_node(c, client, app: str, timeout: float) -> tuple[str, dict, float]:
+    """Kill -9 the node running ``app`` (replica 0); (the node, the placement that runs it
+    elsewhere, seconds from the kill until it ran there)."""
+    victim = client.app_placements(app, 1)[0]["node"]
+    t_kill = time.time()
+    c.kill(f"node-{victim}")
+    p = wait_until(lambda: (q := client.app_placements(app, 1)[0])["state"] == "running"
+                   and q["node"] != victim and q, timeout, f"{app} to move")
+    return victim, p, p["running_at"] - t_kill
+
+
 def kill_leader(c, client) -> tuple[str, str, float]:
     """Kill -9 the leading controller; (killed, new leader, seconds until the new one leads)."""
     lead = wait_until(lambda: _leader(client), 30, "a leader")
@@ -279,13 +290,9 @@ def run(apps: int = 100, invokes: int = 1000, sim_nodes: int = 10000,
             results.extend(durable_rtt(client, d, args.invokes))
 
             say("== failover: kill -9 the node running kv")
-            victim = client.app_placements("kv", 1)[0]["node"]
-            t_kill = time.time()
-            c.kill(f"node-{victim}")
-            p = wait_until(lambda: (q := client.app_placements("kv", 1)[0])["state"] == "running"
-                           and q["node"] != victim and q, 60, "kv to move")
+            victim, p, took = kill_node(c, client, "kv", 60)
             results.append((f"failover ({victim} killed -> kv running on {p['node']})",
-                            f"{p['running_at'] - t_kill:.2f} s after kill -9 "
+                            f"{took:.2f} s after kill -9 "
                             f"(node timeout {c.node_timeout:g} s); "
                             f"{1e3 * (p['running_at'] - p['lost_at']):.0f} ms after the loss was detected"))
 

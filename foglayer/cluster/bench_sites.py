@@ -45,6 +45,7 @@ from foglayer.cluster.bench import (
     _manifest,
     invoke_rtt,
     kill_leader,
+    kill_node,
     pct,
     print_table,
     say,
@@ -163,14 +164,10 @@ def sites_rows(d: Path, apps: int, invokes: int, timeouts: dict,
                      f"{link.spec.delay_ms:g} ms each way) p50 / p99", _us(far)))
 
         say("== failover: kill -9 the node at edge-b")
-        p = _deploy(hub, _manifest(d, "fo", "preferences: {site: edge-b}\n", SMALL))
-        victim = p["node"]
-        t_kill = time.time()
-        c.kill(f"node-{victim}")
-        q = wait_until(lambda: (q := hub.app_placements("fo", 1)[0])["state"] == "running"
-                       and q["node"] != victim and q, 120, "fo to move")
+        _deploy(hub, _manifest(d, "fo", "preferences: {site: edge-b}\n", SMALL))
+        victim, q, took = kill_node(c, hub, "fo", 120)
         rows.append((f"failover: node {victim} killed -9 -> fo running on {q['node']}",
-                     f"{q['running_at'] - t_kill:.2f} s (node timeout {c.node_timeout:g} s; "
+                     f"{took:.2f} s (node timeout {c.node_timeout:g} s; "
                      f"{1e3 * (q['running_at'] - q['lost_at']):.0f} ms after the loss was "
                      "detected)"))
 
