@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 
 _CHECKPOINT_FLAGS = ("--checkpointable", "--checkpoint-to", "--checkpoint-every",
-                     "--stop-after-checkpoint", "--with-files", "--seal")
+                     "--stop-after-checkpoint", "--with-files", "--seal", "--seal-local")
 
 
 def main(argv: list[str] | None = None) -> None:

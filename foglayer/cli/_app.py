@@ -125,26 +125,29 @@ def checkpoint(pid, timeout) -> None:
               help="Exit right after the next snapshot is written.")
 @click.option("--with-files", is_flag=True,
               help="Pack the preopened directories into further snapshots.")
-@click.option("--seal", is_flag=True, help="Seal further snapshots (this machine's key).")
+@click.option("--seal", is_flag=True,
+              help="Seal further snapshots under a key the controller releases (a node).")
+@click.option("--seal-local", is_flag=True,
+              help="Seal further snapshots under this machine's local key (weaker).")
 def restore(snapshot, dirs, force, files_to, module, max_memory, checkpoint_to,
-            checkpoint_every, stop_after_checkpoint, with_files, seal) -> None:
-    """Resume the app in SNAPSHOT here (a sealed one where its key is); exit with its exit
-    code."""
+            checkpoint_every, stop_after_checkpoint, with_files, seal, seal_local) -> None:
+    """Resume the app in SNAPSHOT here; exit with its exit code. A sealed SNAPSHOT opens in
+    memory only: on a node the controller releases its key to after attesting it
+    (fog run --seal), or where its local key is (--seal-local)."""
     from foglayer.cli._args import parse_remaps
-    from foglayer.cli._run import _sealer
+    from foglayer.cli._run import sealer, unseal
     from foglayer.runtime import Limits
     from foglayer.snapshot import CheckpointOptions
     from foglayer.snapshot import restore as restore_snapshot
-    from foglayer.trust import unseal_snapshot
 
     mapping = parse_remaps(dirs)
     options = CheckpointOptions(path=checkpoint_to, every=checkpoint_every,
                                 stop_after=stop_after_checkpoint, with_files=with_files,
-                                seal=_sealer(seal))
+                                seal=sealer(seal, seal_local))
     sys.stdout.flush()
     outcome = restore_snapshot(snapshot, dirs=mapping, force=force, files_to=files_to,
                                module=module, limits=Limits(max_memory=max_memory),
-                               options=options, unseal=unseal_snapshot)
+                               options=options, unseal=unseal)
     from foglayer.cli._run import finish_checkpointable
 
     finish_checkpointable(outcome, False)

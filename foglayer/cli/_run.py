@@ -28,7 +28,7 @@ _VALUE_FLAGS = {"--dir": "dirs", "--env": "envs", "--max-memory": "max_memory",
                 "--checkpoint-every": "checkpoint_every", "-o": "fmt", "--output": "fmt"}
 _SWITCHES = {"--stats": "stats", "--checkpointable": "checkpointable",
              "--stop-after-checkpoint": "stop_after_checkpoint", "--with-files": "with_files",
-             "--seal": "seal"}
+             "--seal": "seal", "--seal-local": "seal_local"}
 _NUMBERS = {"fuel": int, "timeout": float, "checkpoint_every": float}
 
 
@@ -37,7 +37,7 @@ def _fast_parse(argv: list[str]) -> SimpleNamespace | None:
     ns = SimpleNamespace(dirs=[], envs=[], max_memory=None, fuel=None, timeout=None,
                          stats=False, fmt=None, checkpointable=False, checkpoint_to=None,
                          checkpoint_every=None, stop_after_checkpoint=False,
-                         with_files=False, seal=False)
+                         with_files=False, seal=False, seal_local=False)
     i = 0
     while i < len(argv) and argv[i].startswith("-"):
         flag, eq, value = argv[i].partition("=")
@@ -117,8 +117,13 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--with-files", action="store_true",
                    help="pack the preopened directories into each snapshot")
     g.add_argument("--seal", action="store_true",
-                   help="seal each snapshot file at rest (AEAD under this user's key on this "
-                        "machine): fog restore opens it only where that key is")
+                   help="seal each snapshot file at rest under a data key the controller "
+                        "releases only after an affirming attestation of this node (a fog "
+                        "node with --tee; FOG_NODE_DIR names its data dir if several): fog "
+                        "restore opens it only on a node the controller releases it to")
+    g.add_argument("--seal-local", action="store_true",
+                   help="seal under this user's local key on this machine instead (weaker: no "
+                        "attestation, the key is on this disk; works offline)")
     p.add_argument("module", metavar="MODULE")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
     return p
@@ -165,12 +170,13 @@ def _run(ns: argparse.Namespace | SimpleNamespace) -> NoReturn:
     limits = Limits(max_memory=max_memory, fuel=ns.fuel, timeout=ns.timeout)
     sys.stdout.flush()
     if (ns.checkpointable or ns.checkpoint_to or ns.checkpoint_every
-            or ns.stop_after_checkpoint or ns.with_files or ns.seal):
+            or ns.stop_after_checkpoint or ns.with_files or ns.seal or ns.seal_local):
         from foglayer.snapshot import CheckpointOptions, run_checkpointable
 
         options = CheckpointOptions(path=ns.checkpoint_to, every=ns.checkpoint_every,
                                     stop_after=ns.stop_after_checkpoint,
-                                    with_files=ns.with_files, seal=_sealer(ns.seal))
+                                    with_files=ns.with_files,
+                                    seal=sealer(ns.seal, ns.seal_local, ns.module))
         outcome = run_checkpointable(ns.module, ns.args, env=env, preopens=preopens,
                                      limits=limits, options=options, stats=ns.stats)
         finish_checkpointable(outcome, ns.stats, ns.fmt)
@@ -183,13 +189,28 @@ def _run(ns: argparse.Namespace | SimpleNamespace) -> NoReturn:
     exit_with(result.exit_code)
 
 
-def _sealer(seal: bool):
-    """The trust package's snapshot sealing (this machine's key), or None."""
+def sealer(seal: bool, local: bool, module: str | None = None):
+    """How snapshots are sealed, or None: ``--seal``, a data key the controller releases for
+    ``module`` (attested now; None: for the module of the first snapshot, as restore does);
+    ``--seal-local``, this machine's key."""
+    if seal and local:
+        fail("--seal and --seal-local: choose one")
+    if local:
+        from foglayer.trust import seal_snapshot_locally
+
+        return seal_snapshot_locally
     if not seal:
         return None
-    from foglayer.trust import seal_snapshot
+    from foglayer.cluster import lazy_snapshot_sealer, snapshot_sealer
 
-    return seal_snapshot
+    return snapshot_sealer(module) if module is not None else lazy_snapshot_sealer()
+
+
+def unseal(blob: bytes, where: str) -> bytes:
+    """A sealed snapshot file opened in memory (the cluster is imported only for one)."""
+    from foglayer.cluster import open_sealed_snapshot
+
+    return open_sealed_snapshot(blob, where)
 
 
 def _exit_interrupted() -> None:

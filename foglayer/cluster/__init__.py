@@ -18,6 +18,9 @@ Public API:
 - :func:`up`, :data:`PROFILES` – ``fog up``.
 - Live moves (``fog migrate``): :meth:`Client.migrate`, :class:`MoveSummary`,
   :class:`MoveProgress`, :class:`MoveError` (the controller drives them: :mod:`._move`).
+- Sealed snapshot files (``fog run --seal``, ``fog restore``): :func:`snapshot_sealer`,
+  :func:`lazy_snapshot_sealer`, :func:`open_sealed_snapshot`: their data key is released by
+  the controller after an affirming attestation of this node (:mod:`._sealing`).
 """
 
 from foglayer.cluster._abi import Service, ServiceError
@@ -29,6 +32,7 @@ from foglayer.cluster._manifest import load as load_manifest
 from foglayer.cluster._manifest import parse as parse_manifest
 from foglayer.cluster._move import MoveError, MoveProgress, MoveSummary
 from foglayer.cluster._scheduler import FILTERS, SCORERS, App, Decision, NodeView, passes, schedule
+from foglayer.cluster._sealing import lazy_snapshot_sealer, open_sealed_snapshot, snapshot_sealer
 from foglayer.cluster._server import EmbeddedServer, free_port
 from foglayer.cluster._sites import SiteCluster, SiteSpec, parse_sites
 from foglayer.cluster._spec import AppSpec, Constraints, Limits, app_memory, decode_spec
@@ -49,4 +53,5 @@ __all__ = [
     "NodeIndex", "NodeSpec", "parse_nodes", "up", "SyncClient", "wait_until",
     "SiteCluster", "SiteSpec", "parse_sites", "site_nodes", "Verdict", "check_consistency",
     "check_continuum", "AppStatus", "NodeStatus", "Replica", "app_status", "node_status", "UsageSummary", "parse_since", "MoveError", "MoveProgress", "MoveSummary",
+    "lazy_snapshot_sealer", "open_sealed_snapshot", "snapshot_sealer",
 ]

@@ -112,6 +112,16 @@ def usage_subject(node: str) -> str:
 
 
 ALL_USAGE = "fog.node.*.usage"
+
+
+def sealkey_subject(node: str) -> str:
+    """Where a process on node ``node`` (``fog run --seal``, ``fog restore`` of a sealed
+    snapshot, with the node's credentials) asks the leading controller for a snapshot's data
+    key: :class:`SealKeyRequest`, then :class:`SealKeyAttest`; answers :class:`SealKeyReply`."""
+    return f"{node_out(node)}.sealkey"
+
+
+ALL_SEALKEY = "fog.node.*.sealkey"
 ALL_HB = "fog.node.*.hb"
 ALL_STATUS = "fog.node.*.status"
 ALL_MODULE = "fog.node.*.module"
@@ -229,6 +239,42 @@ class ModuleRequest(msgspec.Struct, frozen=True):
     name: _Name
     instance: _Short
     digest: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+
+
+_Digest = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+
+
+class SealKeyRequest(msgspec.Struct, frozen=True, tag="request"):
+    """RCAR step 1 for a sealed snapshot: a challenge, please. ``wrapped`` empty: a new data
+    key (sealing); else the file's wrapped data key (restoring)."""
+
+    name: _Name
+    module: _Digest  # the snapshot's module (original digest): what the node will measure
+    key_id: _Name = "default"  # the controller's sealing key (a KBS-style resource)
+    wrapped: Annotated[str, msgspec.Meta(max_length=256)] = ""  # base64
+
+
+class SealKeyAttest(msgspec.Struct, frozen=True, tag="attest"):
+    """RCAR step 2: evidence binding the challenge's nonce and an ephemeral X25519 key
+    (``foglayer.trust.Attestation`` bytes, as text)."""
+
+    name: _Name
+    attestation: Annotated[str, msgspec.Meta(max_length=512 * 1024)]
+
+
+SealKeyMessage = SealKeyRequest | SealKeyAttest
+
+
+class SealKeyReply(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The controller's answer: a challenge (step 1), or the signed attestation result and,
+    if it affirms, the data key released to the ephemeral key (step 2). Errors come in
+    ``Fog-Error``."""
+
+    challenge: str = ""
+    result: str = ""  # the EAR (a JWT signed by the controller)
+    release: str = ""  # the data key, encrypted to the ephemeral key (a JWT)
+    wrapped: str = ""  # sealing: the new data key wrapped under the sealing key (base64)
+    policy: str = ""  # the policy it was appraised under
 
 
 NodeMessage = Heartbeat | Status | ModuleRequest

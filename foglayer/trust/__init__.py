@@ -18,9 +18,13 @@ Public API:
 - Results: :class:`AttestationResult` (EAR), :func:`verify_result`, :func:`controller_key`.
 - Sealing: :class:`SecretVault`, :func:`seal_secret`, :func:`encrypt_module`, :func:`decrypt_module`,
   :func:`pair_key`, :class:`StreamSealer`, :class:`StreamOpener`, :func:`seal`,
-  :func:`unseal`, :func:`seal_snapshot` / :func:`unseal_snapshot` (``fog run --seal``: this
-  machine's key).
-- Nodes: :func:`open_backend` (``fog node --tee``).
+  :func:`unseal`; snapshot files sealed under a data key the controller releases after an
+  affirming attestation (``fog run --seal``): :class:`SealHeader`, :func:`seal_released`,
+  :func:`open_released`, :func:`sealed_header`, ``Broker.seal_data_key`` /
+  ``Broker.open_data_key``, :data:`SEAL_DATA_KEY`; or under this machine's local key
+  (``--seal-local``, weaker): :func:`seal_snapshot_locally` / :func:`unseal_snapshot_locally`.
+- Nodes: :func:`open_backend` (``fog node --tee``), :func:`backend_location` (the same
+  backend from another process on the node).
 - Errors: :class:`TrustError`, :class:`EvidenceError`, :class:`PolicyError`, :class:`SealError`.
 """
 
@@ -30,26 +34,34 @@ from foglayer.trust._broker import Broker, ControllerIdentity, Registration, con
 from foglayer.trust._ear import AttestationResult, verify_result
 from foglayer.trust._errors import EvidenceError, PolicyError, SealError, TrustError
 from foglayer.trust._messages import Attestation, Challenge
-from foglayer.trust._node import open_backend
+from foglayer.trust._node import backend_location, open_backend
 from foglayer.trust._policy import DEV_POLICY, Policy, load_policy, parse_policy
 from foglayer.trust._registry import BACKENDS
 from foglayer.trust._seal import (
+    SEAL_DATA_KEY,
     SEALED_MODULE_OVERHEAD,
+    SealHeader,
     SecretVault,
     StreamOpener,
     StreamSealer,
     decrypt_module,
     encrypt_module,
     encrypted_module_digest,
+    is_local_seal,
+    is_released_seal,
     new_key,
+    open_released,
     pair_key,
     seal,
     seal_bytes,
+    seal_released,
     seal_secret,
-    seal_snapshot,
+    seal_snapshot_locally,
+    sealed_header,
     unseal,
     unseal_bytes,
-    unseal_snapshot,
+    unseal_snapshot_locally,
+    unwrap_data_key,
 )
 from foglayer.trust._sim import WARNING as SIM_WARNING
 from foglayer.trust._sim import SimBackend
@@ -62,8 +74,10 @@ __all__ = [
     "ControllerIdentity", "Evidence", "EvidenceBackend", "EvidenceError", "Policy",
     "PolicyError", "Registration", "SealError", "SecretVault", "SimBackend", "StandinProvider",
     "StreamOpener", "StreamSealer", "Swtpm", "TpmBackend", "TrustError", "TsmBackend", "binding",
-    "controller_key", "decrypt_module", "encrypt_module", "encrypted_module_digest",
+    "backend_location", "controller_key", "decrypt_module", "encrypt_module", "encrypted_module_digest",
     "expected_pcr", "load_policy", "open_backend", "new_key", "pair_key", "parse_policy", "seal", "seal_bytes", "seal_secret",
-    "seal_snapshot", "unseal_snapshot",
+    "SEAL_DATA_KEY", "SealHeader", "is_local_seal", "is_released_seal", "open_released",
+    "seal_released", "seal_snapshot_locally", "sealed_header", "unseal_snapshot_locally",
+    "unwrap_data_key",
     "start_swtpm", "unseal", "unseal_bytes", "verify_result",
 ]

@@ -42,7 +42,7 @@ from foglayer.trust._keys import (
 from foglayer.trust._messages import Attestation, Challenge
 from foglayer.trust._policy import Policy
 from foglayer.trust._registry import BACKENDS
-from foglayer.trust._seal import SecretVault
+from foglayer.trust._seal import SEAL_DATA_KEY, SecretVault, unwrap_data_key, wrap_data_key
 from foglayer.trust._sim import WARNING as SIM_WARNING
 from foglayer.trust._tpm import MEASURE_PCR, expected_pcr
 
@@ -152,7 +152,7 @@ class Broker:
             self._expire(now)
             if len(self._sessions) >= _MAX_PENDING:
                 raise TrustError("broker: too many open attestation sessions")
-            ch = Challenge(_secrets.token_urlsafe(18), os.urandom(32), node, reg.backend,
+            ch = Challenge(_secrets.token_hex(16), os.urandom(32), node, reg.backend,
                            tuple(sorted(self.policy.tpm_pcrs)) if reg.backend == "tpm" else ())
             self._sessions[ch.session] = _Session(ch, now, module_digest, frozenset(secrets))
         return ch
@@ -340,6 +340,30 @@ class Broker:
     def release_sealed(self, session: str, sealed: Mapping[str, bytes]) -> str:
         """``release`` of secrets kept sealed at rest (unsealed only in this call)."""
         return self.release(session, {n: self.vault.unseal(n, b) for n, b in sealed.items()})
+
+    # --- sealed snapshots: envelope keys (the controller never sees the snapshot) ----------
+    def _affirmed_module(self, session: str) -> str:
+        s = self._sessions.get(session)
+        if s is None or s.result is None or not s.result.affirming:
+            raise TrustError(f"session {session}: no affirming attestation; no key")
+        return s.module_digest
+
+    def seal_data_key(self, session: str, key_id: str, sealing_key: bytes) -> tuple[bytes, str]:
+        """A fresh data key for one sealed snapshot of the session's attested module: the key
+        wrapped under ``sealing_key`` (for the file's header) and released to the session's
+        ephemeral key (``SEAL_DATA_KEY``)."""
+        module = self._affirmed_module(session)
+        data_key = os.urandom(32)
+        wrapped = wrap_data_key(sealing_key, key_id, module, data_key)
+        return wrapped, self.release(session, {SEAL_DATA_KEY: data_key})
+
+    def open_data_key(self, session: str, key_id: str, sealing_key: bytes,
+                      wrapped: bytes) -> str:
+        """The data key of a sealed snapshot, unwrapped and released to the session's
+        ephemeral key; SealError if it was wrapped for another module (or forged)."""
+        module = self._affirmed_module(session)
+        return self.release(session, {SEAL_DATA_KEY: unwrap_data_key(
+            sealing_key, key_id, module, wrapped)})
 
     def session_result(self, session: str) -> ear.AttestationResult | None:
         s = self._sessions.get(session)

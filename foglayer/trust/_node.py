@@ -39,7 +39,7 @@ class _Owned(EvidenceBackend):
 
 
 def open_backend(kind: str, node_dir: Path, *, tcti: str | None = None,
-                 tsm_root: str | None = None) -> EvidenceBackend:
+                 tsm_root: str | None = None, quiet: bool = False) -> EvidenceBackend:
     """The evidence backend ``kind`` for a node whose private data lives in ``node_dir``.
 
     - ``sim``: a per-node Ed25519 key in ``node_dir`` (proves nothing; says so).
@@ -47,13 +47,15 @@ def open_backend(kind: str, node_dir: Path, *, tcti: str | None = None,
       private ``swtpm`` is started in ``node_dir`` and the node says so.
     - ``tsm``: configfs-tsm at ``tsm_root`` (default ``/sys/kernel/config/tsm/report``);
       ``tsm_root="standin"`` starts the STAND-IN provider on a plain directory (no TEE).
+
+    ``quiet``: sim does not print that it proves nothing (the caller says it with the result).
     """
     if kind not in BACKEND_NAMES:
         raise TrustError(f"{kind}: unknown backend (choose {', '.join(BACKEND_NAMES)})",
                          where="tee")
     node_dir = Path(node_dir)
     if kind == "sim":
-        return SimBackend(node_dir / "sim-ed25519.pem")
+        return SimBackend(node_dir / "sim-ed25519.pem", quiet=quiet)
     if kind == "tpm":
         tcti = tcti or os.environ.get("TPM2TOOLS_TCTI")
         if not tcti and os.path.exists("/dev/tpmrm0"):
@@ -74,3 +76,15 @@ def open_backend(kind: str, node_dir: Path, *, tcti: str | None = None,
               "about a real TEE", file=sys.stderr)
         return _Owned(TsmBackend(provider.root), provider)
     return TsmBackend(Path(tsm_root) if tsm_root else CONFIGFS_TSM)
+
+
+def backend_location(backend: EvidenceBackend) -> dict[str, str]:
+    """How another process on this node opens the same backend with :func:`open_backend`
+    (same attestation key): the TPM's ``tcti`` (also that of a node's private swtpm), or the
+    configfs-tsm ``tsm_root`` (also the directory a node's stand-in provider serves)."""
+    inner = backend.inner if isinstance(backend, _Owned) else backend
+    if isinstance(inner, TpmBackend):
+        return {"tcti": inner.tcti}
+    if isinstance(inner, TsmBackend):
+        return {"tsm_root": str(inner.root)}
+    return {}

@@ -12,8 +12,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import re
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -174,29 +178,146 @@ def seal(path: Path, key: bytes, out: Path, label: str = "snapshot") -> None:
 
 
 def machine_key(create: bool = False) -> bytes:
-    """This user's sealing key on this machine (``keys/seal.key`` in the data dir, 0600):
-    ``fog run --seal`` creates it; a sealed snapshot opens only where it is."""
+    """This user's LOCAL sealing key on this machine (``keys/seal.key`` in the data dir, 0600):
+    ``fog run --seal-local`` creates it. Weaker than :class:`SealHeader` sealing: no
+    attestation, and the key sits on this disk."""
     from foglayer._dirs import data_dir
     from foglayer.trust._keys import load_or_create_secret
 
     path = data_dir("keys") / "seal.key"
     if not create and not path.exists():
-        raise SealError(f"no sealing key on this machine ({path}): a sealed snapshot opens "
-                        "only for the user and machine that sealed it")
+        raise SealError(f"no local sealing key on this machine ({path}): a snapshot sealed "
+                        "with --seal-local opens only for the user and machine that sealed it")
     return load_or_create_secret(path)
 
 
-def seal_snapshot(data: bytes) -> bytes:
-    """A snapshot's bytes sealed under this machine's key (``fog run --seal``)."""
+def seal_snapshot_locally(data: bytes) -> bytes:
+    """A snapshot's bytes sealed under this machine's local key (``fog run --seal-local``)."""
     return seal_bytes(data, machine_key(create=True), "snapshot")
 
 
-def unseal_snapshot(blob: bytes, where: str) -> bytes:
-    """A sealed snapshot's bytes, in memory; SealError (one line) if it is not one or the key
-    here is not the one it was sealed with."""
+def unseal_snapshot_locally(blob: bytes, where: str) -> bytes:
+    """A locally sealed snapshot's bytes, in memory; SealError (one line) if it is not one or
+    the key here is not the one it was sealed with."""
     if not blob.startswith(_FILE_MAGIC):
         raise SealError(f"{where}: not a foglayer snapshot (nor a sealed one)")
-    return unseal_bytes(blob, machine_key(), "snapshot", f"{where} (sealed snapshot)")
+    return unseal_bytes(blob, machine_key(), "snapshot", f"{where} (locally sealed snapshot)")
+
+
+# -- snapshots sealed under a data key the controller releases (fog run --seal) -------------
+
+_RELEASED_MAGIC = b"FOGSEAL2"
+_HEADER_LEN = struct.Struct(">I")
+_MAX_HEADER = 4096
+_KEY_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+#: The release name of a snapshot's data key (the only name a sealing session is opened for).
+SEAL_DATA_KEY = "snapshot-data-key"
+
+
+@dataclass(frozen=True)
+class SealHeader:
+    """What a controller-sealed snapshot file says in the clear (and authenticates: it is the
+    AEAD's associated data): the controller's sealing key it needs (``key_id``), the module it
+    is of (the release is bound to it), and the data key wrapped under the sealing key, which
+    only the controller can unwrap. ``node`` and ``policy`` say where and under what it was
+    sealed (for people; the controller appraises a restore under the policy then in force)."""
+
+    key_id: str
+    module: str
+    wrapped: bytes
+    node: str = ""
+    policy: str = ""
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"v": 1, "key_id": self.key_id, "module": self.module,
+                           "wrapped": base64.b64encode(self.wrapped).decode(),
+                           "node": self.node, "policy": self.policy},
+                          sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, where: str) -> SealHeader:
+        try:
+            obj = json.loads(data)
+            head = cls(str(obj["key_id"]), str(obj["module"]),
+                       base64.b64decode(obj["wrapped"], validate=True),
+                       str(obj.get("node", ""))[:256], str(obj.get("policy", ""))[:256])
+            if obj.get("v") != 1:
+                raise ValueError(f"version {obj.get('v')!r}")
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            raise SealError(f"{where}: sealed snapshot header is malformed ({e})") from None
+        if not _KEY_ID.fullmatch(head.key_id):
+            raise SealError(f"{where}: sealed snapshot header: bad key id {head.key_id!r}")
+        if not re.fullmatch(r"[0-9a-f]{64}", head.module):
+            raise SealError(f"{where}: sealed snapshot header: module is not a SHA-256 digest")
+        if not 28 <= len(head.wrapped) <= 128:
+            raise SealError(f"{where}: sealed snapshot header: wrapped key of "
+                            f"{len(head.wrapped)} bytes")
+        return head
+
+
+def check_key_id(key_id: str) -> str:
+    if not _KEY_ID.fullmatch(key_id):
+        raise SealError(f"sealing key id {key_id!r}: use 1-63 of a-z, 0-9, '-' and '_'")
+    return key_id
+
+
+def _wrap_aad(key_id: str, module: str) -> bytes:
+    return b"foglayer-seal-wrap-v1\0" + key_id.encode() + b"\0" + bytes.fromhex(module)
+
+
+def wrap_data_key(sealing_key: bytes, key_id: str, module: str, data_key: bytes) -> bytes:
+    """A snapshot's data key wrapped under the controller's sealing key, bound to the key id
+    and the module: unwrapped for another module, it fails."""
+    return box_seal(sealing_key, data_key, _wrap_aad(check_key_id(key_id), module))
+
+
+def unwrap_data_key(sealing_key: bytes, key_id: str, module: str, wrapped: bytes) -> bytes:
+    key = box_open(sealing_key, wrapped, _wrap_aad(check_key_id(key_id), module),
+                   f"sealed snapshot's data key (key {key_id}, module {module[:12]})")
+    if len(key) != 32:
+        raise SealError("sealed snapshot's data key: not 32 bytes")
+    return key
+
+
+def is_released_seal(blob: bytes) -> bool:
+    """Whether ``blob`` is a snapshot sealed under a controller-released key (FOGSEAL2)."""
+    return blob.startswith(_RELEASED_MAGIC)
+
+
+def is_local_seal(blob: bytes) -> bool:
+    """Whether ``blob`` is a snapshot sealed under this machine's local key (FOGSEAL1)."""
+    return blob.startswith(_FILE_MAGIC)
+
+
+def _split(blob: bytes, where: str) -> tuple[bytes, SealHeader, bytes]:
+    if not is_released_seal(blob):
+        raise SealError(f"{where}: not a snapshot sealed for controller release")
+    start = len(_RELEASED_MAGIC) + _HEADER_LEN.size
+    if len(blob) < start:
+        raise SealError(f"{where}: sealed snapshot truncated in its header")
+    (n,) = _HEADER_LEN.unpack_from(blob, len(_RELEASED_MAGIC))
+    if n > _MAX_HEADER or len(blob) < start + n:
+        raise SealError(f"{where}: sealed snapshot header of {n} bytes (truncated or too long)")
+    raw = blob[start:start + n]
+    return raw, SealHeader.from_bytes(raw, where), blob[start + n:]
+
+
+def sealed_header(blob: bytes, where: str) -> SealHeader:
+    """The clear header of a FOGSEAL2 file (not yet authenticated: the body's AEAD is)."""
+    return _split(blob, where)[1]
+
+
+def seal_released(data: bytes, data_key: bytes, header: SealHeader) -> bytes:
+    """``data`` sealed under its data key; the header rides as associated data."""
+    raw = header.to_bytes()
+    return (_RELEASED_MAGIC + _HEADER_LEN.pack(len(raw)) + raw
+            + box_seal(data_key, data, _RELEASED_MAGIC + raw))
+
+
+def open_released(blob: bytes, data_key: bytes, where: str) -> bytes:
+    """The plaintext of a FOGSEAL2 file, in memory; SealError if tampered with or misplaced."""
+    raw, _head, body = _split(blob, where)
+    return box_open(data_key, body, _RELEASED_MAGIC + raw, f"{where} (sealed snapshot)")
 
 
 def unseal(path: Path, key: bytes, label: str = "snapshot") -> bytes:

@@ -15,6 +15,7 @@ activation); the first join is trusted instead.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -23,7 +24,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -207,12 +209,22 @@ class TpmBackend(EvidenceBackend):
     def identity(self) -> bytes:
         return self._ak
 
+    @contextmanager
+    def _pcr_lock(self) -> Iterator[None]:
+        # Other processes of this node (fog run --seal) measure into the same PCR 16.
+        fd = os.open(self.state_dir / "pcr.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     def collect(self, report_data: bytes, module_digest: str, *,
                 pcrs: Sequence[int] = ()) -> Evidence:
         if any(not 0 <= i <= 23 for i in pcrs):
             raise TrustError(f"tpm backend: PCR index out of range in {list(pcrs)}")
         selection = ",".join(str(i) for i in sorted({MEASURE_PCR, *pcrs}))
-        with self._lock, tempfile.TemporaryDirectory(prefix="fog-tpm-") as t:
+        with self._lock, self._pcr_lock(), tempfile.TemporaryDirectory(prefix="fog-tpm-") as t:
             tmp = Path(t)
             self._run("tpm2_pcrreset", str(MEASURE_PCR))
             self._run("tpm2_pcrextend", f"{MEASURE_PCR}:sha256={module_digest}")

@@ -92,3 +92,65 @@ def test_anyone_with_the_vault_public_key_can_seal_only_the_controller_opens():
     assert vault.unseal("db", blob) == b"hunter2"
     with pytest.raises(SealError):
         SecretVault(os.urandom(32)).unseal("db", blob)
+
+
+# -- snapshot files sealed under a data key the controller releases (fog run --seal) --------
+
+def _released_key(broker, backend, module, wrapped=None, sealing_key=b"k" * 32):
+    """One RCAR round for a snapshot's data key, as the controller and a node run it."""
+    from foglayer.trust import SEAL_DATA_KEY, Attester
+
+    ch = broker.challenge("a", module, (SEAL_DATA_KEY,))
+    att, session = Attester("a", backend, broker.identity.public_key).answer(ch, module)
+    result = session.open_result(broker.attest(att).token)
+    if not result.affirming:
+        return result, None, None
+    if wrapped is None:
+        wrapped, token = broker.seal_data_key(ch.session, "default", sealing_key)
+    else:
+        token = broker.open_data_key(ch.session, "default", sealing_key, wrapped)
+    return result, session.open_secrets(token, [SEAL_DATA_KEY])[SEAL_DATA_KEY], wrapped
+
+
+def test_a_released_data_key_seals_a_snapshot_that_only_its_release_opens(identity, sim):
+    import hashlib
+
+    from trust_support import make_broker
+
+    from foglayer.trust import (
+        DEV_POLICY,
+        Policy,
+        SealHeader,
+        TrustError,
+        open_released,
+        seal_released,
+        sealed_header,
+    )
+
+    module = hashlib.sha256(b"the app").hexdigest()
+    broker = make_broker(identity, DEV_POLICY, a=sim)
+    _, key, wrapped = _released_key(broker, sim, module)
+    snap = b"FOGSNAP" + os.urandom(3000)
+    blob = seal_released(snap, key, SealHeader("default", module, wrapped, "a"))
+    assert snap[7:] not in blob and key not in blob
+    head = sealed_header(blob, "f")
+    assert (head.key_id, head.module, head.wrapped) == ("default", module, wrapped)
+    # A restore: the file's wrapped key comes back unwrapped, released to the new session.
+    _, again, _ = _released_key(broker, sim, module, wrapped)
+    assert again == key and open_released(blob, again, "f") == snap
+    # Tampered body or header: refused.
+    for i in (len(blob) - 5, blob.index(b'"node"') + 9):
+        bad = bytearray(blob)
+        bad[i] ^= 1
+        with pytest.raises(SealError, match="authentication failed|malformed"):
+            open_released(bytes(bad), key, "f")
+    # The wrapped key unwraps only for the module it was made for.
+    other = hashlib.sha256(b"another app").hexdigest()
+    with pytest.raises(SealError, match="authentication failed"):
+        _released_key(broker, sim, other, wrapped)
+    # Under a policy that does not affirm, no key: the session cannot release.
+    strict = make_broker(identity, Policy(), a=sim)
+    result, none, _ = _released_key(strict, sim, module, wrapped)
+    assert not result.affirming and none is None
+    with pytest.raises(TrustError, match="no affirming attestation"):
+        strict.open_data_key("no-such-session", "default", b"k" * 32, wrapped)

@@ -1,6 +1,7 @@
-"""`fog run --checkpoint-to F --seal`: the snapshot file is sealed at rest (AEAD under this
-user's key on this machine, `keys/seal.key` in the data dir), and `fog restore F` resumes it
-only where that key is; elsewhere, one clear line. Real `fog` processes throughout."""
+"""`fog run --checkpoint-to F --seal-local`: the snapshot file is sealed at rest under this
+user's LOCAL key on this machine (`keys/seal.key` in the data dir: the weaker, offline mode),
+and `fog restore F` resumes it only where that key is; elsewhere, one clear line. And
+`--seal` (a controller-released key) never falls back to it. Real `fog` processes."""
 
 from __future__ import annotations
 
@@ -24,12 +25,12 @@ def _env(data: Path) -> dict[str, str]:
     return {**os.environ, "FOG_DATA_DIR": str(data)}
 
 
-def test_a_sealed_snapshot_restores_only_where_its_key_is(compute, tmp_path):
+def test_a_locally_sealed_snapshot_restores_only_where_its_key_is(compute, tmp_path):
     ref = fog("run", compute, ROUNDS)
     assert ref.returncode == 3
     here, elsewhere = _env(tmp_path / "here"), _env(tmp_path / "elsewhere")
     snap = tmp_path / "app.fogsnap"
-    r = fog("run", "--seal", "--checkpoint-every", "0.1", "--stop-after-checkpoint",
+    r = fog("run", "--seal-local", "--checkpoint-every", "0.1", "--stop-after-checkpoint",
             "--checkpoint-to", snap, compute, ROUNDS, env=here)
     assert "stopped after checkpoint" in r.stderr, r.stderr
     first = r.stdout
@@ -41,7 +42,7 @@ def test_a_sealed_snapshot_restores_only_where_its_key_is(compute, tmp_path):
 
     # Another machine (another data dir): no key, then another key. One line each.
     r = fog("restore", snap, env=elsewhere)
-    assert r.returncode != 0 and "no sealing key on this machine" in r.stderr, r.stderr
+    assert r.returncode != 0 and "no local sealing key on this machine" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     key = tmp_path / "elsewhere" / "keys" / "seal.key"
     key.write_bytes(os.urandom(32))
@@ -54,3 +55,17 @@ def test_a_sealed_snapshot_restores_only_where_its_key_is(compute, tmp_path):
     r = fog("restore", snap, env=here)
     assert r.returncode == 3, r.stderr
     assert first + r.stdout == ref.stdout
+
+
+def test_seal_without_a_node_or_controller_says_so_and_never_falls_back(compute, tmp_path):
+    env = {**_env(tmp_path / "data"), "FOG_NODE_DIR": str(tmp_path / "not-a-node")}
+    snap = tmp_path / "app.fogsnap"
+    r = fog("run", "--seal", "--checkpoint-to", snap, compute, ROUNDS, env=env)
+    assert r.returncode != 0, r.stdout
+    assert r.stderr.startswith("fog: error: sealing needs a controller: this machine is not "
+                               "a foglayer node"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert r.stdout == "" and not snap.exists()        # the guest never ran
+    assert not (tmp_path / "data" / "keys").exists()   # no local key was made instead
+    r = fog("run", "--seal", "--seal-local", compute, ROUNDS, env=env)
+    assert r.returncode != 0 and "choose one" in r.stderr, r.stderr

@@ -27,7 +27,9 @@ class NodeAttester:
         self._sessions: OrderedDict[str, object] = OrderedDict()
         if not self.cfg.tee:
             return
-        from foglayer.trust import Attester, controller_key, open_backend
+        from foglayer.cluster._bus import Creds
+        from foglayer.cluster._sealing import write_profile
+        from foglayer.trust import Attester, backend_location, controller_key, open_backend
 
         if self.cfg.controller_key is None:
             raise FogError(f"node {self.name}: --tee {self.cfg.tee} needs the controller's "
@@ -37,6 +39,10 @@ class NodeAttester:
                                        tcti=self.cfg.tpm_tcti, tsm_root=self.cfg.tsm_root))
         self._tee = backend
         key = await self.loop.run_in_executor(None, backend.identity)
+        # Processes on this node (fog run --seal, fog restore of a sealed snapshot) attest
+        # as this node, with its backend: they read how from here.
+        write_profile(self.data_dir, self.name, self.cfg.tee, self.cfg.creds or Creds(),
+                      self.cfg.server, self.cfg.controller_key, backend_location(backend))
         self._attester = Attester(self.name, backend, controller_key(self.cfg.controller_key))
         self.caps = msgspec.structs.replace(self.caps, tee=[backend.name],
                                             tee_key=base64.b64encode(key).decode())

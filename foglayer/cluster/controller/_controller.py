@@ -12,7 +12,8 @@ the nodes' heartbeats too, so a new leader knows at once which nodes are alive.
 
 The class is assembled from one part per job: :class:`NodeRegistry` (heartbeats in, lost
 nodes out), :class:`Reconciler` (the loop), :class:`Placement` (scheduler and start
-requests), :class:`Modules` (module hand-out and collection), :class:`Events`.
+requests), :class:`Modules` (module hand-out and collection), :class:`Sealing` (data keys of
+sealed snapshot files), :class:`Events`.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from foglayer.cluster.controller._move import MOVE_SUBJECT, Mover
 from foglayer.cluster.controller._placement import Placement
 from foglayer.cluster.controller._reconcile import Reconciler
 from foglayer.cluster.controller._registry import NodeRegistry
+from foglayer.cluster.controller._sealing import Sealing
 
 APPS_RESYNC = 3.0  # seconds between full reads of the desired state
 
@@ -73,7 +75,7 @@ class ControllerConfig:
 
 
 class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Durable, Attesting,
-                 Events):
+                 Sealing, Events):
     def __init__(self, cfg: ControllerConfig) -> None:
         self.cfg = cfg
         self.id = cfg.name or f"controller-{secrets.token_hex(3)}"
@@ -91,6 +93,7 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Durable, A
         self._init_moves()
         self._init_durable()
         self._init_attest()
+        self._init_sealing()
         self.metrics = ControllerMetrics(self)
 
     # -- state ----------------------------------------------------------------------------
@@ -120,6 +123,7 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Durable, A
             await self.nc.subscribe(ALL_MODULE, cb=self._on_module)
             await self.nc.subscribe(MOVE_SUBJECT, cb=self._on_move)
             await self._subscribe_durable()
+            await self._subscribe_sealing()
             watches = [asyncio.create_task(self._watch_apps()),
                        asyncio.create_task(self._resync_apps()),
                        asyncio.create_task(self._watch_trust()),
