@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import selectors
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from foglayer.cluster._spec import SECRETS_DIR, AppSpec
 from foglayer.errors import FogError
@@ -47,7 +49,7 @@ def _translate(e: Trapped, where: str, timeout: float | None) -> Exception:
 
 @dataclass
 class Outcome:
-    state: str  # "exited" | "failed" | "stopped"
+    state: str  # "exited" | "failed" | "stopped" | "halted" (a move stopped it)
     exit_code: int | None = None
     error: str | None = None
 
@@ -125,13 +127,27 @@ class LocalInstance:
             files = {n: v for n, v in secrets.items() if n not in as_env}
             wasi = Wasi.create([spec.module, *spec.args], env, dirs, self.stdio,
                                memory_dirs={SECRETS_DIR: files} if files else None)
-            self.inst = Instance(module, wasi, limits, control=self.control)
+            self.session = None
+            if spec.checkpointable:  # a command that can move live: Asyncify, safepoints
+                from foglayer.snapshot import Rewritten, Session
+
+                rw = Rewritten(Path(module.path), module.digest, module.digest, 0, 0, True)
+                self.session = Session(rw, module, wasi, limits, module_path=spec.module,
+                                       control=self.control)
+                self.inst = self.session.inst
+            else:
+                self.inst = Instance(module, wasi, limits, control=self.control)
         except BaseException:
             self._close_fds()
             raise
         self.service: Service | None = None
         self._pool: ThreadPoolExecutor | None = None
         self.calls = 0
+        self._out_fds = (out_r, err_r)
+        # Held while a move reads linear memory from another thread, and by close: memory
+        # is never read once it is gone (a command may end in the middle of a round).
+        self._memory_lock = threading.Lock()
+        self._closed = False
 
     # -- services ---------------------------------------------------------------------------
 
@@ -153,7 +169,61 @@ class LocalInstance:
         """The source's side of a pre-copy: rounds of the pages that changed."""
         from foglayer.snapshot import PageStream
 
-        return PageStream(self.inst.memory_view, chunk_pages=MOVE_CHUNK_PAGES)
+        return PageStream(self._memory, chunk_pages=MOVE_CHUNK_PAGES)
+
+    def _memory(self) -> memoryview:
+        if self._closed:
+            raise FogError(f"{self.spec.name} has ended")
+        return self.inst.memory_view()
+
+    def open_round(self, stream):
+        """A pre-copy round's dirty pages (any thread, while the instance runs)."""
+        with self._memory_lock:
+            return stream.open_round()
+
+    def build_chunk(self, stream, rnd, seq: int) -> bytes:
+        with self._memory_lock:
+            return stream.build(rnd, seq)
+
+    def final_state(self, stream) -> bytes:
+        """The state once frozen, after the last round's chunks: a command halted, or a
+        service between two calls (run it on :attr:`pool`)."""
+        from foglayer.snapshot import command_state, service_state
+
+        with self._memory_lock:
+            if self.session is not None:
+                return command_state(self.session, stream)
+            return service_state(self.inst, stream)
+
+    def halt(self) -> None:
+        """Stop a checkpointable command at its next safepoint (:meth:`run_command` then
+        returns ``halted``); :meth:`resume` goes on from there."""
+        assert self.session is not None
+        self.session.halt()
+
+    def resume(self) -> None:
+        assert self.session is not None
+        self.session.resume()
+
+    @staticmethod
+    def output_barrier(done: Callable[[], None]) -> None:
+        """See :meth:`_Pumps.barrier`."""
+        _pumps().barrier(done)
+
+    def output_drained(self) -> bool:
+        """Whether the guest's stdout and stderr pipes hold nothing unread."""
+        import fcntl
+        import termios
+
+        buf = bytearray(4)
+        for fd in self._out_fds:
+            try:
+                fcntl.ioctl(fd, termios.FIONREAD, buf)
+            except OSError:
+                continue  # read to its end and closed
+            if int.from_bytes(buf, sys.byteorder):
+                return False
+        return True
 
     def page_sink(self):
         """The target's side: this fresh (not initialized) instance, filled page by page."""
@@ -172,12 +242,16 @@ class LocalInstance:
         """The switch on the target: the source's WASI state (descriptors re-opened inside
         this node's ``dirs``; its in-memory secrets from ``secrets``, released to this node)
         and globals; then it serves calls."""
-        from foglayer.snapshot import finish_service
+        from foglayer.snapshot import finish_command, finish_service
 
         as_env = {r.name for r in self.spec.secrets if r.env}
         files = {n: v for n, v in (secrets or {}).items() if n not in as_env}
-        finish_service(sink, state, dirs={d.guest: d.host for d in dirs}, stdio=self.stdio,
-                       memory_dirs={SECRETS_DIR: files} if files else None)
+        opts = {"dirs": {d.guest: d.host for d in dirs}, "stdio": self.stdio,
+                "memory_dirs": {SECRETS_DIR: files} if files else None}
+        if self.session is not None:  # a command: ready to run() on, rewinding its stack
+            finish_command(self.session, sink, state, **opts)
+            return
+        finish_service(sink, state, **opts)
         self._serve()
 
     @property
@@ -197,8 +271,15 @@ class LocalInstance:
     # -- commands ---------------------------------------------------------------------------
 
     def run_command(self) -> Outcome:
+        """Run (or go on running) the command until it ends, or, checkpointable, until a
+        :meth:`halt` stops it (``halted``: the instance stays, for a move or a resume)."""
+        halted = False
         try:
-            result = self.inst.run()
+            if self.session is not None:
+                result = self.session.run()
+                halted = self.session.stopped
+            else:
+                result = self.inst.run()
         except Trapped as e:
             err = _translate(e, "the app", self.control.timeout)
             if isinstance(err, Stopped):
@@ -207,7 +288,10 @@ class LocalInstance:
         except FogError as e:
             return Outcome("failed", error=str(e))
         finally:
-            self.close()
+            if not halted:
+                self.close()
+        if halted:
+            return Outcome("halted")
         code = result.exit_code
         return Outcome("exited", exit_code=code, error=None if code == 0 else f"exit code {code}")
 
@@ -219,10 +303,14 @@ class LocalInstance:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
-        try:
-            self.inst.close()
-        finally:
-            self._close_fds()
+        with self._memory_lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self.inst.close()
+            finally:
+                self._close_fds()
 
     def _close_fds(self) -> None:
         fds, self._fds = self._fds, []
@@ -244,7 +332,18 @@ class _Pumps:
         os.set_blocking(self._wake_w, False)
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._lock = threading.Lock()
+        self._after: list[Callable[[], None]] = []
         threading.Thread(target=self._run, daemon=True, name="fog-output").start()
+
+    def barrier(self, done: Callable[[], None]) -> None:
+        """Call ``done`` (on the pump thread) once everything read from any pipe so far has
+        gone to its sink: with a drained pipe, all of an instance's output is out."""
+        with self._lock:
+            self._after.append(done)
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass
 
     def add(self, fd: int, stream: str, sink: Callable[[str, bytes], None]) -> None:
         with self._lock:
@@ -274,6 +373,10 @@ class _Pumps:
                     sink(stream, data)
                 except Exception:  # noqa: BLE001 - a lost log line never kills the node
                     pass
+            with self._lock:  # at the end of a pass: after the sinks of all it read
+                after, self._after = self._after, []
+            for done in after:
+                done()
 
 
 _pumps_lock = threading.Lock()

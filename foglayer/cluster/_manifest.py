@@ -14,7 +14,8 @@ replicas: 1
 restart: on-failure            # always | on-failure | never (services default to always)
 max_restarts: 10
 on_partition: stay             # stay (default) | move: start it elsewhere while its site is cut off
-mobility: live                 # live (services' default): fog drain / fog migrate move it running;
+mobility: live                 # live (services' default): fog drain / fog migrate move it running
+                               # (a command runs checkpointable: its module rewritten at deploy);
                                # restart (commands' default): it restarts elsewhere
 snapshots: after-invoke        # or {every: 5}: a service's state survives its node (a call is
                                # acknowledged once its snapshot is stored; or at most 5 s lost)
@@ -294,6 +295,8 @@ def parse(text: str, where: str = "manifest", base: Path | None = None) -> Manif
     if base is not None and not module_path.is_absolute():
         module_path = base / module_path
     wasm = _read_module(module_path, kind, where)
+    if kind == "command" and doc.get("mobility") == "live":
+        wasm = _checkpointable(wasm, where)
     features = sorted(set(required_features(wasm, where)) | set(cons.get("features", [])))
     initial = initial_memory(wasm, where)
     if memory is not None and initial > memory:
@@ -318,7 +321,7 @@ def parse(text: str, where: str = "manifest", base: Path | None = None) -> Manif
         restart=doc.get("restart", "always" if kind == "service" else "on-failure"),
         max_restarts=doc.get("max_restarts", 10),
         on_partition=doc.get("on_partition", "stay"),
-        mobility=_mobility(doc.get("mobility"), kind, where),
+        mobility=doc.get("mobility"),
         snapshots=_snapshots(doc.get("snapshots"), doc, kind, where),
         tenant=doc.get("tenant", "default"),
         constraints=Constraints(
@@ -333,11 +336,16 @@ def parse(text: str, where: str = "manifest", base: Path | None = None) -> Manif
     return Manifest(spec, wasm, module_path)
 
 
-def _mobility(value: str | None, kind: str, where: str) -> str | None:
-    if value == "live" and kind == "command":
-        raise ManifestError(f"{where}: mobility: live: a command moves by a restart in this "
-                            "version (its checkpointable live move is not there yet)")
-    return value
+def _checkpointable(wasm: bytes, where: str) -> bytes:
+    """A command with ``mobility: live`` runs its checkpointable rewrite (safepoints,
+    Asyncify; made once, cached by content): every node runs these very bytes, so a
+    snapshot taken on one resumes on another."""
+    from foglayer.snapshot import RewriteError, make_checkpointable
+
+    try:
+        return make_checkpointable(wasm, progress=False).path.read_bytes()
+    except RewriteError as e:
+        raise ManifestError(f"{where}: mobility: live: {e}") from None
 
 
 def _snapshots(value, doc: dict, kind: str, where: str) -> Snapshots | None:

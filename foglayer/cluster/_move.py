@@ -1,4 +1,5 @@
-"""Live moves of a service instance between nodes: the messages and the framing.
+"""Live moves of an instance between nodes (a service, or a command with ``mobility: live``):
+the messages and the framing.
 
 The controller drives a move (nodes never talk to each other: each hears only its own
 ``fog.cmd.<node>.>``). Subjects:
@@ -7,7 +8,9 @@ The controller drives a move (nodes never talk to each other: each hears only it
   (:class:`MoveCommand`); progress goes to ``fog.migrate.<id>`` (:class:`MoveProgress`) and
   the answer is a :class:`MoveSummary`;
 - ``fog.cmd.<node>.migrate`` – a step on a node (:class:`MoveRequest`, answered by a
-  :class:`MoveReply`, or by the raw bytes of a chunk for ``chunk``);
+  :class:`MoveReply`, or by the raw bytes of a chunk for ``chunk``): ``prepare`` (target),
+  ``round`` / ``freeze`` (source: how many chunks), ``chunk`` (each built when asked),
+  ``state`` (source, after the last chunk), ``commit`` (target), ``release`` / ``abort``;
 - ``fog.cmd.<node>.mdata`` – a chunk of the state for the target (headers ``Fog-Move``,
   ``Fog-Chunk: <index>/<count>``).
 
@@ -54,7 +57,7 @@ class MoveCommand(msgspec.Struct, frozen=True):
 
 
 class MoveRequest(msgspec.Struct, frozen=True, omit_defaults=True):
-    op: Literal["round", "freeze", "chunk", "release", "prepare", "commit", "abort"]
+    op: Literal["round", "freeze", "state", "chunk", "release", "prepare", "commit", "abort"]
     mid: _Id
     instance: str = ""  # the source's instance (freeze), the target's new one (prepare)
     app: str = ""

@@ -134,6 +134,12 @@ class AppSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return self.mobility == "live" if self.mobility else self.kind == "service"
 
     @property
+    def checkpointable(self) -> bool:
+        """A command that moves live: its module is the checkpointable (Asyncify) rewrite,
+        made once at deploy, and a node runs it as a snapshot session."""
+        return self.kind == "command" and self.moves_live
+
+    @property
     def needs_trust(self) -> bool:
         """Whether only a trusted node may run it (secrets, or a TEE requirement): trusted by the
         operator (``fog node trust``) or by an affirming attestation."""

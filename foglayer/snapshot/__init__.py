@@ -15,7 +15,7 @@ Public API:
 - :class:`SnapshotMeta` – the typed, versioned metadata (checked whole on every read).
 - :func:`diff_pages` – which pages changed between two snapshots (pre-copy migration).
 - Live migration, pre-copy (``_precopy``): :class:`PageStream` (source: rounds of changed
-  pages as bounded, hashed chunks), :class:`PageSink` (target: an instance prepared early,
+  pages as bounded, hashed chunks, built one at a time: :class:`PendingRound`), :class:`PageSink` (target: an instance prepared early,
   every chunk checked whole), :func:`service_state` / :func:`command_state` (the last
   delta: globals, Asyncify stack, WASI state), :func:`encode_chunk` / :func:`map_digest`
   (chunks and page-map digests rebuilt from stored pages), :func:`finish_service` /
@@ -34,6 +34,7 @@ from foglayer.snapshot._meta import FORMAT_VERSION, SnapshotMeta
 from foglayer.snapshot._precopy import (
     PageSink,
     PageStream,
+    PendingRound,
     Round,
     command_state,
     decode_chunk,
@@ -52,7 +53,7 @@ from foglayer.snapshot._treecopy import TreeRound, TreeSink, TreeStream
 
 __all__ = [
     "FORMAT_VERSION", "Checkpoint", "CheckpointOptions", "FilesChanged", "Outcome", "PageDiff",
-    "PageSink", "PageStream", "Round", "command_state", "decode_chunk", "encode_chunk", "map_digest", "finish_command",
+    "PageSink", "PageStream", "PendingRound", "Round", "command_state", "decode_chunk", "encode_chunk", "map_digest", "finish_command",
     "finish_service", "page_hashes", "service_state", "TreeRound", "TreeSink", "TreeStream",
     "RewriteError", "Rewritten", "Session", "Snapshot", "SnapshotError", "SnapshotMeta", "checkpoint_pid",
     "describe", "diff_pages", "load_snapshot", "make_checkpointable", "open_session",

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from foglayer.errors import FogError
 from foglayer.runtime import (
+    Control,
     Global,
     HostFunction,
     Instance,
@@ -115,7 +116,8 @@ class Session:
     def __init__(self, rewritten: Rewritten, module: LoadedModule, wasi: Wasi,
                  limits: Limits = Limits(), options: CheckpointOptions | None = None, *,
                  module_path: str = "", lineage: Lineage | None = None,
-                 countdown: int = 1 << 14) -> None:
+                 countdown: int = 1 << 14, control: Control | None = None) -> None:
+        """``control``: the runtime's stop / deadline / duty-cycle policy (a node's)."""
         self.rewritten = rewritten
         self.options = options or CheckpointOptions()
         self.module_path = module_path
@@ -131,7 +133,7 @@ class Session:
         self.resumed_at: float | None = None  # perf_counter when a rewind reached its import
         self._requested = 0.0
         sp = HostFunction(SAFEPOINT[0], SAFEPOINT[1], "", "i", self._safepoint)
-        self.inst = Instance(module, wasi, limits, host_functions=(sp,))
+        self.inst = Instance(module, wasi, limits, host_functions=(sp,), control=control)
         fn = self.inst.function
         try:
             self._start_unwind = fn("asyncify_start_unwind")
@@ -200,6 +202,15 @@ class Session:
         """Stop the app at its next safepoint or WASI call, writing nothing."""
         self._halt = True
         self.request()
+
+    def resume(self) -> None:
+        """After a :meth:`halt` that led nowhere (a move that failed): go on where it
+        stopped; the next :meth:`run` rewinds the stack."""
+        if not self.stopped or self.inst.wasi.state.exit_code is not None:
+            raise SnapshotError("the command is not halted: nothing to resume")
+        self._used = struct.unpack_from("<I", self.view(), self.buffer)[0] - self.buffer
+        self.stopped = self._halt = False
+        self._rewind()
 
     def request(self) -> None:
         """Ask for a checkpoint at the next safepoint or WASI call (any thread, signals)."""

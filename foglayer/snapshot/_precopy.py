@@ -99,6 +99,23 @@ class Round:
         return self.pages == 0
 
 
+@dataclass(slots=True)
+class PendingRound:
+    """A round whose chunks are built on demand (:meth:`PageStream.build`), in order."""
+
+    number: int
+    dirty: list[int]  # the pages that differed when the round opened
+    chunk_pages: int
+    built: int = 0  # chunks built so far
+    pages: int = 0  # pages they carry
+    bytes: int = 0  # and their bytes
+
+    @property
+    def count(self) -> int:
+        """How many chunks it has (at least one: it tells the memory size)."""
+        return max(1, -(-len(self.dirty) // self.chunk_pages))
+
+
 # -- the source -------------------------------------------------------------------------
 
 
@@ -138,43 +155,50 @@ class PageStream:
         finally:
             shadow.release()
 
+    def open_round(self) -> PendingRound:
+        """The pages that changed since the last round; its chunks are built one at a time
+        by :meth:`build` (a round of 1 GiB never sits in memory as chunks)."""
+        dirty = self.dirty()
+        number, self.rounds = self.rounds, self.rounds + 1
+        return PendingRound(number, dirty, self.chunk_pages)
+
+    def build(self, rnd: PendingRound, seq: int) -> bytes:
+        """Chunk ``seq`` of ``rnd`` from memory as it is now (built in order, each once)."""
+        if seq != rnd.built or seq >= rnd.count:
+            raise ValueError(f"chunk {seq} of round {rnd.number}: expected {rnd.built} "
+                             f"of {rnd.count}")
+        view = self.read()
+        compress = zstandard.ZstdCompressor(level=self.level).compress if self.level else None
+        batch: list[tuple[int, str, bytes]] = []
+        shadow = self._shadow_for(len(view))
+        try:
+            for index in rnd.dirty[seq * rnd.chunk_pages:(seq + 1) * rnd.chunk_pages]:
+                raw = bytes(view[index * PAGE:(index + 1) * PAGE])  # one copy, hashed and sent
+                if raw == shadow[index * PAGE:(index + 1) * PAGE]:
+                    continue  # written back as it was
+                shadow[index * PAGE:(index + 1) * PAGE] = raw
+                if raw == _format.ZERO_PAGE:
+                    del self.sent[index]
+                    batch.append((index, ZERO_HASH, b""))
+                else:
+                    digest = _format.page_hash(raw)  # of the copy: what the target will get
+                    self.sent[index] = digest
+                    batch.append((index, digest, compress(raw) if compress else raw))
+        finally:
+            shadow.release()
+        # (also an empty chunk: it still tells the memory size)
+        chunk = encode_chunk(rnd.number, seq, len(view) // PAGE, batch,
+                             "zstd" if compress else "none")
+        rnd.built += 1
+        rnd.pages += len(batch)
+        rnd.bytes += len(chunk)
+        return chunk
+
     def next_round(self) -> Round:
         """Chunks for every page that changed since the last round (all, the first time)."""
-        view = self.read()
-        dirty = self.dirty()
-        compress = zstandard.ZstdCompressor(level=self.level).compress if self.level else None
-        npages = len(view) // PAGE
-        number, self.rounds = self.rounds, self.rounds + 1
-        chunks: list[bytes] = []
-        batch: list[tuple[int, str, bytes]] = []
-        count = 0
-
-        def flush() -> None:
-            chunks.append(encode_chunk(number, len(chunks), npages, batch,
-                                       "zstd" if compress else "none"))
-            batch.clear()
-
-        shadow = self._shadow_for(len(view))
-        for index in dirty:
-            raw = bytes(view[index * PAGE:(index + 1) * PAGE])  # one copy, hashed and sent
-            if raw == shadow[index * PAGE:(index + 1) * PAGE]:
-                continue  # written back as it was
-            shadow[index * PAGE:(index + 1) * PAGE] = raw
-            if raw == _format.ZERO_PAGE:
-                del self.sent[index]
-                batch.append((index, ZERO_HASH, b""))
-            else:
-                digest = _format.page_hash(raw)  # of the copy: what the target will get
-                self.sent[index] = digest
-                batch.append((index, digest, compress(raw) if compress else raw))
-            count += 1
-            if len(batch) == self.chunk_pages:
-                flush()
-        shadow.release()
-        if batch or not chunks:
-            flush()  # also an empty chunk: it still tells the memory size
-        sent = sum(len(c) for c in chunks)
-        return Round(number, chunks, count, sent)
+        rnd = self.open_round()
+        chunks = [self.build(rnd, i) for i in range(rnd.count)]
+        return Round(rnd.number, chunks, rnd.pages, rnd.bytes)
 
     @property
     def digest(self) -> str:

@@ -229,9 +229,7 @@ def deploy_pending(client, tmp_path: Path, name: str) -> list[dict]:
     return client.wait(name, client.deploy(m)["generation"], 1, 60, states=("pending",))
 
 
-def test_mobility_restart_is_never_moved_live_and_a_live_command_is_refused(cluster, tmp_path):
-    from foglayer.cluster import ManifestError
-
+def test_mobility_restart_is_never_moved_live(cluster, tmp_path):
     c, client = cluster
     path = tmp_path / "fixed.yaml"
     path.write_text(f"name: fixed\nmodule: {PROGRAMS / 'cluster_service.c'}\nkind: service\n"
@@ -244,11 +242,9 @@ def test_mobility_restart_is_never_moved_live_and_a_live_command_is_refused(clus
         client.migrate("fixed", other)
     client.stop("fixed")
     cmd = tmp_path / "cmd.yaml"
-    cmd.write_text(f"name: job\nmodule: {PROGRAMS / 'cluster_command.c'}\nmobility: live\n")
-    with pytest.raises(ManifestError, match="mobility: live: a command moves by a restart"):
-        load_manifest(cmd)
     cmd.write_text(f"name: job\nmodule: {PROGRAMS / 'cluster_command.c'}\n")
-    assert not load_manifest(cmd).spec.moves_live  # commands restart by default
+    spec = load_manifest(cmd).spec
+    assert not spec.moves_live and not spec.checkpointable  # commands restart by default
 
 
 def test_a_source_killed_after_the_switch_leaves_the_target_owning_the_app(cluster, tmp_path):

@@ -233,3 +233,41 @@ def test_dirty_set_names_only_pages_that_changed(pair):
     src.call("push", 7)
     dirty = stream.dirty()
     assert 0 < len(dirty) <= 4
+
+
+def test_forged_command_state_cannot_reach_outside_the_targets_dirs(tmp_path):
+    """A live command's state (as a cluster move sends it) with a descriptor pointed outside
+    the target's directory: refused, nothing opened; the true one resumes."""
+    rw = make_checkpointable(build("cluster_mover"), progress=False)
+    loaded = load_module(rw.path, settings_for(Limits()))
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "canary").write_bytes(b"secret")
+    src = Session(rw, loaded, Wasi.create(["m", "3", "1"], preopens=[Preopen(str(data), "/data")]))
+    stream = PageStream(src.view)
+    result: list = []
+    runner = threading.Thread(target=lambda: result.append(src.run()))
+    runner.start()
+    out_txt = data / "out.txt"
+    while not (out_txt.exists() and out_txt.read_bytes()):  # past step 0: waiting at gate 1
+        threading.Event().wait(0.01)
+    src.halt()
+    runner.join(60)
+    assert src.stopped
+    target = Session(rw, loaded, Wasi.create(["placeholder"]))
+    sink = PageSink(target.inst)
+    _move(stream, sink)
+    state = command_state(src, stream)
+    snap = parse_snapshot(state)
+    meta = msgspec.to_builtins(snap.meta)
+    body = bytes(snap.data)
+    snap.close()
+    out = next(d for d in meta["wasi"]["fds"] if d["path"] == "out.txt")
+    out["path"] = "../canary"
+    with pytest.raises(SnapshotError, match="not a plain path"):
+        finish_command(target, sink, _reframe(meta, body), dirs={"/data": str(data)})
+    assert (tmp_path / "canary").read_bytes() == b"secret"
+    (data / "go1").touch()
+    finish_command(target, sink, state, dirs={"/data": str(data)})
+    assert target.run().exit_code == 7
+    assert (data / "out.txt").read_text().count("\n") == 3

@@ -1,11 +1,13 @@
 """A node's side of a live move (see :mod:`.._move`).
 
-As the source: hand out rounds of changed pages while the service serves; then freeze it
-between two calls, hold the calls that arrive, hand out the last pages and the state, and
-let go only when the controller says the target runs it. As the target: prepare early (the
-module fetched and compiled, a fresh instance its pages go into, each chunk checked whole by
-the snapshot package), take the state in order within a bound, check it against its
-SHA-256, then switch and serve.
+As the source: hand out rounds of changed pages while the app runs (each chunk built when
+the controller asks for it: a round is never held whole); then freeze it (a service between
+two calls, the calls that arrive held; a live command halted at its next safepoint, its
+stack unwound, its output all sent), hand out the last pages and the state, and let go only
+when the controller says the target runs it. As the target: prepare early (the module
+fetched and compiled, a fresh instance its pages go into, each chunk checked whole by the
+snapshot package), take the state in order within a bound, check it against its SHA-256,
+then switch and serve (or, a command, run on).
 """
 
 from __future__ import annotations
@@ -37,13 +39,18 @@ INCOMING_TTL = 900.0  # seconds a prepared move may wait for its commit or abort
 VOLUME_ALLOWANCE = 2 << 30  # volume bytes a move may bring
 
 
+HALT_TIMEOUT = 8.0  # seconds a command may take to reach its next safepoint (a move's step)
+
+
 @dataclass
 class _Outgoing:
     slot: Slot
     stream: object  # a PageStream
     tree: object | None = None  # a TreeStream of its volumes
-    chunks: list[bytes] = field(default_factory=list)  # the current round's pages
+    round: object | None = None  # the current round of pages (a PendingRound)
+    last: tuple[int, bytes] | None = None  # its chunk handed out last (asked again: the same)
     tree_chunks: list[bytes] = field(default_factory=list)  # and volume files
+    frozen_at: float = 0.0
     payload: bytes = b""  # the state, once frozen
     key: bytes = b""  # the attested node pair's key: everything goes out sealed with it
     sealer: object | None = None  # a foglayer.trust.StreamSealer for the page chunks
@@ -78,15 +85,17 @@ class Mover:
                 out = self.outgoing.get(req.mid)
                 if out is None:
                     data = b""
-                elif req.part in ("pages", "tree"):
-                    chunks = out.chunks if req.part == "pages" else out.tree_chunks
+                elif req.part == "pages":
+                    data = await self._page_chunk(out, req.index)
+                elif req.part == "tree":
+                    chunks = out.tree_chunks
                     data = chunks[req.index] if 0 <= req.index < len(chunks) else b""
                 else:
                     data = out.payload[req.index * CHUNK:(req.index + 1) * CHUNK]
                 return await self.nc.publish(msg.reply, data) if msg.reply else None
-            handler = {"round": self._round, "freeze": self._freeze, "release": self._release,
-                       "prepare": self._prepare, "commit": self._commit,
-                       "abort": self._abort}[req.op]
+            handler = {"round": self._round, "freeze": self._freeze, "state": self._state,
+                       "release": self._release, "prepare": self._prepare,
+                       "commit": self._commit, "abort": self._abort}[req.op]
             reply = await handler(req)
         except Exception as e:  # noqa: BLE001 - a bad step fails the move, never the node
             reply = MoveReply(False, one_line(e))
@@ -102,8 +111,8 @@ class Mover:
         slot = self.slots.get(req.instance)
         if slot is None or slot.state != "running" or slot.local is None:
             raise MoveError(f"instance {req.instance} is not running on {self.name}")
-        if slot.spec.kind != "service":
-            raise MoveError("only services move live (a command restarts)")
+        if slot.spec.kind != "service" and not slot.spec.checkpointable:
+            raise MoveError("this command has mobility: restart: it does not move live")
         from foglayer.snapshot import TreeStream
 
         root = self._volume_root(slot)
@@ -135,26 +144,93 @@ class Mover:
             chunks = rnd.chunks
         out.tree_chunks = self._seal_round(out.tree_sealer, chunks)
 
+    async def _page_chunk(self, out: _Outgoing, index: int) -> bytes:
+        """Chunk ``index`` of the current round, built now (in order; asked again, the same)."""
+        rnd = out.round
+        if rnd is None or not 0 <= index < rnd.count:  # type: ignore[attr-defined]
+            return b""
+        if out.last is not None and out.last[0] == index:
+            return out.last[1]
+        local = out.slot.local
+        if local is None:
+            return b""
+        data = await self.loop.run_in_executor(
+            None, local.build_chunk, out.stream, rnd, index)  # type: ignore[attr-defined]
+        if out.sealer is not None:
+            data = out.sealer.seal(data)  # type: ignore[attr-defined]
+        out.last = (index, data)
+        return data
+
+    def _round_reply(self, out: _Outgoing, **extra) -> MoveReply:
+        rnd = out.round
+        return MoveReply(True, chunks=rnd.count, tree_chunks=len(out.tree_chunks),  # type: ignore[attr-defined]
+                         pages=len(rnd.dirty), **extra)  # type: ignore[attr-defined]
+
     async def _round(self, req: MoveRequest) -> MoveReply:
-        """A pre-copy round while the service serves (what a call changes meanwhile goes
-        again next round): pages, and volume files."""
+        """A pre-copy round while the app runs (what it changes meanwhile goes again next
+        round): pages, and volume files."""
         out = self._source(req)
-        rnd = await self.loop.run_in_executor(None, out.stream.next_round)  # type: ignore[attr-defined]
-        out.chunks = self._seal_round(out.sealer, rnd.chunks)
+        local = out.slot.local
+        out.round = await self.loop.run_in_executor(
+            None, local.open_round, out.stream)  # type: ignore[attr-defined]
+        out.last = None
         await self._tree_round(out)
-        return MoveReply(True, chunks=len(rnd.chunks), tree_chunks=len(out.tree_chunks),
-                         pages=rnd.pages, page_bytes=rnd.bytes)
+        return self._round_reply(out)
 
     async def _freeze(self, req: MoveRequest) -> MoveReply:
         out = self._source(req)
         slot, local = out.slot, out.slot.local
-        slot.hold = asyncio.Event()  # calls from now on wait for the release
-        # Queued behind the calls already running: the last round holds their effects.
-        rnd, state = await self.loop.run_in_executor(
-            local.pool, local.last_round, out.stream)  # type: ignore[attr-defined]
-        frozen_at = time.time()
-        out.chunks, out.payload = self._seal_round(out.sealer, rnd.chunks), state
+        if slot.spec.kind == "service":
+            slot.hold = asyncio.Event()  # calls from now on wait for the release
+            # Queued behind the calls already running: the last round holds their effects.
+            out.round = await self.loop.run_in_executor(
+                local.pool, local.open_round, out.stream)  # type: ignore[attr-defined]
+        else:
+            await self._halt(out, req)
+            out.round = await self.loop.run_in_executor(
+                None, local.open_round, out.stream)  # type: ignore[attr-defined]
+        out.frozen_at = time.time()
+        out.last = None
         await self._tree_round(out)  # the last files, and the manifest that settles the tree
+        return self._round_reply(out, frozen_at=out.frozen_at)
+
+    async def _halt(self, out: _Outgoing, req: MoveRequest) -> None:
+        """Stop a live command at its next safepoint, its output all sent before anything
+        of the target's: the logs go on in one stream, nothing lost or doubled."""
+        slot, local = out.slot, out.slot.local
+        slot.halted, slot.resume = self.loop.create_future(), self.loop.create_future()
+        local.halt()  # type: ignore[attr-defined]
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(slot.halted), HALT_TIMEOUT)
+        except TimeoutError:
+            slot.resume.set_result(True)  # it goes on here whenever it reaches one
+            self.outgoing.pop(req.mid, None)
+            raise MoveError(f"the command reached no safepoint in {HALT_TIMEOUT:g} s "
+                            "(blocked in a host call?)") from None
+        if outcome.state != "halted":
+            self.outgoing.pop(req.mid, None)
+            raise MoveError(f"the command ended ({outcome.state}) before it could move")
+        while not local.output_drained():  # type: ignore[attr-defined]
+            await asyncio.sleep(0.001)
+        flushed = self.loop.create_future()
+        local.output_barrier(  # type: ignore[attr-defined]
+            lambda: self.loop.call_soon_threadsafe(_settle, flushed))
+        await flushed
+        await asyncio.sleep(0)  # (the publishes scheduled before the barrier run first)
+        await self.nc.flush()
+
+    async def _state(self, req: MoveRequest) -> MoveReply:
+        """The state (globals, WASI state; a command's Asyncify stack), once every chunk of
+        the last round is out: it names the page map they delivered."""
+        out = self.outgoing.get(req.mid)
+        if out is None or out.round is None:
+            raise MoveError("no frozen move here")
+        local = out.slot.local
+        if out.round.built != out.round.count:  # type: ignore[attr-defined]
+            raise MoveError("the last round's chunks have not all been taken")
+        pool = local.pool if out.slot.spec.kind == "service" else None  # type: ignore[attr-defined]
+        state = await self.loop.run_in_executor(pool, local.final_state, out.stream)  # type: ignore[attr-defined]
+        out.payload = state
         if out.key:
             from foglayer.trust import seal_bytes
 
@@ -162,8 +238,7 @@ class Mover:
         return MoveReply(True, size=len(out.payload),
                          sha256=hashlib.sha256(out.payload).hexdigest(),
                          memory=local.inst.memory_pages() << 16,  # type: ignore[attr-defined]
-                         chunks=len(rnd.chunks), tree_chunks=len(out.tree_chunks),
-                         pages=rnd.pages, page_bytes=rnd.bytes, frozen_at=frozen_at)
+                         frozen_at=out.frozen_at)
 
     async def _release(self, req: MoveRequest) -> MoveReply:
         out = self.outgoing.pop(req.mid, None)
@@ -177,6 +252,8 @@ class Mover:
         if slot.hold is not None:
             slot.hold.set()
             slot.hold = None
+        if slot.resume is not None and not slot.resume.done():
+            slot.resume.set_result(not req.moved)  # a halted command goes on here, or ends
         return MoveReply(True)
 
     # -- the target -------------------------------------------------------------------------
@@ -185,8 +262,8 @@ class Mover:
         from foglayer.cluster._exec import LocalInstance
 
         spec = req.spec
-        if spec is None or spec.kind != "service":
-            return MoveReply(False, "a move needs a service's spec")
+        if spec is None or not (spec.kind == "service" or spec.checkpointable):
+            return MoveReply(False, "a move needs the spec of a service or of a live command")
         for mid in [m for m, i in self.incoming.items()
                     if time.monotonic() - i.started > INCOMING_TTL]:
             self._drop_incoming(mid)  # its controller never said commit or abort
@@ -286,6 +363,8 @@ class Mover:
         snaps = slot.spec.snapshots
         if snaps is not None and snaps.mode == "every":  # (its first one: every page)
             asyncio.create_task(self._snapshot_every(slot, snaps.every))
+        if slot.spec.kind == "command":  # runs on from where the source stopped
+            asyncio.create_task(self._run_command(slot, local))
         return MoveReply(True, running_at=time.time())
 
     def _drop_incoming(self, mid: str) -> None:
@@ -296,3 +375,8 @@ class Mover:
     async def _abort(self, req: MoveRequest) -> MoveReply:
         self._drop_incoming(req.mid)
         return MoveReply(True)
+
+
+def _settle(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)

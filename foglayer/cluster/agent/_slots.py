@@ -63,6 +63,11 @@ class Slot:
     stats: object | None = None  # the instance's last Stats, kept once it is gone (usage)
     hold: asyncio.Event | None = None  # set while a move holds its calls (see ._move)
     moved: bool = False  # another node serves it now
+    # A live command's move (see ._move): ``halted`` gets the run's outcome once a halt
+    # stopped it (or it ended first); ``resume`` says whether it goes on here (True) or
+    # has moved away (False).
+    halted: asyncio.Future | None = None
+    resume: asyncio.Future | None = None
     # Released secrets, in memory only, until the instance is created (then in its WASI).
     secrets: dict[str, bytes] = field(default_factory=dict, repr=False)
     # An encrypted module's key, released with the secrets; dropped once the module is loaded.
@@ -145,7 +150,11 @@ class Slots:
             return
         slot.stats = local.inst.stats  # type: ignore[attr-defined]
         local.stop()  # type: ignore[attr-defined]
-        if slot.spec.kind == "service" or slot.state not in ACTIVE:
+        if slot.resume is not None and not slot.resume.done():
+            slot.resume.set_result(False)  # a command halted by a move: it goes nowhere now
+        halted = (slot.halted is not None and slot.halted.done()
+                  and slot.halted.result().state == "halted")  # its thread has returned
+        if slot.spec.kind == "service" or slot.state not in ACTIVE or halted:
             try:
                 local.close()  # type: ignore[attr-defined]
             except Exception:  # noqa: BLE001
@@ -290,14 +299,34 @@ class Slots:
         if spec.snapshots is not None and spec.snapshots.mode == "every":
             asyncio.create_task(self._snapshot_every(slot, spec.snapshots.every))
         if spec.kind == "command":
+            await self._run_command(slot, local)
+
+    async def _run_command(self, slot: Slot, local) -> None:
+        """Run a command to its end, and report it. A live command halted by a move waits
+        here: it goes on when the move fails, and ends quietly once it has moved away."""
+        while True:
             outcome = await self._in_thread(local.run_command)
-            slot.stats = local.inst.stats  # type: ignore[attr-defined]
-            slot.local = None
-            if self.slots.get(slot.instance) is not slot:
-                return
-            slot.state, slot.exit_code, slot.error = outcome.state, outcome.exit_code, outcome.error
-            slot.ended = time.time()
-            await self._status(slot)
+            if slot.halted is not None and not slot.halted.done():
+                slot.halted.set_result(outcome)
+            if outcome.state != "halted":
+                break
+            go_on = await slot.resume if slot.resume is not None else True
+            slot.halted = slot.resume = None
+            if not go_on or self.slots.get(slot.instance) is not slot:
+                return  # moved (its instance is closed by the release) or stopped
+            try:
+                local.resume()
+            except Exception as e:  # noqa: BLE001 - reported like any failure
+                local.close()
+                outcome = type(outcome)("failed", error=one_line(e))
+                break
+        slot.stats = local.inst.stats  # type: ignore[attr-defined]
+        slot.local = None
+        if self.slots.get(slot.instance) is not slot:
+            return
+        slot.state, slot.exit_code, slot.error = outcome.state, outcome.exit_code, outcome.error
+        slot.ended = time.time()
+        await self._status(slot)
 
     async def _in_thread(self, fn):
         fut = self.loop.create_future()

@@ -6,8 +6,10 @@
 3. Pre-copy: rounds of the pages that changed since the last round go source -> controller
    -> target in chunks, one in flight (flow control: no side holds more than a round and a
    chunk), while the source serves. Rounds stop when the delta is small or stops shrinking.
-4. The source freezes the service between two calls; calls that arrive from then on wait.
-   The last pages and the state (globals, WASI state, volumes) follow.
+4. The source freezes the app: a service between two calls (calls that arrive from then on
+   wait), a live command at its next safepoint (its stack unwound, its output all sent).
+   The last pages, then the state (globals, WASI state, a command's Asyncify stack; it
+   names the page map those chunks delivered) and the volumes follow.
 5. The target checks the state's SHA-256, switches and serves.
 6. The placement record is compare-and-set on its KV revision: that write decides which copy
    is live. Only then is the source told to let go; its held calls are answered "moved" and
@@ -109,7 +111,7 @@ class Mover:
         return True
 
     async def _drain(self) -> None:
-        """Move everything off cordoned nodes: services live, commands by a restart."""
+        """Move everything off cordoned nodes: live if the app moves live, else by a restart."""
         now = time.monotonic()
         for key, p in list(self.placements.items()):
             node = p.get("node")
@@ -129,7 +131,7 @@ class Mover:
                 self._draining[key] = now + 3600
                 cmd = MoveCommand(p["app"], p["replica"], winner, secrets.token_hex(8))
                 asyncio.create_task(self._drain_move(key, cmd, why))
-            else:  # a command restarts elsewhere (mobility: restart)
+            else:  # mobility: restart: it restarts elsewhere
                 self._stop_instance(p)
                 await self._place(key, rec.spec, p["generation"], p["replica"], why=why,
                                   exclude=(node,), restarts=p.get("restarts", 0),
@@ -196,7 +198,7 @@ class Mover:
         spec = rec.spec
         if not spec.moves_live:
             raise MoveError(f"app {cmd.app!r} has mobility: restart ({spec.kind}): it restarts "
-                            "elsewhere, it does not move live")
+                            "elsewhere, it does not move live")  # (a live command: checkpointable)
         p = self.placements.get(key)
         if p is None or p["state"] != "running" or not p.get("node"):
             raise MoveError(f"{key} is not running (state {p['state'] if p else 'unplaced'})")
@@ -255,6 +257,7 @@ class Mover:
             frozen = True
             await copy_round(info)
             rounds += 1
+            info = await self._step(source, MoveRequest("state", mid))  # (names every chunk)
             chunks = max(1, -(-info.size // CHUNK))
             for i in range(chunks):
                 data = await self._pull(source, mid, i, "state", CHUNK + SEAL_OVERHEAD)

@@ -1,0 +1,120 @@
+"""Live moves of a running command (``mobility: live``): a real nats-server, a controller and
+node agents as processes of their own, a real C program. The command moved mid-run ends
+byte-identical to a run that never moved: stdout (one log stream), its open file, its exit
+code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _programs import build, fog
+
+from foglayer.cluster import Continuum, MoveError, NodeSpec, load_manifest, wait_until
+
+PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
+TIMEOUTS = {"node_timeout": 3.0, "lease_ttl": 3.0, "heartbeat": 0.25}
+STEPS, GATE = "12", "5"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Continuum(tmp_path_factory.mktemp("continuum"),
+                  [NodeSpec("cloud", "cloud"), NodeSpec("edge", "edge"), NodeSpec("iot", "iot")],
+                  **TIMEOUTS)
+    c.start()
+    client = c.client()
+    try:
+        wait_until(lambda: sum(n["state"] == "ready" for n in client.nodes().values()) == 3,
+                   60, "three ready nodes")
+        yield c, client
+    finally:
+        client.close()
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The run that never moved: stdout, the file it wrote, the exit code."""
+    wasm = build("cluster_mover")
+    d = tmp_path_factory.mktemp("reference")
+    (d / "go1").touch()
+    r = fog("run", "--dir", f"{d}:/data", wasm, STEPS, GATE)
+    return wasm, r.stdout.encode(), (d / "out.txt").read_bytes(), r.returncode
+
+
+def stdout_of(client, app: str) -> bytes:
+    chunks: list[dict] = []
+    client.logs(app, chunks.append)
+    return b"".join(x["data"] for x in chunks if x["stream"] == "stdout")
+
+
+def deploy(client, tmp_path: Path, name: str, wasm: Path) -> dict:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"name: {name}\nmodule: {wasm}\nargs: ['{STEPS}', '{GATE}']\n"
+                    "mobility: live\nrestart: never\ndirs: [/data]\nlimits: {memory: 32MiB}\n"
+                    "preferences: {site: edge}\n")
+    m = load_manifest(path)
+    assert m.spec.checkpointable and m.spec.digest != __import__("hashlib").sha256(
+        wasm.read_bytes()).hexdigest()  # it runs the checkpointable rewrite
+    (p,) = client.wait(name, client.deploy(m)["generation"], 1, 60)
+    assert p["node"] == "edge"
+    wait_until(lambda: b"waiting at gate 1" in stdout_of(client, name), 60, "the gate")
+    return p
+
+
+def release(c, client, node: str, name: str) -> dict:
+    """Let the command past its gate wherever it runs now; its final placement."""
+    (c.root / "nodes" / node / "volumes" / name / "0" / "data" / "go1").touch()
+    return wait_until(lambda: (q := client.app_placements(name, 1)[0])
+                      and q["state"] in ("exited", "failed") and q, 60, f"{name} to end")
+
+
+def test_command_moved_mid_run_ends_byte_identical_to_one_that_never_moved(
+        cluster, reference, tmp_path):
+    c, client = cluster
+    wasm, ref_out, ref_file, ref_code = reference
+    assert ref_code == 7 and ref_out.count(b"\n") == int(STEPS) + 2
+    p0 = deploy(client, tmp_path, "walker", wasm)
+    phases: list[str] = []
+    s = client.migrate("walker", "cloud", lambda p: phases.append(p.phase))
+    assert (s.source, s.target, s.mode) == ("edge", "cloud", "pre-copy") and s.rounds >= 2
+    assert 0 < s.downtime_s <= s.total_s and s.bytes_sent > 0 and s.memory >= 2 << 20
+    p = client.app_placements("walker", 1)[0]
+    assert p["node"] == "cloud" and p["instance"] != p0["instance"] and p["state"] == "running"
+    p = release(c, client, "cloud", "walker")
+    assert (p["state"], p["exit_code"], p["node"]) == ("exited", ref_code, "cloud"), p["error"]
+    wait_until(lambda: stdout_of(client, "walker").endswith(b"done: " + ref_out.split(
+        b"done: ")[1]), 30, "the last log line")
+    assert stdout_of(client, "walker") == ref_out  # one stream: nothing lost or doubled
+    out = c.root / "nodes" / "cloud" / "volumes" / "walker" / "0" / "data" / "out.txt"
+    assert out.read_bytes() == ref_file  # the open file went on at its offset
+    client.stop("walker")
+
+
+def test_a_target_killed_during_a_command_precopy_leaves_it_running_on_the_source(
+        cluster, reference, tmp_path):
+    c, client = cluster
+    wasm, ref_out, ref_file, ref_code = reference
+    deploy(client, tmp_path, "stayer", wasm)
+
+    def kill_target(p) -> None:  # -9 as soon as pages flow
+        if "copying" in p.phase and c.procs["node-iot"].poll() is None:
+            c.kill("node-iot")
+
+    try:
+        with pytest.raises(MoveError, match="node iot did not"):
+            client.migrate("stayer", "iot", kill_target)
+    finally:
+        c.start_node("iot")
+    p = client.app_placements("stayer", 1)[0]
+    assert p["node"] == "edge" and p["state"] == "running"
+    assert any(e["kind"] == "move-failed" and "node iot did not" in e["message"]
+               for e in client.events(50))
+    p = release(c, client, "edge", "stayer")  # it ran on at the source, as if nothing happened
+    assert (p["state"], p["exit_code"]) == ("exited", ref_code)
+    wait_until(lambda: stdout_of(client, "stayer") == ref_out, 30, "the whole output")
+    out = c.root / "nodes" / "edge" / "volumes" / "stayer" / "0" / "data" / "out.txt"
+    assert out.read_bytes() == ref_file
+    client.stop("stayer")
+    wait_until(lambda: client.nodes()["iot"]["state"] == "ready", 60, "iot back")
