@@ -104,3 +104,47 @@ def test_service_moves_x86_64_to_aarch64_and_back_with_its_state(cluster, tmp_pa
     archs = {n: client.nodes()[n]["caps"]["arch"] for n in (first, other)}
     assert set(archs.values()) == {"x86_64", "aarch64"}
     client.stop("hopper")
+
+
+def test_command_moves_x86_64_to_aarch64_and_back_mid_run_byte_identical(cluster, tmp_path):
+    """A live command stops at a gate on each architecture and is moved on: its stdout (one
+    log stream), its open file and its exit code are those of a run that never moved."""
+    c, client = cluster
+    wasm = build("cluster_mover")
+    ref_dir = tmp_path / "ref"
+    ref_dir.mkdir()
+    (ref_dir / "go1").touch()
+    (ref_dir / "go2").touch()
+    args = ["5", "1", "3"]  # five steps, gates before steps 1 and 3
+    ref = fog("run", "--dir", f"{ref_dir}:/data", wasm, *args)
+    assert ref.returncode == 7, ref.stderr
+    path = tmp_path / "hop.yaml"
+    path.write_text(f"name: hop\nmodule: {wasm}\nargs: {args}\nmobility: live\n"
+                    "restart: never\ndirs: [/data]\nlimits: {memory: 32MiB}\n"
+                    "preferences: {site: cloud}\n")
+    (p,) = client.wait("hop", client.deploy(load_manifest(path))["generation"], 1, 120)
+    assert p["node"] == "cloud"
+
+    def stdout() -> bytes:
+        chunks: list[dict] = []
+        client.logs("hop", chunks.append)
+        return b"".join(x["data"] for x in chunks if x["stream"] == "stdout")
+
+    def gate(node: str, n: int) -> None:
+        (c.root / "nodes" / node / "volumes" / "hop" / "0" / "data" / f"go{n}").touch()
+
+    wait_until(lambda: b"waiting at gate 1" in stdout(), 60, "gate 1")
+    there = client.migrate("hop", "arm", timeout=300)
+    assert there.target == "arm" and there.mode == "pre-copy"
+    gate("arm", 1)
+    wait_until(lambda: b"waiting at gate 2" in stdout(), 300, "gate 2, on aarch64")
+    back = client.migrate("hop", "cloud", timeout=300, stop_and_copy=True)
+    assert back.source == "arm" and back.rounds == 1
+    gate("cloud", 2)
+    p = wait_until(lambda: (q := client.app_placements("hop", 1)[0])
+                   and q["state"] in ("exited", "failed") and q, 120, "the end")
+    assert (p["state"], p["exit_code"], p["node"]) == ("exited", 7, "cloud"), p["error"]
+    wait_until(lambda: stdout() == ref.stdout.encode(), 30, "the whole output, once")
+    out = c.root / "nodes" / "cloud" / "volumes" / "hop" / "0" / "data" / "out.txt"
+    assert out.read_bytes() == (ref_dir / "out.txt").read_bytes()
+    client.stop("hop")

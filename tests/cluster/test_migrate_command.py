@@ -118,3 +118,22 @@ def test_a_target_killed_during_a_command_precopy_leaves_it_running_on_the_sourc
     assert out.read_bytes() == ref_file
     client.stop("stayer")
     wait_until(lambda: client.nodes()["iot"]["state"] == "ready", 60, "iot back")
+
+
+def test_drain_moves_a_live_command_off_live(cluster, reference, tmp_path):
+    c, client = cluster
+    wasm, ref_out, ref_file, ref_code = reference
+    p0 = deploy(client, tmp_path, "drifter", wasm)
+    try:
+        client.drain("edge", lambda _: None, 120)
+        p = client.app_placements("drifter", 1)[0]
+        assert p["node"] != "edge" and p["moved_from"] == "edge" and p["state"] == "running"
+        assert p["restarts"] == p0["restarts"]  # moved, not restarted
+        assert "node edge drained: moved live from edge" in \
+            client.decision("drifter")["replicas"]["0"]["why"]
+    finally:
+        client.cordon("edge", False)
+    p = release(c, client, p["node"], "drifter")
+    assert (p["state"], p["exit_code"]) == ("exited", ref_code), p["error"]
+    wait_until(lambda: stdout_of(client, "drifter") == ref_out, 30, "the whole output, once")
+    client.stop("drifter")
