@@ -301,8 +301,8 @@ def bench_snapshot(args) -> None:
 @bench.command("attest")
 @click.option("--runs", type=click.IntRange(min=2), default=50, show_default=True)
 @click.option("--deploys", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Also deploy-to-running with and without attestation, N apps each, on a "
-                   "continuum of sim nodes.")
+              help="Also deploy-to-running with and without attestation, N apps each, and "
+                   "the sealed-snapshot data key over the bus, on a continuum of sim nodes.")
 def bench_attest(runs, deploys) -> None:
     """Attestation round trip per backend (sim, tpm on swtpm, tsm stand-in), secret release;
     with --deploys, deploy-to-running with and without attestation."""

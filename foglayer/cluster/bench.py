@@ -15,6 +15,7 @@ process, with ``fog up``'s default timeouts), it measures and prints side by sid
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -356,7 +357,10 @@ if __name__ == "__main__":
 def attested_deploys(apps: int = 20) -> list[tuple[str, int, float, float]]:
     """Deploy-to-running with and without attestation, interleaved on one continuum of sim
     nodes (the dev policy): a plain app, then one with ``tee: sim`` and a secret (attested for
-    its module, the secret released). Rows: (what, runs, p50 ms, p99 ms)."""
+    its module, the secret released); then the data key of a sealed snapshot (``fog run
+    --seal``'s handshake from a process on the node: connect with its credentials, challenge,
+    sim evidence, appraisal, release), new and unwrapped for a restore. Rows: (what, runs,
+    p50 ms, p99 ms)."""
     with tempfile.TemporaryDirectory(prefix="fog-bench-attest-") as tmp:
         d = Path(tmp)
         c = Continuum(d / "continuum", [NodeSpec("edge", "edge")], tee="sim")
@@ -377,9 +381,28 @@ def attested_deploys(apps: int = 20) -> list[tuple[str, int, float, float]]:
                     if i:  # the first round also compiles the module
                         times[kind].append(time.perf_counter() - t)
                     client.stop(m.name)
-            return [(f"deploy-to-running, {'with' if k == 'attested' else 'without'} "
+            rows = [(f"deploy-to-running, {'with' if k == 'attested' else 'without'} "
                      "attestation (sim)", len(v), 1e3 * pct(v, 50), 1e3 * pct(v, 99))
                     for k, v in times.items()]
+            return rows + _sealing_keys(d / "continuum" / "nodes" / "edge", max(2, apps))
         finally:
             client.close()
             c.stop()
+
+
+def _sealing_keys(node_dir: Path, runs: int) -> list[tuple[str, int, float, float]]:
+    """The sealed-snapshot data key over the bus, as ``fog run --seal`` / ``fog restore`` get
+    it from a process on the node."""
+    from foglayer.cluster._sealing import _data_key
+
+    module = hashlib.sha256(b"bench snapshot module").hexdigest()
+    times: dict[str, list[float]] = {"seal": [], "restore": []}
+    for _ in range(runs):
+        t = time.perf_counter()
+        _, header, _ = _data_key(module, node_dir=node_dir)
+        times["seal"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        _data_key(module, wrapped=header.wrapped, node_dir=node_dir)
+        times["restore"].append(time.perf_counter() - t)
+    return [(f"sealed snapshot data key, {k} (sim, over the bus)", len(v), 1e3 * pct(v, 50),
+             1e3 * pct(v, 99)) for k, v in times.items()]

@@ -303,3 +303,9 @@ def test_every_challenge_crosses_the_bus_intact(identity, sim):
     for _ in range(300):
         ch = broker.challenge("a", MODULE)
         assert Challenge.from_bytes(ch.to_bytes()) == ch
+
+
+def test_a_node_that_never_registered_gets_no_challenge(identity, sim):
+    broker = make_broker(identity, DEV_POLICY)   # no node registered
+    with pytest.raises(TrustError, match="node a: not registered"):
+        broker.challenge("a", MODULE)

@@ -18,5 +18,7 @@ def test_deploy_to_running_is_measured_with_and_without_attestation():
 
     rows = attested_deploys(apps=1)
     assert [r[0] for r in rows] == ["deploy-to-running, without attestation (sim)",
-                                    "deploy-to-running, with attestation (sim)"]
-    assert all(n == 1 and p99 >= p50 > 0 for _, n, p50, p99 in rows)
+                                    "deploy-to-running, with attestation (sim)",
+                                    "sealed snapshot data key, seal (sim, over the bus)",
+                                    "sealed snapshot data key, restore (sim, over the bus)"]
+    assert all(n >= 1 and p99 >= p50 > 0 for _, n, p50, p99 in rows)
