@@ -20,11 +20,13 @@ Public API:
   delta: globals, Asyncify stack, WASI state), :func:`encode_chunk` / :func:`map_digest`
   (chunks and page-map digests rebuilt from stored pages), :func:`finish_service` /
   :func:`finish_command` (the switch, descriptors re-opened inside the target's dirs).
+  :func:`warm_dirty_scan` loads the native scan of changed pages ahead of a move.
   Volumes (``_treecopy``): :class:`TreeStream` / :class:`TreeSink`, files by content hash.
 - :class:`SnapshotError`, :class:`RewriteError`, :class:`FilesChanged`.
 """
 
 from foglayer.snapshot._capture import Checkpoint, CheckpointOptions, Session
+from foglayer.snapshot._dirty import warm as warm_dirty_scan
 from foglayer.snapshot._errors import FilesChanged, RewriteError, SnapshotError
 from foglayer.snapshot._format import PageDiff, Snapshot, diff_pages
 from foglayer.snapshot._format import load as load_snapshot
@@ -57,5 +59,5 @@ __all__ = [
     "finish_service", "page_hashes", "service_state", "TreeRound", "TreeSink", "TreeStream",
     "RewriteError", "Rewritten", "Session", "Snapshot", "SnapshotError", "SnapshotMeta", "checkpoint_pid",
     "describe", "diff_pages", "load_snapshot", "make_checkpointable", "open_session",
-    "parse_snapshot", "restore", "restore_instance", "run_checkpointable", "snapshot_instance",
+    "parse_snapshot", "restore", "restore_instance", "run_checkpointable", "snapshot_instance", "warm_dirty_scan",
 ]

@@ -17,7 +17,6 @@ Chunk layout (integers little-endian)::
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import hmac
 import io
@@ -31,6 +30,7 @@ import msgspec
 import zstandard
 
 from foglayer.snapshot import _format
+from foglayer.snapshot._dirty import differing
 from foglayer.snapshot._errors import SnapshotError
 from foglayer.snapshot._meta import (
     MAX_PAGES,
@@ -134,8 +134,9 @@ class PageStream:
         self.read, self.level, self.chunk_pages = read, level, chunk_pages
         self.sent: dict[int, str] = {}  # index -> hash, of the non-zero pages the target has
         self.rounds = 0
-        # What the target has, byte for byte: a round finds changed pages with memcmp, about
-        # 6x faster than hashing them (anonymous memory: untouched pages cost nothing).
+        # What the target has, byte for byte: a round finds changed pages by comparing
+        # memory with it (_dirty: one native call), far faster than hashing them
+        # (anonymous memory: untouched pages cost nothing).
         self._shadow = mmap.mmap(-1, PAGE)
 
     def _shadow_for(self, size: int) -> memoryview:
@@ -151,7 +152,7 @@ class PageStream:
         view = self.read()
         shadow = self._shadow_for(len(view))
         try:
-            return _differing(view, shadow, len(view) // PAGE)
+            return differing(view, shadow, len(view) // PAGE)
         finally:
             shadow.release()
 
@@ -203,20 +204,6 @@ class PageStream:
     @property
     def digest(self) -> str:
         return map_digest(self.sent)
-
-
-_memcmp = ctypes.CDLL(None).memcmp
-_memcmp.restype = ctypes.c_int
-_memcmp.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
-
-
-def _differing(view: memoryview, shadow: memoryview, npages: int) -> list[int]:
-    if view.readonly:
-        return [i for i in range(npages)
-                if view[i * PAGE:(i + 1) * PAGE] != shadow[i * PAGE:(i + 1) * PAGE]]
-    a = ctypes.addressof(ctypes.c_char.from_buffer(view))
-    b = ctypes.addressof(ctypes.c_char.from_buffer(shadow))
-    return [i for i in range(npages) if _memcmp(a + i * PAGE, b + i * PAGE, PAGE)]
 
 
 def page_hashes(view: memoryview) -> dict[int, str]:

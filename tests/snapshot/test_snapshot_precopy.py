@@ -271,3 +271,20 @@ def test_forged_command_state_cannot_reach_outside_the_targets_dirs(tmp_path):
     finish_command(target, sink, state, dirs={"/data": str(data)})
     assert target.run().exit_code == 7
     assert (data / "out.txt").read_text().count("\n") == 3
+
+
+def test_dirty_scan_in_c_names_the_same_pages_as_the_per_page_path(monkeypatch):
+    import mmap
+
+    from foglayer.snapshot import warm_dirty_scan
+    from foglayer.snapshot._dirty import differing
+
+    assert warm_dirty_scan()  # ziglang is a dependency: the native scan builds here
+    mem, shadow = mmap.mmap(-1, 64 << 16), mmap.mmap(-1, 64 << 16)
+    for i, at in enumerate((0, 5 << 16, (6 << 16) - 1, (40 << 16) + 7, (64 << 16) - 1)):
+        mem[at] = i + 1
+    shadow[9 << 16] = 1
+    want = [0, 5, 9, 40, 63]
+    assert differing(memoryview(mem), memoryview(shadow), 64) == want
+    monkeypatch.setenv("FOG_DIRTY_NATIVE", "0")
+    assert differing(memoryview(mem), memoryview(shadow), 64) == want

@@ -79,6 +79,10 @@ class Agent(Slots, Invoker, Mover, Durable, SiteProbe, NodeAttester, UsageReport
             self.data_dir = data_dir("nodes", self.name)
         private_dir(self.data_dir, self.data_dir)
         speed = await self.loop.run_in_executor(None, calibrate)
+        from foglayer.snapshot import warm_dirty_scan
+
+        # (in the background: a move's frozen round then never waits for its build)
+        self.loop.run_in_executor(None, warm_dirty_scan)
         self.caps = capabilities(self.cfg, speed, fd_budget(self.cfg))
         await self._open_tee()
         self.duty = self.caps.duty
