@@ -210,6 +210,9 @@ class InstanceReport(msgspec.Struct, frozen=True):
     started: _Time | None = None
     ended: _Time | None = None
     calls: _Count = 0
+    # A live move froze it and holds its calls: that move's id (the controller resolves a
+    # freeze whose release never reached this node: the placement record says who is live).
+    held: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-f]{8,32})?$")] = ""
 
 
 class Heartbeat(msgspec.Struct, frozen=True):
@@ -310,6 +313,7 @@ class Reply(msgspec.Struct, frozen=True, omit_defaults=True):
     already: bool = False
     known: bool = False
     boot: str | None = None
+    links: int = 0  # (ping) times the node reconnected to the bus since it started
 
 
 # -- what the controller keeps ---------------------------------------------------------------

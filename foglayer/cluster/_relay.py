@@ -3,7 +3,8 @@
 ``tc netem`` is not in these machines' kernels, so a link between sites runs through this
 relay instead: every chunk is forwarded after ``delay`` seconds (each direction, so a round
 trip costs twice that), bytes are counted per direction, and :meth:`Relay.cut` drops every
-connection and refuses new ones until :meth:`Relay.heal` (a partition). It runs an asyncio loop
+connection and refuses new ones until :meth:`Relay.heal` (a partition). :meth:`Relay.cut_after`
+cuts right after forwarding the chunk that a predicate picks (a fault at an exact step). It runs an asyncio loop
 in a thread of its own, so it can sit in ``fog up`` or in a test process.
 """
 
@@ -14,6 +15,7 @@ import contextlib
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from foglayer.errors import FogError
@@ -39,6 +41,7 @@ class Relay:
         self.port = port
         self.stats = LinkStats()
         self._cut = False
+        self._trigger: Callable[[str, bytes], bool] | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -96,16 +99,24 @@ class Relay:
 
     def cut(self) -> None:
         """Partition: drop every open connection and refuse new ones."""
+        self._call(self._cut_now)
+
+    def _cut_now(self) -> None:
+        self._cut = True
+        for w in list(self._writers):
+            w.transport.abort()
+        self._writers.clear()
+
+    def cut_after(self, pred: Callable[[str, bytes], bool]) -> None:
+        """Cut (as :meth:`cut`) once a chunk for which ``pred(direction, data)`` is true
+        has been forwarded ("up": client to target, "down": back); nothing after it passes."""
         def go() -> None:
-            self._cut = True
-            for w in list(self._writers):
-                w.transport.abort()
-            self._writers.clear()
+            self._trigger = pred
         self._call(go)
 
     def heal(self) -> None:
         def go() -> None:
-            self._cut = False
+            self._cut, self._trigger = False, None
         self._call(go)
 
     def stop(self) -> None:
@@ -169,8 +180,15 @@ class Relay:
                 wait = due - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
+                if self._cut:
+                    return
+                fire = self._trigger is not None and self._trigger(direction, data)
+                if fire:  # this chunk is the last to pass, in either direction
+                    self._trigger, self._cut = None, True
                 writer.write(data)
                 await writer.drain()
+                if fire:
+                    self._cut_now()
 
         sender = asyncio.create_task(send())
         try:

@@ -61,6 +61,7 @@ class NodeSpec:
     args: list[str] = field(default_factory=list)  # extra `fog node` arguments
     site: str | None = None  # with sites: where it lives (its leaf server, its site label)
     metrics: bool = True  # serve Prometheus metrics (fog bench cluster compares without)
+    server: str | None = None  # connect there instead (host:port of a relay to the server)
 
 
 def site_nodes(sites: list[SiteSpec]) -> list[NodeSpec]:
@@ -192,6 +193,12 @@ class Continuum:
             probe = [s.name for s in self.server.specs]
         else:
             creds, probe = self.creds(f"node-{name}"), []
+            if spec.server:  # the same user, through another address (a relay, in tests)
+                import dataclasses
+
+                creds = dataclasses.replace(self.server.creds(f"node-{name}"),
+                                            server=spec.server).write(
+                    self.server.root / "creds" / f"node-{name}-via.creds")
         argv = _fog(
             "node", "--name", name, "--creds", str(creds),
             "--heartbeat", str(self.heartbeat), "--data-dir", str(self.root / "nodes" / name),

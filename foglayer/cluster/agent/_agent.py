@@ -140,7 +140,11 @@ class Agent(Slots, Invoker, Mover, Durable, SiteProbe, NodeAttester, UsageReport
             except Exception:  # noqa: BLE001 - keep beating through reconnects
                 pass
 
+    def log(self, text: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} node {self.name}: {text}", file=sys.stderr, flush=True)
+
     async def _heartbeat(self) -> None:
+        self._sweep_moves()
         self.seq += 1
         body = Heartbeat(self.name, self.boot, self.caps, self.seq, time.time(),
                          self.used_memory(), {i: s.report() for i, s in self.slots.items()},
@@ -176,7 +180,8 @@ class Agent(Slots, Invoker, Mover, Durable, SiteProbe, NodeAttester, UsageReport
             elif verb == "attest":
                 await self._attest(msg)
             elif verb == "ping":
-                await self._reply(msg, Reply(True, boot=self.boot))
+                await self._reply(msg, Reply(True, boot=self.boot,
+                                             links=self.nc.stats["reconnects"]))
             else:
                 await self._reply(msg, Reply(False, f"unknown command {verb!r}"))
         except BadMessage as e:

@@ -36,6 +36,9 @@ from foglayer.cluster.agent._slots import Slot, module_key_names, one_line
 
 MAX_MOVES = 8  # incoming moves a node holds at once
 INCOMING_TTL = 900.0  # seconds a prepared move may wait for its commit or abort
+# A move that no step reached for this long is given up on its side: the controller's steps
+# time out well before (a node whose bus connection dropped mid-move never hears the abort).
+IDLE_MOVE = 120.0
 VOLUME_ALLOWANCE = 2 << 30  # volume bytes a move may bring
 
 
@@ -55,6 +58,7 @@ class _Outgoing:
     key: bytes = b""  # the attested node pair's key: everything goes out sealed with it
     sealer: object | None = None  # a foglayer.trust.StreamSealer for the page chunks
     tree_sealer: object | None = None  # and one for the volume chunks
+    touched: float = field(default_factory=time.monotonic)  # the last step
 
 
 @dataclass
@@ -70,6 +74,7 @@ class _Incoming:
     opener: object | None = None  # a foglayer.trust.StreamOpener for the page chunks
     tree_opener: object | None = None  # and one for the volume chunks
     started: float = field(default_factory=time.monotonic)
+    touched: float = field(default_factory=time.monotonic)  # the last step or chunk
     secrets: dict[str, bytes] = field(default_factory=dict, repr=False)
 
 
@@ -77,12 +82,15 @@ class Mover:
     def _init_moves(self) -> None:
         self.outgoing: dict[str, _Outgoing] = {}
         self.incoming: dict[str, _Incoming] = {}
+        self.arrived: dict[str, str] = {}  # move id -> the instance its commit started here
 
     async def _move(self, msg) -> None:
         try:
             req = decode(msg.data, MoveRequest)
             if req.op == "chunk":
                 out = self.outgoing.get(req.mid)
+                if out is not None:
+                    out.touched = time.monotonic()
                 if out is None:
                     data = b""
                 elif req.part == "pages":
@@ -107,6 +115,7 @@ class Mover:
     def _source(self, req: MoveRequest) -> _Outgoing:
         out = self.outgoing.get(req.mid)
         if out is not None:
+            out.touched = time.monotonic()
             return out
         slot = self.slots.get(req.instance)
         if slot is None or slot.state != "running" or slot.local is None:
@@ -180,6 +189,7 @@ class Mover:
     async def _freeze(self, req: MoveRequest) -> MoveReply:
         out = self._source(req)
         slot, local = out.slot, out.slot.local
+        slot.held_by = req.mid  # (its heartbeats say so until the release)
         if slot.spec.kind == "service":
             slot.hold = asyncio.Event()  # calls from now on wait for the release
             # Queued behind the calls already running: the last round holds their effects.
@@ -243,6 +253,9 @@ class Mover:
     async def _release(self, req: MoveRequest) -> MoveReply:
         out = self.outgoing.pop(req.mid, None)
         if out is None:
+            for s in self.slots.values():  # a freeze that failed half-way: nothing is held
+                if s.held_by == req.mid and s.hold is None:
+                    s.held_by = ""
             return MoveReply(True)
         slot = out.slot
         if req.moved:  # the target serves it now: this copy goes, its held calls go there
@@ -252,6 +265,7 @@ class Mover:
         if slot.hold is not None:
             slot.hold.set()
             slot.hold = None
+        slot.held_by = ""
         if slot.resume is not None and not slot.resume.done():
             slot.resume.set_result(not req.moved)  # a halted command goes on here, or ends
         return MoveReply(True)
@@ -264,9 +278,7 @@ class Mover:
         spec = req.spec
         if spec is None or not (spec.kind == "service" or spec.checkpointable):
             return MoveReply(False, "a move needs the spec of a service or of a live command")
-        for mid in [m for m, i in self.incoming.items()
-                    if time.monotonic() - i.started > INCOMING_TTL]:
-            self._drop_incoming(mid)  # its controller never said commit or abort
+        self._sweep_moves()
         if len(self.incoming) >= MAX_MOVES:
             return MoveReply(False, f"node {self.name} is already taking {MAX_MOVES} moves")
         need = spec.memory + sum(i.slot.spec.memory for i in self.incoming.values())
@@ -318,6 +330,7 @@ class Mover:
         try:
             if inc is None:
                 raise MoveError("no such move on this node")
+            inc.touched = time.monotonic()
             part = h.get(H_PART)
             if part in ("pages", "tree"):  # each checked whole by the snapshot package: hashes,
                 # sizes, the memory limit; files only below the volume, within a byte limit
@@ -359,6 +372,9 @@ class Mover:
             raise
         slot.local, slot.state = local, "running"
         self.slots[slot.instance] = slot
+        self.arrived[req.mid] = slot.instance
+        while len(self.arrived) > 4 * MAX_MOVES:
+            self.arrived.pop(next(iter(self.arrived)))
         await self._status(slot)
         snaps = slot.spec.snapshots
         if snaps is not None and snaps.mode == "every":  # (its first one: every page)
@@ -368,12 +384,37 @@ class Mover:
         return MoveReply(True, running_at=time.time())
 
     def _drop_incoming(self, mid: str) -> None:
+        """Forget a move that will not commit here: its instance and the files it brought."""
         inc = self.incoming.pop(mid, None)
         if inc is not None:
             inc.local.close()  # type: ignore[attr-defined]
+            self.log(f"dropped the incoming move {mid} of {inc.slot.app}.{inc.slot.replica}")
+            if not any(s.app == inc.slot.app and s.replica == inc.slot.replica
+                       for s in self.slots.values()):
+                shutil.rmtree(self._volume_root(inc.slot), ignore_errors=True)
+
+    def _sweep_moves(self) -> None:
+        """Give up the moves no step reached for long: the controller is gone, or this
+        node's connection dropped and the abort never came. A frozen source waits for its
+        controller instead (the placement record decides whether it serves on)."""
+        now = time.monotonic()
+        for mid, inc in list(self.incoming.items()):
+            if now - inc.touched > IDLE_MOVE or now - inc.started > INCOMING_TTL:
+                self._drop_incoming(mid)
+        for mid, out in list(self.outgoing.items()):
+            if not out.slot.held_by and now - out.touched > IDLE_MOVE:
+                self.outgoing.pop(mid, None)
 
     async def _abort(self, req: MoveRequest) -> MoveReply:
+        """The move is off: what it prepared goes, and so does the copy its commit started
+        here if the controller never heard that commit (it stays on the source)."""
         self._drop_incoming(req.mid)
+        iid = self.arrived.pop(req.mid, None)
+        slot = self.slots.get(iid) if iid and iid == req.instance else None
+        if slot is not None:
+            self.slots.pop(slot.instance, None)
+            self._discard(slot)
+            self.log(f"stopped {slot.app}.{slot.replica}: its move {req.mid} was called off")
         return MoveReply(True)
 
 

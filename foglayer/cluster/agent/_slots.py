@@ -62,6 +62,7 @@ class Slot:
     calls: int = 0
     stats: object | None = None  # the instance's last Stats, kept once it is gone (usage)
     hold: asyncio.Event | None = None  # set while a move holds its calls (see ._move)
+    held_by: str = ""  # the id of that move
     moved: bool = False  # another node serves it now
     # A live command's move (see ._move): ``halted`` gets the run's outcome once a halt
     # stopped it (or it ended first); ``resume`` says whether it goes on here (True) or
@@ -76,7 +77,7 @@ class Slot:
     def report(self) -> InstanceReport:
         return InstanceReport(self.app, self.replica, self.state, self.generation,
                               self.exit_code, (self.error or "")[:2000] or None, self.started,
-                              self.ended, self.calls)
+                              self.ended, self.calls, self.held_by)
 
     @property
     def fds(self) -> int:
@@ -144,6 +145,7 @@ class Slots:
             slot.moved = True
             slot.hold.set()
             slot.hold = None
+        slot.held_by = ""
         local = slot.local
         slot.local = None
         if local is None:

@@ -46,6 +46,7 @@ from foglayer.cluster._protocol import (
     PLACEMENTS,
     BadMessage,
     InstanceRecord,
+    Reply,
     StopRequest,
     cmd_subject,
     decode,
@@ -61,6 +62,17 @@ MAX_ROUNDS = 8  # pre-copy rounds at most before the source freezes
 SMALL_DELTA = 8  # pages: a round this small is the last before the freeze
 DRAIN_RETRY = 5.0  # seconds before a drain tries again to move what it could not
 UNDO_TIMEOUT = 3.0  # telling the nodes a move is off (a hung target holds nothing that counts)
+# A node whose bus connection dropped mid-move comes back within a reconnect or two: the
+# nodes are told the move's outcome until they hear it, this long (a frozen source that
+# still missed it reports its freeze in its heartbeats, and is answered then).
+TELL_PATIENCE = 10.0
+TELL_RETRY = 0.25
+# A step that waits longer than this has the node's bus link checked: a node that reconnected
+# since the move began may have lost the step or its answer, so the step fails then, not at
+# its timeout (a commit waits a minute). Missed pings in a row count as a lost link too.
+WATCH_EVERY = 1.0
+PING_TIMEOUT = 2.0
+MISSED_PINGS = 3
 
 
 class Mover:
@@ -72,6 +84,9 @@ class Mover:
         # the app's preferences moves it live instead of restarting it
         self._prev_specs: dict[str, tuple[int, object]] = {}
         self._following: set[str] = set()  # placement keys moving to new preferences
+        self._active_moves: set[str] = set()  # ids of the moves this controller drives now
+        self._links: dict[str, dict[str, int]] = {}  # move id -> node -> its reconnects then
+        self._resolving: set[str] = set()  # frozen instances being released (_resolve_held)
 
     async def _follow_preferences(self, key: str, p: dict, app) -> bool:
         """A new generation whose spec differs only in its preferences: move the running
@@ -177,14 +192,43 @@ class Mover:
             if why is not None:
                 raise MoveError(f"node {to} fails the {name} filter: {why}")
 
+    async def _links_of(self, node: str) -> int | None:
+        """How often ``node`` has reconnected to the bus (None: it does not answer)."""
+        try:
+            msg = await self.nc.request(cmd_subject(node, "ping"), b"", timeout=PING_TIMEOUT)
+            return decode(msg.data, Reply).links
+        except Exception:  # noqa: BLE001 - no responders, timeout, a bad answer
+            return None
+
+    async def _ask(self, node: str, mid: str, verb: str, data: bytes, timeout: float,
+                   headers: dict | None = None):
+        """One request of move ``mid`` to ``node``, its link watched while it waits."""
+        req = asyncio.ensure_future(self.nc.request(cmd_subject(node, verb), data,
+                                                    headers=headers, timeout=timeout))
+        missed = 0
+        try:
+            while True:
+                done, _ = await asyncio.wait({req}, timeout=WATCH_EVERY)
+                if done:
+                    return req.result()
+                then = self._links.get(mid, {}).get(node)
+                if then is None:
+                    continue
+                now = await self._links_of(node)
+                missed = missed + 1 if now is None else 0
+                if (now is not None and now != then) or missed >= MISSED_PINGS:
+                    raise ConnectionError("its bus connection dropped")
+        finally:
+            req.cancel()
+
     async def _step(self, node: str, req: MoveRequest, timeout: float = STEP_TIMEOUT) -> MoveReply:
         try:
-            msg = await self.nc.request(cmd_subject(node, "migrate"), encode(req), timeout=timeout)
+            msg = await self._ask(node, req.mid, "migrate", encode(req), timeout)
             reply = decode(msg.data, MoveReply)
         except BadMessage as e:
             raise MoveError(f"node {node}: a bad answer to {req.op}: {e}") from None
         except Exception as e:  # noqa: BLE001 - no responders, timeout: the node is away
-            raise MoveError(f"node {node} did not answer {req.op} ({type(e).__name__})") from None
+            raise MoveError(f"node {node} did not answer {req.op} ({_why(e)})") from None
         if not reply.ok:
             raise MoveError(f"node {node} refused {req.op}: {reply.error}")
         return reply
@@ -217,7 +261,10 @@ class Mover:
         mid, old = cmd.mid, p["instance"]
         new = f"{cmd.app}-{cmd.replica}-{secrets.token_hex(4)}"
         self._moving[new] = {"app": cmd.app, "node": cmd.to, "instance": new}
-        frozen = committed = False
+        self._active_moves.add(mid)
+        links = {n: await self._links_of(n) for n in (source, cmd.to)}
+        self._links[mid] = {n: k for n, k in links.items() if k is not None}
+        committed = False
         sent = rounds = 0
 
         async def copy_round(info: MoveReply) -> None:
@@ -254,7 +301,6 @@ class Mover:
             info = await self._step(source, MoveRequest("freeze", mid, old,
                                                         release=src_release[0],
                                                         session=src_release[1]))
-            frozen = True
             await copy_round(info)
             rounds += 1
             info = await self._step(source, MoveRequest("state", mid))  # (names every chunk)
@@ -274,11 +320,18 @@ class Mover:
             await self._cas_placement(key, old, moved)
             self._sent[new] = time.monotonic()
         except BaseException:
-            await self._undo_move(cmd, source, old, new, frozen, committed)
+            try:
+                await self._undo_move(cmd, source, new, committed)
+            finally:
+                self._active_moves.discard(mid)
             raise
         finally:
             self._moving.pop(new, None)
-        await self._step(source, MoveRequest("release", mid, moved=True))
+            self._links.pop(mid, None)
+        # The target is live: the source lets go when it hears it. If its connection is down
+        # that long, the placement decides: its next heartbeat gets its copy stopped.
+        await self._tell(source, MoveRequest("release", mid, moved=True))
+        self._active_moves.discard(mid)
         downtime = t_running - t_freeze
         mode = "stop-and-copy" if cmd.stop_and_copy else "pre-copy"
         dec = self.decisions.setdefault(cmd.app, {"app": cmd.app, "replicas": {}})
@@ -317,10 +370,9 @@ class Mover:
     async def _pull(self, node: str, mid: str, index: int, part: str, limit: int) -> bytes:
         req = encode(MoveRequest("chunk", mid, index=index, part=part))
         try:
-            msg = await self.nc.request(cmd_subject(node, "migrate"), req, timeout=STEP_TIMEOUT)
+            msg = await self._ask(node, mid, "migrate", req, STEP_TIMEOUT)
         except Exception as e:  # noqa: BLE001
-            raise MoveError(f"node {node} did not hand out chunk {index} "
-                            f"({type(e).__name__})") from None
+            raise MoveError(f"node {node} did not hand out chunk {index} ({_why(e)})") from None
         if not msg.data or len(msg.data) > limit:
             raise MoveError(f"node {node}: {part} chunk {index} is empty or over {limit} bytes")
         return msg.data
@@ -329,12 +381,10 @@ class Mover:
                     part: str) -> None:
         headers = {H_MOVE: mid, H_CHUNK: f"{index}/{count}", H_PART: part}
         try:
-            msg = await self.nc.request(cmd_subject(node, "mdata"), data, headers=headers,
-                                        timeout=STEP_TIMEOUT)
+            msg = await self._ask(node, mid, "mdata", data, STEP_TIMEOUT, headers)
             reply = decode(msg.data, MoveReply)
         except Exception as e:  # noqa: BLE001
-            raise MoveError(f"node {node} did not take chunk {index} "
-                            f"({type(e).__name__})") from None
+            raise MoveError(f"node {node} did not take chunk {index} ({_why(e)})") from None
         if not reply.ok:
             raise MoveError(f"node {node} refused chunk {index}: {reply.error}")
 
@@ -358,18 +408,44 @@ class Mover:
                             f"({type(e).__name__})") from None
         self.placements[key] = moved
 
-    async def _undo_move(self, cmd: MoveCommand, source: str, old: str, new: str,
-                         frozen: bool, committed: bool) -> None:
-        """The source keeps the app: the target forgets what it got, the source serves on."""
-        for node, req in ((cmd.to, MoveRequest("abort", cmd.mid)),
-                          *(((source, MoveRequest("release", cmd.mid, moved=False)),)
-                            if frozen else ())):
+    async def _tell(self, node: str, req: MoveRequest) -> bool:
+        """Say ``req`` to ``node`` until it answers (its connection may be coming back)."""
+        deadline = time.monotonic() + TELL_PATIENCE
+        while True:
             try:
                 await self._step(node, req, UNDO_TIMEOUT)
+                return True
             except MoveError:
-                pass  # a dead target holds nothing; a dead source is the reconciler's
+                if time.monotonic() > deadline or not self.lease.leader:
+                    return False
+                await asyncio.sleep(TELL_RETRY)
+
+    async def _undo_move(self, cmd: MoveCommand, source: str, new: str,
+                         committed: bool) -> None:
+        """The source keeps the app: the target forgets what it got (its copy too, if its
+        commit happened but the answer was lost), the source serves on (or just forgets the
+        move's rounds). Both are told at once, until they hear it."""
+        await asyncio.gather(self._tell(cmd.to, MoveRequest("abort", cmd.mid, new)),
+                             self._tell(source, MoveRequest("release", cmd.mid, moved=False)))
         if committed:
             await self._request(cmd.to, "stop", StopRequest(new))
+
+    async def _resolve_held(self, node: str, iid: str, mid: str) -> None:
+        """A node reports an instance frozen by move ``mid`` that no move here drives (its
+        release was lost, or its controller died): the placement still names it, so it is
+        the live copy, and it serves on."""
+        if mid in self._active_moves or mid in self._resolving:
+            return
+        self._resolving.add(mid)
+        try:
+            self.log(f"{iid} on {node} is still frozen by move {mid}: releasing it")
+            await self._tell(node, MoveRequest("release", mid, moved=False))
+        finally:
+            self._resolving.discard(mid)
+
+
+def _why(e: BaseException) -> str:
+    return str(e) if isinstance(e, ConnectionError) else type(e).__name__
 
 
 __all__ = ["MOVE_SUBJECT", "Mover"]

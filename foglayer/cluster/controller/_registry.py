@@ -144,6 +144,8 @@ class NodeRegistry:
                 self._stopping[iid] = now
                 asyncio.create_task(self._request(node, "stop", StopRequest(iid)))
             return
+        if rep.held:  # frozen by a move: this is the live copy (the placement says so)
+            asyncio.create_task(self._resolve_held(node, iid, rep.held))
         state = rep.state
         if p["state"] == state or (p["state"] in ("failed", "exited") and state in ACTIVE):
             return
