@@ -133,9 +133,10 @@ def restore(snapshot, dirs, force, files_to, module, max_memory, checkpoint_to,
             checkpoint_every, stop_after_checkpoint, with_files, seal, seal_local) -> None:
     """Resume the app in SNAPSHOT here; exit with its exit code. A sealed SNAPSHOT opens in
     memory only: on a node the controller releases its key to after attesting it
-    (fog run --seal), or where its local key is (--seal-local)."""
+    (fog run --seal), or where its local key is (--seal-local); its further snapshots are
+    sealed the same way."""
     from foglayer.cli._args import parse_remaps
-    from foglayer.cli._run import sealer, unseal
+    from foglayer.cli._run import sealer, unsealer
     from foglayer.runtime import Limits
     from foglayer.snapshot import CheckpointOptions
     from foglayer.snapshot import restore as restore_snapshot
@@ -147,7 +148,7 @@ def restore(snapshot, dirs, force, files_to, module, max_memory, checkpoint_to,
     sys.stdout.flush()
     outcome = restore_snapshot(snapshot, dirs=mapping, force=force, files_to=files_to,
                                module=module, limits=Limits(max_memory=max_memory),
-                               options=options, unseal=unseal)
+                               options=options, unseal=unsealer(options))
     from foglayer.cli._run import finish_checkpointable
 
     finish_checkpointable(outcome, False)

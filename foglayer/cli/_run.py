@@ -206,11 +206,15 @@ def sealer(seal: bool, local: bool, module: str | None = None):
     return snapshot_sealer(module) if module is not None else lazy_snapshot_sealer()
 
 
-def unseal(blob: bytes, where: str) -> bytes:
-    """A sealed snapshot file opened in memory (the cluster is imported only for one)."""
-    from foglayer.cluster import open_sealed_snapshot
+def unsealer(options):
+    """How ``fog restore`` opens a sealed snapshot file in memory; its further snapshots
+    (``options``) are then sealed as it was. The cluster is imported only for a sealed file."""
+    def unseal(blob: bytes, where: str) -> bytes:
+        from foglayer.cluster import open_sealed_snapshot
 
-    return open_sealed_snapshot(blob, where)
+        return open_sealed_snapshot(blob, where, options=options)
+
+    return unseal
 
 
 def _exit_interrupted() -> None:

@@ -58,6 +58,7 @@ from foglayer.trust import (
     open_backend,
     open_released,
     seal_released,
+    seal_snapshot_locally,
     sealed_header,
     unseal_snapshot_locally,
 )
@@ -217,15 +218,26 @@ def lazy_snapshot_sealer(*, node_dir: str | os.PathLike | None = None
     return seal
 
 
-def open_sealed_snapshot(blob: bytes, where: str, *,
+def open_sealed_snapshot(blob: bytes, where: str, *, options=None,
                          node_dir: str | os.PathLike | None = None) -> bytes:
     """``fog restore`` of a sealed file, in memory: a controller-sealed one after an affirming
-    attestation of this node for its module; a locally sealed one under this machine's key."""
+    attestation of this node for its module; a locally sealed one under this machine's key.
+
+    ``options`` (the restore's ``foglayer.snapshot.CheckpointOptions``): its further snapshots
+    are sealed as this file was (the same released data key and header; the local key), never
+    written in the clear, and a controller-sealed one is never re-sealed under a local key."""
     if is_local_seal(blob):
-        return unseal_snapshot_locally(blob, where)
+        data = unseal_snapshot_locally(blob, where)
+        if options is not None and options.seal is None:
+            options.seal = seal_snapshot_locally
+        return data
     if not is_released_seal(blob):
         raise SealError(f"{where}: not a foglayer snapshot (nor a sealed one)")
     head = sealed_header(blob, where)
+    if options is not None and options.seal is seal_snapshot_locally:
+        raise FogError(f"{where} is sealed under a key the controller releases: its further "
+                       "snapshots are sealed that way too, not under a local key",
+                       where="seal_local")
     key, _, proves_nothing = _data_key(head.module, wrapped=head.wrapped, key_id=head.key_id,
                                        node_dir=node_dir)
     data = open_released(blob, key, where)
@@ -234,4 +246,6 @@ def open_sealed_snapshot(blob: bytes, where: str, *,
     if parse_snapshot(data, where).meta.module.original_digest != head.module:
         raise SealError(f"{where}: the sealed snapshot is not of the module its header names")
     _warn(proves_nothing)
+    if options is not None:
+        options.seal = lambda snapshot: seal_released(snapshot, key, head)
     return data

@@ -102,10 +102,19 @@ def test_a_snapshot_sealed_on_one_node_restores_only_where_the_controller_releas
     head = sealed_header(blob, str(snap))
     assert head.key_id == "default" and head.node == "a"
 
-    # On node b: released after an affirming attestation; the run goes on as if never stopped.
-    r = fog("restore", snap, env=_on(c, "b", tmp_path / "b"))
+    # On node b: released after an affirming attestation; its next snapshot (no --seal given)
+    # is sealed as its input was; back on node a, the run ends as if it had never stopped.
+    snap2 = tmp_path / "again.fogsnap"
+    r = fog("restore", "--checkpoint-every", "0.1", "--stop-after-checkpoint",
+            "--checkpoint-to", snap2, snap, env=_on(c, "b", tmp_path / "b"))
+    assert "stopped after checkpoint" in r.stderr, r.stderr
+    second = r.stdout
+    assert snap2.read_bytes().startswith(b"FOGSEAL2") and b"FOGSNAP" not in snap2.read_bytes()
+    r = fog("restore", snap2, env=_on(c, "a", tmp_path / "a"))
     assert r.returncode == 3, r.stderr
-    assert first + r.stdout == ref.stdout
+    assert first + second + r.stdout == ref.stdout
+    line = _one_line(fog("restore", "--seal-local", snap, env=_on(c, "b", tmp_path / "b")))
+    assert "--seal-local:" in line and "not under a local key" in line, line
 
     # A tampered file: refused (the body's AEAD covers the header too).
     bad = tmp_path / "tampered.fogsnap"

@@ -51,10 +51,17 @@ def test_a_locally_sealed_snapshot_restores_only_where_its_key_is(compute, tmp_p
     assert r.returncode != 0 and "authentication failed" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
-    # Here it resumes, and the output is that of a run never interrupted.
-    r = fog("restore", snap, env=here)
+    # Here it resumes (its next snapshot sealed the same way), and the output is that of a
+    # run never interrupted.
+    snap2 = tmp_path / "again.fogsnap"
+    r = fog("restore", "--checkpoint-every", "0.1", "--stop-after-checkpoint",
+            "--checkpoint-to", snap2, snap, env=here)
+    assert "stopped after checkpoint" in r.stderr, r.stderr
+    assert snap2.read_bytes().startswith(b"FOGSEAL1")
+    second = r.stdout
+    r = fog("restore", snap2, env=here)
     assert r.returncode == 3, r.stderr
-    assert first + r.stdout == ref.stdout
+    assert first + second + r.stdout == ref.stdout
 
 
 def test_seal_without_a_node_or_controller_says_so_and_never_falls_back(compute, tmp_path):
