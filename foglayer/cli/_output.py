@@ -52,6 +52,13 @@ class Candidate(msgspec.Struct, kw_only=True):
     winner: bool = False
 
 
+class Move(msgspec.Struct, kw_only=True):
+    time: float
+    source: str
+    target: str
+    why: str  # what moved it (fog migrate, a drain, new preferences, a better node)
+
+
 class Placement(msgspec.Struct, kw_only=True):
     replica: int
     why: str  # what triggered the decision (placed, moved, ...)
@@ -60,6 +67,7 @@ class Placement(msgspec.Struct, kw_only=True):
     nodes: int  # nodes in the registry
     examined: int  # nodes looked at (fewer at scale)
     candidates: list[Candidate]
+    moves: list[Move] = []  # its live moves, oldest first (the last few)
 
 
 class Explanation(_Doc):
@@ -78,7 +86,10 @@ def explanation(decision: dict) -> Explanation:
                 for row in d.get("rows", [])]
         out.append(Placement(replica=int(r), why=d.get("why", "placed"), time=d["time"],
                              winner=d.get("winner"), nodes=d.get("nodes", len(rows)),
-                             examined=d.get("examined", len(rows)), candidates=rows))
+                             examined=d.get("examined", len(rows)), candidates=rows,
+                             moves=[Move(time=float(m["time"]), source=str(m["source"]),
+                                         target=str(m["target"]), why=str(m["why"]))
+                                    for m in d.get("moves") or []]))
     return Explanation(app=decision["app"], replicas=out)
 
 

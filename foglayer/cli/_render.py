@@ -192,6 +192,11 @@ def explain_table(view: Explanation) -> list[Table]:
                 cells += [f"{row.total or 0:.1f}",
                           Text("winner", style="bold green") if row.winner else ""]
             t.add_row(Text(row.node, style="bold" if row.winner else ""), *cells)
+        if d.moves:  # why each live move happened
+            t.caption = "\n".join(
+                f"{time.strftime('%H:%M:%S', time.localtime(m.time))} moved live from "
+                f"{m.source} to {m.target}: {m.why}" for m in d.moves)
+            t.caption_justify = "left"
         out.append(t)
     return out
 

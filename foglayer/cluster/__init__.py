@@ -31,7 +31,16 @@ from foglayer.cluster._manifest import Manifest, ManifestError
 from foglayer.cluster._manifest import load as load_manifest
 from foglayer.cluster._manifest import parse as parse_manifest
 from foglayer.cluster._move import MoveError, MoveProgress, MoveSummary
-from foglayer.cluster._scheduler import FILTERS, SCORERS, App, Decision, NodeView, passes, schedule
+from foglayer.cluster._scheduler import (
+    FILTERS,
+    SCORERS,
+    App,
+    Decision,
+    NodeView,
+    latency_gain,
+    passes,
+    schedule,
+)
 from foglayer.cluster._sealing import lazy_snapshot_sealer, open_sealed_snapshot, snapshot_sealer
 from foglayer.cluster._server import EmbeddedServer, free_port
 from foglayer.cluster._sites import SiteCluster, SiteSpec, parse_sites
@@ -45,7 +54,7 @@ from foglayer.cluster.controller import Controller, ControllerConfig, run_contro
 
 __all__ = [
     "AppSpec", "Constraints", "Limits", "decode_spec",
-    "FILTERS", "SCORERS", "Agent", "App", "passes", "BusError", "Client", "Controller", "ControllerConfig", "Creds",
+    "FILTERS", "SCORERS", "Agent", "App", "passes", "latency_gain", "BusError", "Client", "Controller", "ControllerConfig", "Creds",
     "Decision", "EmbeddedServer", "Manifest", "ManifestError", "NodeConfig", "NodeView", "Service",
     "ServiceError", "UnknownApp", "app_memory", "check_name", "connect", "free_port",
     "load_manifest", "parse_manifest", "resolve",

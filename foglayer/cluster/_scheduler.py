@@ -148,6 +148,36 @@ def s_latency(a: App, n: NodeView, ctx: dict) -> float | None:
     return 100.0 * 10 / (10 + ms)  # 0 ms -> 100, 10 ms -> 50, 90 ms -> 10
 
 
+def latency_to(n: NodeView, site: str) -> float | None:
+    """Node ``n``'s round trip to ``site`` in ms (0 inside it; None: unknown)."""
+    if n.labels.get("site") == site:
+        return 0.0
+    ms = n.latency.get(site)
+    return float(ms) if ms is not None else None
+
+
+#: A node must be this much nearer to an app's low_latency_to site, in ms and as a share of
+#: the current round trip, before the app moves there (hysteresis: measured round trips jitter,
+#: and a move costs a downtime; without a margin, two alike nodes would trade the app).
+BETTER_BY_MS = 5.0
+BETTER_SHARE = 0.5
+
+
+def latency_gain(spec: AppSpec | dict | App, current: NodeView, other: NodeView) -> str | None:
+    """Why ``other`` serves the app's ``low_latency_to`` preference clearly better than its
+    current node (None: not clearly, or unknown). The words ``fog explain`` shows."""
+    a = spec if isinstance(spec, App) else App(spec)
+    site = a.spec.preferences.low_latency_to
+    if not site:
+        return None
+    now, then = latency_to(current, site), latency_to(other, site)
+    if now is None or then is None:
+        return None
+    if now - then < BETTER_BY_MS or then > now * BETTER_SHARE:
+        return None
+    return f"latency to site {site} {now:g} ms on {current.name} -> {then:g} ms on {other.name}"
+
+
 def s_capacity(a: App, n: NodeView, ctx: dict) -> float:
     if n.max_memory <= 0:
         return 0.0

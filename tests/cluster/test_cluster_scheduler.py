@@ -172,3 +172,22 @@ def test_a_simulated_tee_scores_little_for_security():
     assert s_security(app, NodeView("t", caps(tee=["tpm"])), {}) == 100
     assert s_security(app, NodeView("s", caps(tee=["sim"])), {}) == 10
     assert s_security(app, NodeView("n", caps()), {}) == 0
+
+
+def test_an_app_moves_for_latency_only_to_a_clearly_nearer_node():
+    from foglayer.cluster import latency_gain
+
+    app = spec(preferences={"low_latency_to": "factory"})
+    far = NodeView("far", caps(latency={"factory": 45}))
+    near = NodeView("near", caps(latency={"factory": 5}))
+    inside = NodeView("inside", caps(labels={"site": "factory"}))
+    alike = NodeView("alike", caps(latency={"factory": 4}))
+    unknown = NodeView("unknown", caps())
+    assert latency_gain(app, far, near) == "latency to site factory 45 ms on far -> 5 ms on near"
+    assert "-> 0 ms on inside" in latency_gain(app, near, inside)
+    # Hysteresis: a node a little nearer, one farther, or one whose latency is unknown
+    # never takes the app (measured round trips jitter; a move costs a downtime).
+    assert latency_gain(app, near, alike) is None
+    assert latency_gain(app, near, far) is None
+    assert latency_gain(app, far, unknown) is None and latency_gain(app, unknown, near) is None
+    assert latency_gain(spec(), far, near) is None  # no latency preference: never

@@ -52,7 +52,7 @@ from foglayer.cluster._protocol import (
     decode,
     encode,
 )
-from foglayer.cluster._scheduler import FILTERS, App, schedule
+from foglayer.cluster._scheduler import FILTERS, App, latency_gain, schedule
 from foglayer.cluster.controller._registry import ACTIVE
 
 STEP_TIMEOUT = 10.0  # one step of a move on a node (a chunk, a freeze, a release)
@@ -73,6 +73,9 @@ TELL_RETRY = 0.25
 WATCH_EVERY = 1.0
 PING_TIMEOUT = 2.0
 MISSED_PINGS = 3
+REBALANCE_EVERY = 2.0  # seconds between looks for a node that serves an app's latency better
+SETTLE = 60.0  # seconds an app stays where a live move put it (or after a failed rebalance)
+MOVES_KEPT = 10  # live moves fog explain lists per replica
 
 
 class Mover:
@@ -87,6 +90,8 @@ class Mover:
         self._active_moves: set[str] = set()  # ids of the moves this controller drives now
         self._links: dict[str, dict[str, int]] = {}  # move id -> node -> its reconnects then
         self._resolving: set[str] = set()  # frozen instances being released (_resolve_held)
+        self._rebalanced_at = 0.0
+        self._rebalancing: dict[str, float] = {}  # placement key -> when it may try again
 
     async def _follow_preferences(self, key: str, p: dict, app) -> bool:
         """A new generation whose spec differs only in its preferences: move the running
@@ -151,6 +156,48 @@ class Mover:
                 await self._place(key, rec.spec, p["generation"], p["replica"], why=why,
                                   exclude=(node,), restarts=p.get("restarts", 0),
                                   moved_from=node)
+
+    async def _rebalance(self) -> None:
+        """Move an app live to a node that serves its ``low_latency_to`` preference clearly
+        better than its current one (a node that joined, came back or was uncordoned): the
+        scheduler's pick, if its round trip to the site beats the current one by the margin
+        (``latency_gain``). An app that moved stays a while (``SETTLE``): no flapping."""
+        now = time.monotonic()
+        if now - self._rebalanced_at < REBALANCE_EVERY:
+            return
+        self._rebalanced_at = now
+        views = None
+        for key, p in list(self.placements.items()):
+            rec = self.apps.get(p["app"])
+            if (rec is None or not rec.spec.moves_live or p["state"] != "running"
+                    or not rec.spec.preferences.low_latency_to
+                    or p.get("generation") != rec.generation or not p.get("node")
+                    or p["node"] in self.cordoned or key in self._draining
+                    or key in self._following or self._rebalancing.get(key, 0) > now
+                    or time.time() - (p.get("running_at") or 0) < SETTLE * bool(p.get("moved_from"))
+                    or any(m["app"] == p["app"] for m in self._moving.values())):
+                continue
+            views = views if views is not None else {v.name: v for v in self._views()}
+            current = views.get(p["node"])
+            decision = schedule(rec.spec, views.values(), p["replica"])
+            winner = views.get(decision.winner or "")
+            if current is None or winner is None or winner.name == current.name:
+                continue
+            gain = latency_gain(rec.spec, current, winner)
+            if gain is None:
+                continue
+            self._rebalancing[key] = now + SETTLE
+            cmd = MoveCommand(p["app"], p["replica"], winner.name, secrets.token_hex(8))
+            asyncio.create_task(self._rebalance_move(key, cmd, f"a better node: {gain}",
+                                                     decision))
+
+    async def _rebalance_move(self, key: str, cmd: MoveCommand, why: str, decision) -> None:
+        try:
+            await self._move_instance(cmd, why, decision)
+        except Exception as e:  # noqa: BLE001 - it stays where it is; tried again later
+            await self.event("move-failed", f"{key} -> {cmd.to} ({why}): {e}", app=cmd.app)
+        finally:
+            self._dirty.set()
 
     async def _drain_move(self, key: str, cmd: MoveCommand, why: str) -> None:
         try:
@@ -233,7 +280,10 @@ class Mover:
             raise MoveError(f"node {node} refused {req.op}: {reply.error}")
         return reply
 
-    async def _move_instance(self, cmd: MoveCommand, why: str = "fog migrate") -> MoveSummary:
+    async def _move_instance(self, cmd: MoveCommand, why: str = "fog migrate",
+                             decision=None) -> MoveSummary:
+        """Move one instance live. ``decision``: the scheduler's table that chose the target
+        (fog explain shows it), if one did."""
         t0 = time.monotonic()
         key = f"{cmd.app}.{cmd.replica}"
         rec = self.apps.get(cmd.app)
@@ -335,8 +385,13 @@ class Mover:
         downtime = t_running - t_freeze
         mode = "stop-and-copy" if cmd.stop_and_copy else "pre-copy"
         dec = self.decisions.setdefault(cmd.app, {"app": cmd.app, "replicas": {}})
-        dec["replicas"].setdefault(str(cmd.replica), {}).update(
-            winner=cmd.to, time=time.time(), why=f"{why}: moved live from {source}")
+        row = dec["replicas"].setdefault(str(cmd.replica), {})
+        if decision is not None:
+            row.update(decision.to_dict())
+        row.update(winner=cmd.to, time=time.time(), why=f"{why}: moved live from {source}")
+        # Each live move and why it happened (fog explain lists them).
+        row["moves"] = [*row.get("moves", []), {"time": time.time(), "source": source,
+                                                "target": cmd.to, "why": why}][-MOVES_KEPT:]
         await self._put(DECISIONS, cmd.app, dec)
         await self.event("moved", f"{key} moved live from {source} to {cmd.to} ({why}, "
                          f"{mode}): downtime {1000 * downtime:.0f} ms, {rounds} rounds, "

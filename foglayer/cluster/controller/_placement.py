@@ -67,7 +67,8 @@ class Placement:
         decision = schedule(spec, self._views(), r, exclude)
         self.metrics.on_decision(decision, why)
         dec = self.decisions.setdefault(spec.name, {"app": spec.name, "replicas": {}})
-        dec["replicas"][str(r)] = {**decision.to_dict(), "why": why}
+        moves = dec["replicas"].get(str(r), {}).get("moves", [])  # (its live moves so far)
+        dec["replicas"][str(r)] = {**decision.to_dict(), "why": why, "moves": moves}
         await self._put(DECISIONS, spec.name, dec)
         now = time.time()
         p = {"app": spec.name, "replica": r, "generation": gen, "restarts": restarts,

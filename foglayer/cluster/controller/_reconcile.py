@@ -19,6 +19,7 @@ class Reconciler:
     async def _reconcile(self) -> None:
         await self._mark_lost()
         await self._drain()
+        await self._rebalance()
         await self._renew_attestations()
         for key, p in list(self.placements.items()):
             app = self.apps.get(p["app"])
