@@ -416,6 +416,9 @@ def parse(buf: bytes | mmap.mmap | memoryview, where: str = "<bytes>") -> Snapsh
     view = memoryview(buf)
     n = len(view)
     if n < HEADER.size or bytes(view[:8]) != MAGIC:
+        if bytes(view[:7]) == b"FOGSEAL":  # (foglayer.trust's sealed files)
+            raise _bad(where, "a sealed snapshot: only fog restore opens it, in memory, where "
+                              "its key is released")
         raise _bad(where, "not a foglayer snapshot (bad magic number)")
     _magic, version, _flags, meta_len = HEADER.unpack_from(view, 0)
     if version > FORMAT_VERSION:

@@ -101,6 +101,8 @@ def test_a_snapshot_sealed_on_one_node_restores_only_where_the_controller_releas
     assert blob.startswith(b"FOGSEAL2") and b"FOGSNAP" not in blob
     head = sealed_header(blob, str(snap))
     assert head.key_id == "default" and head.node == "a"
+    line = _one_line(fog("inspect", snap))
+    assert "a sealed snapshot: only fog restore opens it" in line, line
 
     # On node b: released after an affirming attestation; its next snapshot (no --seal given)
     # is sealed as its input was; back on node a, the run ends as if it had never stopped.
