@@ -160,6 +160,21 @@ def test_a_snapshot_sealed_on_one_node_restores_only_where_the_controller_releas
                              ("plain snapshot", b"FOGSNAP\0")):
             assert needle not in content, f"the {what} found in {f}"
 
+    # A plain snapshot restored with --seal: its next snapshot is sealed (the key released at
+    # that checkpoint, for the module the snapshot names) and resumes on the other node.
+    plain, resealed = tmp_path / "plain.fogsnap", tmp_path / "resealed.fogsnap"
+    r = fog("run", "--checkpoint-every", "0.1", "--stop-after-checkpoint", "--checkpoint-to",
+            plain, compute, ROUNDS)
+    out = [r.stdout]
+    r = fog("restore", "--seal", "--checkpoint-every", "0.1", "--stop-after-checkpoint",
+            "--checkpoint-to", resealed, plain, env=_on(c, "a", tmp_path / "a"))
+    assert "stopped after checkpoint" in r.stderr, r.stderr
+    assert resealed.read_bytes().startswith(b"FOGSEAL2")
+    out.append(r.stdout)
+    r = fog("restore", resealed, env=_on(c, "b", tmp_path / "b"))
+    assert r.returncode == 3, r.stderr
+    assert "".join(out) + r.stdout == ref.stdout
+
     # The policy no longer affirms: the module is not in its reference values; sim refused.
     dev = "backends: [sim]\nallow_sim: true\nmax_age: 300\n"
     _set_policy(c, client, dev + f"modules: [{'ab' * 32}]\n")
