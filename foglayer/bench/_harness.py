@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from foglayer._host import cpu_model
+from foglayer.bench._arch import EMULATION_NOTE, Machine, host_arch, wasmtime_cache_in_root
 from foglayer.errors import FogError
 
 # --------------------------------------------------------------------------- builds
@@ -41,9 +42,14 @@ class Build:
     target: str  # "native" or "wasm32-wasi"
     flags: tuple[str, ...]
 
-    def argv(self, extra: Sequence[str] = ()) -> list[str]:
+    def target_on(self, machine: Machine) -> str:
+        """The zig target: native builds are for the machine the suite runs on."""
+        return machine.native_target if self.target == "native" else self.target
+
+    def argv(self, extra: Sequence[str] = (), machine: Machine | None = None) -> list[str]:
         """The compiler flags exactly as given to ``python -m ziglang cc``."""
-        head = [] if self.target == "native" else ["-target", self.target]
+        target = self.target_on(machine) if machine else self.target
+        head = [] if target == "native" else ["-target", target]
         return [*head, *self.flags, *extra]
 
 
@@ -230,14 +236,21 @@ def _git_commit() -> str | None:
     return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def environment(runners: Sequence[str], wasmtime_settings: str, workroot: Path) -> dict:
+def environment(runners: Sequence[str], wasmtime_settings: str, workroot: Path,
+                machine: Machine | None = None) -> dict:
     """Everything a reader needs to reproduce the numbers."""
     from foglayer.toolchain import zig_version
 
+    machine = machine or Machine(host_arch())
     used_builds = sorted({RUNNERS[r].build for r in runners})
+    extra = {}
+    if machine.root is not None:
+        extra = {"emulated": EMULATION_NOTE, "host_arch": platform.machine(),
+                 "root": str(machine.root.path), "root_python": machine.root.python}
     return {
         "cpu_model": cpu_model(),
-        "arch": platform.machine(),
+        "arch": machine.arch,
+        **extra,
         "cpus": os.cpu_count(),
         "os": platform.platform(),
         "python": platform.python_version(),
@@ -245,7 +258,8 @@ def environment(runners: Sequence[str], wasmtime_settings: str, workroot: Path) 
         "wasmtime_py": _version("wasmtime"),
         "foglayer": _version("foglayer"),
         "git_commit": _git_commit(),
-        "builds": {b: "python -m ziglang cc " + " ".join(BUILDS[b].argv()) for b in used_builds},
+        "builds": {b: "python -m ziglang cc " + " ".join(BUILDS[b].argv(machine=machine))
+                   for b in used_builds},
         "runners": {r: RUNNERS[r].label for r in runners},
         "fog_engine": FOG_SETTINGS,
         "wasmtime_engine": WASMTIME_SETTINGS[wasmtime_settings],
@@ -310,13 +324,14 @@ def wasmtime_cache_path(wasm: Path, settings: str) -> Path:
 
 
 def wasmtime_argv(wasm: Path, args: Sequence[str], dirs: Sequence[Sequence],
-                  settings: str, *, cache: Path | None, compile_only: bool = False,
+                  settings: str, *, cache: Path | str | None, compile_only: bool = False,
+                  python: str = sys.executable, script: str = str(REF_SCRIPT),
                   **spec: object) -> list[str]:
     """How to start the reference runner (``_wasmtime_ref.py``; ``spec`` adds its keys)."""
     full = {"wasm": str(wasm), "argv": [wasm.stem, *args], "dirs": [list(d) for d in dirs],
             "settings": settings, "cache": str(cache) if cache else None,
             "compile_only": compile_only, **spec}
-    return [sys.executable, str(REF_SCRIPT), json.dumps(full)]
+    return [python, script, json.dumps(full)]
 
 
 def run_reference(wasm: str | os.PathLike, args: Sequence[str] = (), *,
@@ -356,6 +371,7 @@ class Plan:
     timeout: float = 900.0
     wasmtime_settings: str = "default"
     progress: bool = True
+    machine: Machine = field(default_factory=lambda: Machine(host_arch()))
 
 
 class _Progress:
@@ -416,7 +432,7 @@ def _build_all(plan: Plan, bar: _Progress) -> dict[tuple[str, str], Path | str]:
         # -mcpu=native output depends on the host: key its cache entry by the CPU too.
         deps = (*prog.deps, host) if "-mcpu=native" in build.flags else prog.deps
         try:
-            return compile_c(prog.sources, target=build.target,
+            return compile_c(prog.sources, target=build.target_on(plan.machine),
                              flags=[*build.flags, *prog.flags], deps=deps)
         except CompileError as e:
             return f"build failed: {e}"
@@ -456,35 +472,86 @@ def _host_cpu_file() -> Path:
 
 def _warm(plan: Plan, builds: dict[tuple[str, str], Path | str], bar: _Progress
           ) -> dict[tuple[str, str], str]:
-    """Fill the AOT caches (fog run's and the reference's) in this process, so every timed
-    run starts warm; returns failures by (program, runner)."""
-    failures: dict[tuple[str, str], str] = {}
-    done: dict[tuple[Path, str], str | None] = {}
+    """Fill the AOT caches (fog run's and the reference's) in this process (in one process
+    in the arm64 root when emulated), so every timed run starts warm; returns failures by
+    (program, runner)."""
+    jobs: dict[tuple[Path, str], list[tuple[str, str]]] = {}  # (wasm, kind) -> its cells
     for prog in plan.programs:
         wasm = builds.get((prog.name, "wasm"))
         for key in plan.runners:
             kind = RUNNERS[key].kind
             if kind == "exe" or not prog.runs_under(key):
                 continue
-            bar.doing(f"AOT compile {prog.name} ({RUNNERS[key].label})")
             if isinstance(wasm, Path):
-                if (wasm, kind) not in done:
-                    done[(wasm, kind)] = _aot(wasm, kind, plan.wasmtime_settings)
-                if done[(wasm, kind)]:
-                    failures[(prog.name, key)] = f"AOT compile failed: {done[(wasm, kind)]}"
-            bar.done()
-    return failures
+                jobs.setdefault((wasm, kind), []).append((prog.name, key))
+            else:
+                bar.done()
+    if plan.machine.root is not None:
+        results = _aot_in_root(plan, list(jobs), bar, lambda job: len(jobs[job]))
+    else:
+        results = {}
+        for job, cells in jobs.items():
+            bar.doing(f"AOT compile {cells[0][0]} ({RUNNERS[cells[0][1]].label})")
+            results[job] = _aot(*job, plan.wasmtime_settings)
+            bar.done(len(cells))
+    return {cell: f"AOT compile failed: {why}"
+            for job, why in results.items() if why for cell in jobs[job]}
 
 
-def _aot(wasm: Path, kind: str, settings: str) -> str | None:
-    """Compile ``wasm`` into the cache ``kind`` ("fog" or "wasmtime") uses; None when fine."""
+def _aot_in_root(plan: Plan, jobs: list[tuple[Path, str]], bar: _Progress,
+                 weight: Callable[[tuple[Path, str]], int]) -> dict[tuple[Path, str], str | None]:
+    """The AOT compiles of ``jobs`` in one aarch64 process in the arm64 root (its caches)."""
+    root = plan.machine.root
+    assert root is not None
+    spec = [{"wasm": str(w), "kind": k, "settings": plan.wasmtime_settings,
+             "cache": wasmtime_cache_in_root(root, w, plan.wasmtime_settings)
+             if k == "wasmtime" else None} for w, k in jobs]
+    argv = root.command(["python", "-c", "from foglayer.bench._harness import aot_lines; "
+                         "aot_lines()", json.dumps(spec)],
+                        binds=sorted({str(w.parent) for w, _ in jobs}))
+    results: dict[tuple[Path, str], str | None] = {}
+    if not jobs:
+        return results
+    bar.doing(f"AOT compile on aarch64 (emulated): {jobs[0][0].stem}")
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        for line in proc.stdout:
+            try:
+                i, why = json.loads(line)
+                job = jobs[i]
+            except (ValueError, TypeError, IndexError):
+                continue
+            results[job] = why
+            bar.done(weight(job))
+            if i + 1 < len(jobs):
+                bar.doing(f"AOT compile on aarch64 (emulated): {jobs[i + 1][0].stem}")
+        err = proc.stderr.read()
+    for job in jobs:  # the process died half-way
+        if job not in results:
+            results[job] = _last_line(err) or f"exit {proc.returncode}"
+            bar.done(weight(job))
+    return results
+
+
+def aot_lines() -> None:
+    """In the arm64 root: the AOT compiles listed in ``sys.argv[1]``, one JSON line each
+    (``[index, error or null]``), as each is done."""
+    for i, job in enumerate(json.loads(sys.argv[1])):
+        why = _aot(Path(job["wasm"]), job["kind"], job["settings"], job["cache"])
+        print(json.dumps([i, why]), flush=True)
+
+
+def _aot(wasm: Path, kind: str, settings: str, cache: str | None = None) -> str | None:
+    """Compile ``wasm`` into the cache ``kind`` ("fog" or "wasmtime") uses (the reference's:
+    ``cache``, or its usual file); None when fine."""
     try:
         if kind == "fog":
             from foglayer.runtime import compile_ahead
 
             compile_ahead(wasm)
             return None
-        cache = wasmtime_cache_path(wasm, settings)
+        cache = Path(cache) if cache else wasmtime_cache_path(wasm, settings)
         if cache.exists():
             return None
         from foglayer.bench import _wasmtime_ref as ref
@@ -501,6 +568,9 @@ def _one_run(plan: Plan, prog: Program, runner: Runner, binary: Path, workroot: 
         tmp = Path(tempfile.mkdtemp(prefix=f"{runner.key}-", dir=workroot))
     data = tmp or prog.workdir
     try:
+        if plan.machine.root is not None:
+            return run_process(_argv_in_root(plan, prog, runner, binary, data),
+                               timeout=plan.timeout)
         if runner.kind == "exe":
             args = [a.replace("{data}", str(data)) for a in prog.args]
             return run_process([str(binary), *args], timeout=plan.timeout,
@@ -520,6 +590,46 @@ def _one_run(plan: Plan, prog: Program, runner: Runner, binary: Path, workroot: 
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _argv_in_root(plan: Plan, prog: Program, runner: Runner, binary: Path,
+                  data: Path | None) -> list[str]:
+    """The host command that runs ``prog`` under ``runner`` in the arm64 root: the same
+    processes as on the host, on its aarch64 Python, wasmtime and C library."""
+    root = plan.machine.root
+    assert root is not None
+    if prog.launch is not None:
+        raise FogError(f"{prog.name}: a custom launch cannot run in the arm64 root")
+    binds = [binary.parent, *([data] if data else [])]
+    if runner.kind == "exe":
+        args = [a.replace("{data}", str(data)) for a in prog.args]
+        return root.command([binary, *args], binds=binds, cwd=data)
+    args = [a.replace("{data}", "/data") for a in prog.args]
+    dirs = [(str(data), "/data")] if data else []
+    if runner.kind == "fog":
+        return root.fog(*fog_argv(binary, args, dirs)[len(fog_command()):], binds=binds,
+                        env=dict(runner.env))
+    cache = wasmtime_cache_in_root(root, binary, plan.wasmtime_settings)
+    return root.command(wasmtime_argv(binary, args, dirs, plan.wasmtime_settings, cache=cache,
+                                      python="python", script=root.inside(REF_SCRIPT)),
+                        binds=binds)
+
+
+def _stage(builds: dict[tuple[str, str], Path | str], workroot: Path
+           ) -> dict[tuple[str, str], Path | str]:
+    """The builds copied below ``workroot``: the one directory bound into the arm64 root
+    (the build cache itself could shadow the root's own cache dir, at the same path there)."""
+    bins = workroot / "bin"
+    bins.mkdir(exist_ok=True)
+    out: dict[tuple[str, str], Path | str] = {}
+    for key, b in builds.items():
+        if isinstance(b, Path):
+            dest = bins / b.name
+            if not dest.exists():
+                shutil.copy2(b, dest)
+            b = dest
+        out[key] = b
+    return out
+
+
 def execute(plan: Plan, workroot: Path) -> list[Row]:
     """Build, warm the caches, run every repetition; the rows in program/row order."""
     rows: dict[tuple[str, str], Row] = {}
@@ -533,6 +643,8 @@ def execute(plan: Plan, workroot: Path) -> list[Row]:
              + plan.runs * len(plan.programs) * len(plan.runners))
     with _Progress(plan.progress, total) as bar:
         builds = _build_all(plan, bar)
+        if plan.machine.root is not None:
+            builds = _stage(builds, workroot)
         broken = _warm(plan, builds, bar)
         for prog in plan.programs:
             for key in filter(prog.runs_under, plan.runners):

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from foglayer.bench._arch import check_arch, host_arch
 from foglayer.bench._harness import (
     SUITE_RUNNERS,
     BadOutput,
@@ -70,19 +71,26 @@ def programs(dataset: str, kernels: Sequence[str]) -> list[Program]:
             for k in kernels]
 
 
-def polybench(dataset: str = "LARGE", runs: int = 5, kernels: Sequence[str] | None = None, *,
+def polybench(dataset: str | None = None, runs: int | None = None,
+              kernels: Sequence[str] | None = None, *, arch: str | None = None,
               out: str | os.PathLike | None = None, write: bool = True, progress: bool = True,
-              runners: Sequence[str] = SUITE_RUNNERS, timeout: float = 1800.0) -> SuiteResult:
-    """Run PolyBench ``dataset`` (``runs`` repetitions) under every runner, interleaved."""
-    from foglayer.bench._suite import run_suite
+              runners: Sequence[str] | None = None, timeout: float = 1800.0) -> SuiteResult:
+    """Run PolyBench ``dataset`` (``runs`` repetitions) under every runner, interleaved, on
+    ``arch`` (this host's by default; ``aarch64`` on x86-64: emulated, SMALL and 3 runs unless
+    given)."""
+    from foglayer.bench._suite import resolve_arch, run_suite
 
-    dataset = check_dataset(dataset)
+    target = check_arch(arch)
+    emulated = target != host_arch()
+    dataset = check_dataset(dataset or ("SMALL" if emulated else "LARGE"))
     names = check_kernels(kernels)
+    runs = runs if runs is not None else 3 if emulated else 5
     if runs < 1:
         raise FogError(f"--runs {runs}: must be at least 1")
     require_compiler()
-    plan = Plan(programs(dataset, names), runners=tuple(runners), runs=runs, timeout=timeout,
-                wasmtime_settings="default", progress=progress)
-    return run_suite("polybench", "PolyBench/C 4.2.1", {"dataset": dataset, "kernels": list(names),
-                                                         "row_label": "kernel"},
-                     plan, out=out, write=write)
+    machine, runners = resolve_arch(target, runners or SUITE_RUNNERS)
+    plan = Plan(programs(dataset, names), runners=runners, runs=runs, timeout=timeout,
+                wasmtime_settings="default", progress=progress, machine=machine)
+    return run_suite("polybench", "PolyBench/C 4.2.1" + machine.title,
+                     {"dataset": dataset, "kernels": list(names), "row_label": "kernel",
+                      "arch": machine.arch}, plan, out=out, write=write)

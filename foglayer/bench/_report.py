@@ -140,6 +140,9 @@ def print_result(result: SuiteResult, console=None) -> None:
     from rich.table import Table
 
     console = console or make_console()
+    emulated = result.env.get("emulated")
+    if emulated:
+        console.print(f"[bold yellow]{emulated}.[/]")
     for group in result.groups():
         rows = [r for r in result.rows if r.group == group]
         summ = result.summary(group)
@@ -168,7 +171,8 @@ def print_result(result: SuiteResult, console=None) -> None:
             worst = ", ".join(f"{w['name']} {w[key]:.2f}×" for w in summ["worst"])
             console.print(f"five worst ({key.replace(REFERENCE, 'native')}): {worst}")
     env = result.env
-    console.print(f"[dim]{env['cpu_model']} ({env['arch']}, {env['cpus']} CPUs); zig "
+    arch = f"{env['arch']} emulated on {env['host_arch']}" if emulated else env["arch"]
+    console.print(f"[dim]{env['cpu_model']} ({arch}, {env['cpus']} CPUs); zig "
                   f"{env['zig']}; wasmtime-py {env['wasmtime_py']}"
                   + (f"; SQLite {env['sqlite']}" if env.get("sqlite") else "") + "[/]")
     for b, argv in env["builds"].items():
@@ -178,9 +182,12 @@ def print_result(result: SuiteResult, console=None) -> None:
             console.print(f"[dim]  + per program: {flags}[/]")
     console.print(f"[dim]  raw wasmtime: {env['wasmtime_engine']}[/]")
     for note in result.notes:
-        console.print(f"[dim]  note: {note}[/]")
+        if note != emulated:  # said first, in full
+            console.print(f"[dim]  note: {note}[/]")
     for p in result.files:
         console.print(f"wrote {p}")
+    if emulated:
+        console.print("[bold yellow]Emulated: indicative ratios only.[/]")
     if result.mismatches:
         console.print(f"[bold red]CHECKSUM MISMATCH: {', '.join(result.mismatches)}[/]")
     bad = [r for r in result.rows if not r.ok and not any(c.mismatch for c in r.cells.values())]

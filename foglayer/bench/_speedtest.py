@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from foglayer.bench._arch import check_arch, host_arch
 from foglayer.bench._harness import (
     SUITE_RUNNERS,
     BadOutput,
@@ -22,6 +23,7 @@ TESTS = (100, 110, 120, 130, 140, 142, 145, 150, 160, 161, 170, 180, 190, 200, 2
          240, 250, 260, 270, 280, 290, 300, 310, 320, 400, 410, 500, 510, 520, 980, 990)
 MODES = ("memory", "disk")
 DB_NAME = "speedtest1.db"
+EMULATED_SIZE = 10  # under emulation: a few minutes for the whole run
 
 
 def _parse(stdout: str) -> dict[str, Sample]:
@@ -60,13 +62,20 @@ def programs(size: int, modes: Sequence[str]) -> list[Program]:
     return out
 
 
-def speedtest(size: int = 100, runs: int = 5, modes: Sequence[str] = ("memory",), *,
+def speedtest(size: int | None = None, runs: int | None = None,
+              modes: Sequence[str] = ("memory",), *, arch: str | None = None,
               out: str | os.PathLike | None = None, write: bool = True, progress: bool = True,
-              runners: Sequence[str] = (*SUITE_RUNNERS, "fog-python"), timeout: float = 1800.0) -> SuiteResult:
-    """Run speedtest1 at ``size`` in each of ``modes`` ("memory", "disk"), interleaved."""
-    from foglayer.bench._suite import run_suite
+              runners: Sequence[str] | None = None, timeout: float = 1800.0) -> SuiteResult:
+    """Run speedtest1 at ``size`` in each of ``modes`` ("memory", "disk"), interleaved, on
+    ``arch`` (this host's by default; ``aarch64`` on x86-64: emulated, size 10 and 3 runs
+    unless given)."""
+    from foglayer.bench._suite import resolve_arch, run_suite
     from foglayer.bench.speedtest1 import sqlite_version
 
+    target = check_arch(arch)
+    emulated = target != host_arch()
+    size = size if size is not None else EMULATED_SIZE if emulated else 100
+    runs = runs if runs is not None else 3 if emulated else 5
     if size < 1:
         raise FogError(f"--size {size}: must be at least 1")
     if runs < 1:
@@ -76,14 +85,16 @@ def speedtest(size: int = 100, runs: int = 5, modes: Sequence[str] = ("memory",)
             raise FogError(f"unknown speedtest mode {m!r}: expected memory or disk")
     require_compiler()
     progs = programs(size, modes)  # fetches SQLite on first use (a one-line error without npm)
-    plan = Plan(progs, runners=tuple(runners), runs=runs, timeout=timeout,
-                wasmtime_settings="default", progress=progress)
+    machine, runners = resolve_arch(target, runners or (*SUITE_RUNNERS, "fog-python"))
+    plan = Plan(progs, runners=runners, runs=runs, timeout=timeout,
+                wasmtime_settings="default", progress=progress, machine=machine)
     from foglayer.bench.speedtest1 import SQLITE_DEFINES
 
     notes = [f"SQLite built with {' '.join(SQLITE_DEFINES)} on both sides"]
     if "disk" in modes:
         notes.append("on disk: a fresh directory per run (in the system temp dir), preopened as "
                      "/data for Wasm")
-    return run_suite("speedtest", f"speedtest1 --size {size}",
-                     {"size": size, "modes": list(modes), "row_label": "test"}, plan, out=out,
+    return run_suite("speedtest", f"speedtest1 --size {size}" + machine.title,
+                     {"size": size, "modes": list(modes), "row_label": "test",
+                      "arch": machine.arch}, plan, out=out,
                      write=write, extra_env={"sqlite": sqlite_version()}, notes=notes)

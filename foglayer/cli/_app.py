@@ -207,34 +207,43 @@ def _bench_done(result) -> None:
     sys.exit(0 if result.ok else 1)
 
 
+_ARCH_HELP = ("Run on this architecture: aarch64 on an x86-64 host runs in the arm64 root "
+              "under qemu-aarch64 (built once; indicative ratios only)  [default: the host's]")
+
+
 @bench.command("polybench")
-@click.option("--dataset", default="LARGE", show_default=True, metavar="NAME",
-              help="MINI, SMALL, MEDIUM, LARGE or EXTRALARGE.")
-@click.option("--runs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--dataset", default=None, metavar="NAME",
+              help="MINI, SMALL, MEDIUM, LARGE or EXTRALARGE  [default: LARGE; emulated: SMALL]")
+@click.option("--runs", type=click.IntRange(min=1), default=None,
+              help="Repetitions  [default: 5; emulated: 3]")
 @click.option("--kernels", metavar="A,B,...", help="Only these kernels (default: all 30).")
+@click.option("--arch", metavar="ARCH", help=_ARCH_HELP)
 @click.option("--out", type=click.Path(file_okay=False), metavar="DIR",
               help="Results directory (default: results/polybench-<timestamp>).")
-def bench_polybench(dataset, runs, kernels, out) -> None:
+def bench_polybench(dataset, runs, kernels, arch, out) -> None:
     """PolyBench/C 4.2.1: 30 kernels, Wasm checksums checked against native."""
     from foglayer.bench import polybench
 
     names = [k for k in kernels.split(",") if k.strip()] if kernels else None
-    _bench_done(polybench(dataset, runs, names, out=out))
+    _bench_done(polybench(dataset, runs, names, arch=arch, out=out))
 
 
 @bench.command("speedtest")
-@click.option("--size", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--runs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--size", type=click.IntRange(min=1), default=None,
+              help="speedtest1's --size  [default: 100; emulated: 10]")
+@click.option("--runs", type=click.IntRange(min=1), default=None,
+              help="Repetitions  [default: 5; emulated: 3]")
 @click.option("--disk", is_flag=True, help="An on-disk database in a preopened dir (not in memory).")
 @click.option("--both", is_flag=True, help="In memory and on disk, interleaved in one run.")
+@click.option("--arch", metavar="ARCH", help=_ARCH_HELP)
 @click.option("--out", type=click.Path(file_okay=False), metavar="DIR",
               help="Results directory (default: results/speedtest-<timestamp>).")
-def bench_speedtest(size, runs, disk, both, out) -> None:
+def bench_speedtest(size, runs, disk, both, arch, out) -> None:
     """SQLite speedtest1: 32 tests, per-test check values compared with native."""
     from foglayer.bench import speedtest
 
     modes = ("memory", "disk") if both else ("disk",) if disk else ("memory",)
-    _bench_done(speedtest(size, runs, modes, out=out))
+    _bench_done(speedtest(size, runs, modes, arch=arch, out=out))
 
 
 @bench.command("runtime")

@@ -18,6 +18,8 @@ Public API:
   (docs/service-abi.md).
 - :func:`required_features` – the Wasm features a module uses beyond
   :data:`WASM_BASELINE`, among :data:`WASM_FEATURES`.
+- :func:`native_calls_library` – the hot WASI calls in C, built (cached) for this host or,
+  given a target and a builds dir, for another machine's cache (the arm64 root's).
 - :class:`HostFunction` – an extra import (fast path); ``Instance.binding.gate`` can
   hold any WASI call back (checkpoints unwind there).
 - :class:`Limits`, :class:`Stats`, :class:`RunResult`, :func:`parse_size`, :func:`format_size`.
@@ -44,6 +46,7 @@ _WHERE = {
     "Function": "_instance", "Global": "_instance", "Instance": "_instance",
     "RunResult": "_instance", "run": "_instance",
     "Limits": "_limits", "Stats": "_limits", "format_size": "_limits", "parse_size": "_limits",
+    "native_calls_library": ("_native", "library_path"),
     "Service": "_service", "ServiceError": "_service", "check_function": "_service",
 }
 
@@ -52,7 +55,7 @@ __all__ = [
     "LimitExceeded", "Limits", "LoadedModule", "ModuleError", "RunResult", "Service",
     "ServiceError", "Stats", "Stopped", "Trapped", "WASM_BASELINE", "WASM_FEATURES",
     "cache_path", "calibrate", "check_function", "compile_ahead", "format_size", "load_module",
-    "parse_size", "required_features", "run", "settings_for",
+    "native_calls_library", "parse_size", "required_features", "run", "settings_for",
 ]
 
 
@@ -83,4 +86,5 @@ if TYPE_CHECKING:
     from foglayer.runtime._features import required_features
     from foglayer.runtime._instance import Function, Global, Instance, RunResult, run
     from foglayer.runtime._limits import Limits, Stats, format_size, parse_size
+    from foglayer.runtime._native import library_path as native_calls_library
     from foglayer.runtime._service import Service, ServiceError, check_function

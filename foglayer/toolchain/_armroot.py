@@ -2,8 +2,12 @@
 
 The root (``mmdebstrap --arch=arm64``) is built once per machine and cached under the user
 cache dir by the content that defines it; a venv inside it holds aarch64 wheels of
-foglayer's runtime dependencies (``pip download --platform ...`` on the host, installed with
-``--no-index``), keyed by those requirements. foglayer's own code is never copied in: each
+foglayer's runtime dependencies, keyed by those requirements. What runs under emulation is
+kept small, as it is the slow part: the essential set plus ``python3`` (no apt, pip, venv or
+CA certificates: the host's apt and pip do that work), merged-/usr set up by mmdebstrap's hook
+(no usrmerge, no perl), no docs or locales, dpkg without fsyncs. The wheels are installed by
+the host's pip (``pip install --platform ... --target``), at the same time as mmdebstrap runs,
+into a venv made ``--without-pip``. foglayer's own code is never copied in: each
 run binds the host's ``foglayer`` package read-only into a private mount namespace
 (``unshare --mount``), so an edit needs no rebuild. Runs go through ``chroot`` and the
 kernel's binfmt_misc entry for ``qemu-aarch64`` (Debian's ``qemu-user-static``).
@@ -27,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,9 +40,16 @@ from foglayer.errors import FogError
 
 ARCH = "arm64"
 MACHINE = "aarch64"
-_FORMAT = 1  # bump when the layout of a root changes: the key changes, a new root is built
-_VARIANT = "apt"
-_INCLUDE = ("python3", "python3-venv", "python3-pip")
+_FORMAT = 2  # bump when the layout of a root changes: the key changes, a new root is built
+_VARIANT = "essential"
+_INCLUDE = ("python3",)
+_HOOKS = Path("/usr/share/mmdebstrap/hooks/merged-usr")
+# Nothing in the root reads docs, man pages or translations; dpkg need not fsync a throwaway.
+_DPKG_OPTS = ("force-unsafe-io", "path-exclude=/usr/share/doc/*",
+              "path-exclude=/usr/share/man/*", "path-exclude=/usr/share/locale/*",
+              "path-exclude=/usr/share/info/*")
+# The Python each suite ships: the wheels are fetched while the root is built (checked after).
+_SUITE_PYTHON = {"bookworm": "3.11", "trixie": "3.13", "bullseye": "3.9"}
 _DEFAULT_SUITE, _DEFAULT_MIRROR = "bookworm", "http://deb.debian.org/debian"
 _DEFAULT_SECURITY = "http://deb.debian.org/debian-security"
 # Wheels a node needs: the runtime dependencies, less the host's tools (the C compiler, the
@@ -49,12 +61,13 @@ _PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34
 _BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 _BINFMT_CONF = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")
 _SRC_IN_ROOT = "/opt/fog/src"
+_HOME_IN_ROOT = "/root"
 _MARKER = ".fog-root.json"
 # mmdebstrap's phases as its "I:" lines name them, in order: the progress bar's steps.
 _PHASES = ("running apt-get update", "downloading packages", "extracting archives",
            "installing essential packages", "installing remaining packages",
            "cleaning package lists")
-_VENV_PHASES = ("downloading aarch64 wheels", "creating the venv", "installing the wheels")
+_VENV_PHASES = ("fetching aarch64 wheels", "creating the venv", "moving the wheels in")
 
 
 class ArmRootError(FogError):
@@ -89,7 +102,8 @@ class ArmRoot:
             inside = root + host
             lines.append(f"mkdir -p {shlex.quote(inside)}")
             lines.append(f"mount --bind {shlex.quote(host)} {shlex.quote(inside)}")
-        full_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
+        full_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": _HOME_IN_ROOT,
+                    "LANG": "C.UTF-8",
                     "PYTHONPATH": _SRC_IN_ROOT, **(env or {})}
         args = [self.python if str(a) == "python" else str(a) for a in argv]
         inner = ["/usr/bin/env", "-i"]
@@ -99,6 +113,31 @@ class ArmRoot:
         lines.append("exec chroot " + shlex.join([root, *inner]))
         return ["unshare", "--mount", "--propagation", "private", "--",
                 "/bin/sh", "-c", "\n".join(lines)]
+
+    @property
+    def cache(self) -> str:
+        """The user cache dir of runs in the root (their AOT and build caches), as seen there."""
+        return _HOME_IN_ROOT + "/.cache/foglayer"
+
+    def host_path(self, inside: str) -> Path:
+        """Where the host sees a path of the root (not one of the ``binds``)."""
+        return self.path / inside.lstrip("/")
+
+    def inside(self, path: str | os.PathLike) -> str:
+        """Where a run in the root sees a file of the host's ``foglayer`` package."""
+        src = Path(__file__).resolve().parents[1]
+        return f"{_SRC_IN_ROOT}/foglayer/{Path(path).resolve().relative_to(src).as_posix()}"
+
+    def zig_target(self) -> str:
+        """The zig target of native programs that run in the root: aarch64 with its glibc."""
+        libc = self.path / "usr/lib/aarch64-linux-gnu/libc.so.6"
+        try:
+            found = re.search(rb"release version (\d+\.\d+)", libc.read_bytes())
+        except OSError as e:
+            raise ArmRootError(f"{libc}: cannot read the root's C library: {e.strerror}") from None
+        if not found:
+            raise ArmRootError(f"{libc}: no glibc version in it")
+        return f"{MACHINE}-linux-gnu.{found.group(1).decode()}"
 
     def fog(self, *args: str | os.PathLike, **kw) -> list[str]:
         """The host command that runs ``fog ARGS...`` inside the root (see :meth:`command`)."""
@@ -114,8 +153,21 @@ def arm_root(*, build: bool = True, quiet: bool = False) -> ArmRoot:
     """
     _check_host()
     ensure_binfmt()
-    base = _ensure_base(build=build, quiet=quiet)
-    python = _ensure_venv(base, build=build, quiet=quiet)
+    suite, mirror, security = host_suite()
+    root = cache_dir() / f"arm64-root-{_base_key(suite, mirror, security)}"
+    reqs = node_requirements()
+    early: Future[tuple[Path, str]] | None = None
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            if build and suite in _SUITE_PYTHON \
+                    and not _venv_ok(root / _venv_path(root, reqs).lstrip("/")):
+                # The host's pip fetches and unpacks the wheels while mmdebstrap runs.
+                early = pool.submit(_stage_wheels, root, reqs, _SUITE_PYTHON[suite])
+            base = _ensure_base(root, (suite, mirror, security), build=build, quiet=quiet)
+            python = _ensure_venv(base, reqs, early, build=build, quiet=quiet)
+    finally:
+        if early is not None and early.exception() is None:
+            shutil.rmtree(early.result()[0], ignore_errors=True)  # what was not moved in
     (base / _SRC_IN_ROOT.lstrip("/") / "foglayer").mkdir(parents=True, exist_ok=True)
     return ArmRoot(base, python)
 
@@ -174,8 +226,8 @@ def host_suite() -> tuple[str, str, str]:
 
 def _base_key(suite: str, mirror: str, security: str) -> str:
     spec = {"format": _FORMAT, "arch": ARCH, "suite": suite, "mirror": mirror,
-            "security": security,
-            "variant": _VARIANT, "include": _INCLUDE}
+            "security": security, "variant": _VARIANT, "include": _INCLUDE,
+            "merged_usr_hook": _HOOKS.is_dir(), "dpkg": _DPKG_OPTS}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -212,11 +264,10 @@ def _marker_ok(root: Path, key: str) -> bool:
     return data.get("key") == key and (root / "usr/bin/python3").exists()
 
 
-def _ensure_base(*, build: bool, quiet: bool) -> Path:
-    suite, mirror, security = host_suite()
-    key = _base_key(suite, mirror, security)
-    cache = cache_dir()
-    root = cache / f"arm64-root-{key}"
+def _ensure_base(root: Path, where: tuple[str, str, str], *, build: bool, quiet: bool) -> Path:
+    suite, mirror, security = where
+    key = root.name.removeprefix("arm64-root-")
+    cache = root.parent
     if _marker_ok(root, key):
         return root
     if not build:
@@ -280,7 +331,8 @@ def _mmdebstrap(target: Path, suite: str, mirrors: tuple[str, str], log: Path,
     sources = [f"deb {mirror} {suite} main", f"deb {mirror} {suite}-updates main",
                f"deb {security} {suite}-security main"]
     cmd = ["mmdebstrap", f"--arch={ARCH}", f"--variant={_VARIANT}",
-           f"--include={','.join(_INCLUDE)}", suite, str(target), *sources]
+           f"--include={','.join(_INCLUDE)}", *(f"--dpkgopt={o}" for o in _DPKG_OPTS),
+           *([f"--hook-dir={_HOOKS}"] if _HOOKS.is_dir() else []), suite, str(target), *sources]
     with _progress(quiet) as bar, open(log, "w") as out:
         task = bar.add_task("arm64 root: mmdebstrap", total=len(_PHASES))
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -307,11 +359,36 @@ def _in_root(root: Path, argv: Sequence[str]) -> subprocess.CompletedProcess:
                            *argv], capture_output=True, text=True)
 
 
-def _ensure_venv(root: Path, *, build: bool, quiet: bool) -> str:
-    reqs = node_requirements()
+def _venv_path(root: Path, reqs: list[str]) -> str:
+    """The venv's path inside ``root``: keyed by the root and the requirements."""
     key = hashlib.sha256(json.dumps([_FORMAT, root.name, _PLATFORMS, reqs]).encode()
                          ).hexdigest()[:16]
-    venv = f"/opt/fog/venv-{key}"
+    return f"/opt/fog/venv-{key}"
+
+
+def _stage_wheels(root: Path, reqs: list[str], pyver: str) -> tuple[Path, str]:
+    """The aarch64 wheels of ``reqs`` for CPython ``pyver``, installed by the host's pip into
+    a new directory beside ``root`` (no emulation): moved into the venv's site-packages."""
+    stage = Path(tempfile.mkdtemp(prefix=f".{root.name}-wheels-", dir=root.parent))
+    cmd = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+           "--no-warn-script-location", "--only-binary=:all:", "--python-version", pyver,
+           "--implementation", "cp", *[a for p in _PLATFORMS for a in ("--platform", p)],
+           "--target", str(stage), *reqs]
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" != pyver:
+        cmd.insert(4, "--no-compile")  # byte code is only valid for the same Python version
+    try:
+        _check(subprocess.run(cmd, capture_output=True, text=True), "pip install")
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    shutil.rmtree(stage / "bin", ignore_errors=True)  # entry points for the host's Python
+    return stage, pyver
+
+
+def _ensure_venv(root: Path, reqs: list[str], early: Future[tuple[Path, str]] | None, *,
+                 build: bool, quiet: bool) -> str:
+    venv = _venv_path(root, reqs)
+    key = venv.rsplit("-", 1)[1]
     host_venv = root / venv.lstrip("/")
     if _venv_ok(host_venv):
         return venv + "/bin/python"
@@ -321,8 +398,8 @@ def _ensure_venv(root: Path, *, build: bool, quiet: bool) -> str:
         if _venv_ok(host_venv):
             return venv + "/bin/python"
         _prune_venvs(root)
+        _prune_stages(root)
         shutil.rmtree(host_venv, ignore_errors=True)
-        wheels = root / "opt/fog" / f"wheels-{key}"
         with _progress(quiet) as bar:
             task = bar.add_task("arm64 venv", total=len(_VENV_PHASES))
 
@@ -335,19 +412,18 @@ def _ensure_venv(root: Path, *, build: bool, quiet: bool) -> str:
             if pyver.returncode != 0:
                 raise ArmRootError(f"{root}: its python3 does not run: "
                                    f"{(pyver.stderr or '').strip()[-200:]}")
-            cmd = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:",
-                   "--python-version", pyver.stdout.strip(), "--implementation", "cp",
-                   "-d", str(wheels), *[a for p in _PLATFORMS for a in ("--platform", p)], *reqs]
-            _check(subprocess.run(cmd, capture_output=True, text=True), "pip download")
+            version = pyver.stdout.strip()
+            stage = early.result() if early is not None else None  # (raises pip's failure)
+            if stage is None or stage[1] != version:
+                stage = _stage_wheels(root, reqs, version)
             step(1)
-            _check(_in_root(root, ["/usr/bin/python3", "-m", "venv", venv]), "python3 -m venv")
+            _check(_in_root(root, ["/usr/bin/python3", "-m", "venv", "--without-pip", venv]),
+                   "python3 -m venv")
             step(2)
-            _check(_in_root(root, [venv + "/bin/pip", "install", "-q", "--no-index",
-                                   "--disable-pip-version-check",
-                                   "--find-links", f"/opt/fog/wheels-{key}", *reqs]),
-                   "pip install")
+            site = host_venv / "lib" / f"python{version}" / "site-packages"
+            for item in stage[0].iterdir():
+                os.replace(item, site / item.name)
             (host_venv / ".fog-complete").write_text(json.dumps(reqs))
-            shutil.rmtree(wheels, ignore_errors=True)
             bar.update(task, completed=len(_VENV_PHASES), description="arm64 venv: done")
     return venv + "/bin/python"
 
@@ -374,6 +450,15 @@ def _prune_venvs(root: Path, unused_for: float = 7 * 86400) -> None:
         except OSError:
             continue
         _discard(old)
+
+
+def _prune_stages(root: Path, older_than: float = 86400) -> None:
+    """Staged wheels that a killed build left beside the root (a live build's are new)."""
+    now = time.time()
+    for old in root.parent.glob(f".{root.name}-wheels-*"):
+        with contextlib.suppress(OSError):
+            if now - old.stat().st_mtime > older_than:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def _check(proc: subprocess.CompletedProcess, what: str) -> None:

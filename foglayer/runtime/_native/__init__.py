@@ -83,11 +83,15 @@ def host_target() -> str:
     return f"{arch}-linux-gnu"
 
 
-def library_path() -> Path:
-    """The built library, keyed by the source, flags and target (no compiler run on a hit)."""
-    target = host_target()
+def library_path(target: str | None = None, builds: Path | None = None) -> Path:
+    """The built library, keyed by the source, flags and target (no compiler run on a hit).
+
+    ``target`` (default: this host's) and ``builds`` (default: the user cache's builds dir)
+    prepare it for another machine's cache, one without a compiler (the arm64 root's).
+    """
+    target = target or host_target()
     key = hashlib.sha256(SOURCE.read_bytes() + repr((FLAGS, target)).encode()).hexdigest()[:20]
-    path = cache_dir("builds") / f"hostcalls-{target}-{key}.so"
+    path = (builds or cache_dir("builds")) / f"hostcalls-{target}-{key}.so"
     if not path.exists():
         from rich.console import Console
 
