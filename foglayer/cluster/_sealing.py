@@ -122,15 +122,17 @@ def _data_key(module: str, *, wrapped: bytes | None = None, key_id: str = "defau
     """The RCAR handshake for one snapshot's data key: new (``wrapped`` None) or the file's;
     and whether the evidence it was released to proves nothing (sim)."""
     directory, profile = _profile(node_dir)
-    creds = Creds(**profile.creds)
-    if not creds.controller_key:
-        raise FogError(f"{NEEDS}: the node's credentials carry no controller_key")
+    where = directory / PROFILE
+    try:
+        creds = Creds(**profile.creds)
+        controller = controller_key(base64.b64decode(creds.controller_key or "", validate=True))
+    except (TypeError, ValueError, TrustError) as e:
+        raise FogError(f"{where}: bad credentials or controller_key ({e})") from None
     # (sim's "proves nothing" comes with the result: in the refusal, or as a warning below)
     backend = open_backend(profile.tee, directory / "tee", tcti=profile.tpm_tcti,
                            tsm_root=profile.tsm_root, quiet=True)
     try:
-        attester = Attester(profile.name, backend,
-                            controller_key(base64.b64decode(creds.controller_key)))
+        attester = Attester(profile.name, backend, controller)
         return asyncio.run(_handshake(attester, creds, module, wrapped, key_id))
     finally:
         backend.close()
@@ -159,7 +161,7 @@ async def _handshake(attester: Attester, creds: Creds, module: str, wrapped: byt
         header = SealHeader(key_id, module, base64.b64decode(second.wrapped), node,
                             second.policy)
         return key, header, result.proves_nothing
-    except EvidenceError as e:
+    except (EvidenceError, ValueError) as e:
         raise TrustError(f"sealing: malformed answer from the controller ({e})") from None
     finally:
         await nc.close()
