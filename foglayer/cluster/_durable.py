@@ -4,10 +4,17 @@ A node with a service whose spec has :class:`~._spec.Snapshots` sends incrementa
 the leading controller (nodes have no JetStream access): each one is a round of the snapshot
 package's :class:`~foglayer.snapshot.PageStream` (the pages that changed since the last one, in
 bounded hashed chunks) then the state (globals, WASI state) that names the page map they make.
+An app with volumes (``dirs``) sends a round of the snapshot package's
+:class:`~foglayer.snapshot.TreeStream` with it, taken at the same point between two calls: the
+files that changed since the last one, whole, and the manifest of the tree; the controller
+keeps each file in ``fog-snap-pages`` under its sha256 (once, whoever sends it) and the
+manifest in the record. A restore sends the tree first (a :class:`~foglayer.snapshot.TreeSink`
+on the node makes the fresh volume exactly that), then the pages, then the state.
 
 - ``fog.node.<node>.snap`` – a request per chunk: headers ``Fog-Instance``, ``Fog-Round``,
-  ``Fog-Part`` (``pages`` or ``state``; or ``all``: a small snapshot's chunks and state in one
-  msgpack list), ``Fog-Chunk``; the answer is a :class:`Reply`. The
+  ``Fog-Part`` (``pages``, ``tree`` or ``state``; or ``all``: a small snapshot's chunks and
+  state in one msgpack list, its last ``Fog-Tree`` chunks before the state being the tree's),
+  ``Fog-Chunk``; the answer is a :class:`Reply`. The
   state commits the round: the controller checks it, stores the new pages in the
   ``fog-snap-pages`` Object Store under their hash (so a page is stored once, whoever sends it)
   and the snapshot record (:class:`SnapRecord`: page map and state) in the ``fog-snapshots``
@@ -27,10 +34,14 @@ from typing import Annotated
 import msgspec
 
 from foglayer.cluster._protocol import SNAP_PAGES, SNAPSHOTS, node_out  # noqa: F401
+from foglayer.snapshot import TreeEntry
 
 ALL_SNAP, ALL_RESTORE = "fog.node.*.snap", "fog.node.*.restore"
 H_ROUND = "Fog-Round"
 H_SNAPSHOT = "Fog-Snapshot"
+H_TREE = "Fog-Tree"  # (part ``all``) how many of its chunks are the tree's
+MAX_SNAP_FILES = 64 << 20  # file bytes a snapshot may bring (they wait in memory until stored)
+MAX_VOLUME = 256 << 20  # volume bytes a durable snapshot keeps (a restore rebuilds them in memory)
 SNAP_CHUNK_PAGES = 16  # pages per chunk: 1 MiB raw, under a message
 MAX_SNAP_STATE = 4 << 20  # a snapshot's state (globals, WASI state) at most
 SNAP_TIMEOUT = 10.0
@@ -63,6 +74,11 @@ class SnapRecord(msgspec.Struct, frozen=True):
     pages: dict[int, str]  # page index -> hash of the page (its name in fog-snap-pages)
     state: bytes
     at: float
+    tree: list[TreeEntry] | None = None  # its volumes' manifest (files named by sha256)
+
+    def blobs(self) -> list[str]:
+        """The names of everything it needs in ``fog-snap-pages``: pages, then files."""
+        return [*self.pages.values(), *(e.ref for e in self.tree or () if e.kind == "file")]
 
 
 def encode_record(rec: SnapRecord) -> bytes:

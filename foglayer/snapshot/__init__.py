@@ -51,12 +51,21 @@ from foglayer.snapshot._registry import checkpoint_pid
 from foglayer.snapshot._rewrite import Rewritten, make_checkpointable
 from foglayer.snapshot._run import Outcome, open_session, restore, run_checkpointable
 from foglayer.snapshot._service import restore_instance, snapshot_instance
-from foglayer.snapshot._treecopy import TreeRound, TreeSink, TreeStream
+from foglayer.snapshot._treecopy import Entry as TreeEntry
+from foglayer.snapshot._treecopy import (
+    TreeCollector,
+    TreeRound,
+    TreeSink,
+    TreeStream,
+    check_manifest,
+    tree_chunks,
+)
 
 __all__ = [
     "FORMAT_VERSION", "Checkpoint", "CheckpointOptions", "FilesChanged", "Outcome", "PageDiff",
     "PageSink", "PageStream", "PendingRound", "Round", "command_state", "decode_chunk", "encode_chunk", "map_digest", "finish_command",
     "finish_service", "page_hashes", "service_state", "TreeRound", "TreeSink", "TreeStream",
+    "TreeCollector", "TreeEntry", "check_manifest", "tree_chunks",
     "RewriteError", "Rewritten", "Session", "Snapshot", "SnapshotError", "SnapshotMeta", "checkpoint_pid",
     "describe", "diff_pages", "load_snapshot", "make_checkpointable", "open_session",
     "parse_snapshot", "restore", "restore_instance", "run_checkpointable", "snapshot_instance", "warm_dirty_scan",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ PIECE = 4 << 20  # file bytes per chunk
 MAX_ENTRIES = 1 << 20
 _Path = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
 _U63 = Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -115,21 +117,8 @@ class TreeStream:
     def next_round(self) -> TreeRound:
         """Chunks of every file that changed since the last round, then the manifest."""
         number, self.rounds = self.rounds, self.rounds + 1
-        chunks: list[bytes] = []
-        pieces: list[Piece] = []
-        parts: list[bytes] = []
-        used = files = 0
+        out = _Writer(number)
         manifest: list[Entry] = []
-
-        def flush(last: list[Entry] | None = None) -> None:
-            nonlocal used
-            head = TreeHeader(round=number, seq=len(chunks), data_length=used,
-                              pieces=list(pieces), manifest=last)
-            chunks.append(frame(TREE_MAGIC, head, parts))
-            pieces.clear()
-            parts.clear()
-            used = 0
-
         for entry, fd, key in self._scan():
             if fd < 0:
                 manifest.append(entry)
@@ -144,28 +133,142 @@ class TreeStream:
                     self._keys[entry.path] = key  # touched, not changed
                     manifest.append(old)
                     continue
-                files += 1
-                h, offset = hashlib.sha256(), 0
-                while True:  # the whole file, in pieces; an empty file is one empty piece
-                    if used >= PIECE or len(pieces) == 4096:
-                        flush()
-                    data = os.pread(fd, PIECE - used, offset)
-                    h.update(data)
-                    pieces.append(Piece(entry.path, offset, used, len(data)))
-                    parts.append(data)
-                    used += len(data)
-                    offset += len(data)
-                    if not data or offset >= entry.size:
-                        break
+                size, digest = out.add(entry.path, lambda n, at, fd=fd: os.pread(fd, n, at),
+                                       entry.size)
                 self._keys[entry.path] = key
-                manifest.append(Entry(entry.path, "file", entry.mode, offset, h.hexdigest()))
+                manifest.append(Entry(entry.path, "file", entry.mode, size, digest))
             finally:
                 os.close(fd)
-        if pieces:
-            flush()
-        flush(manifest)
+        chunks = out.finish(manifest)
         self.sent = {e.path: e for e in manifest}
-        return TreeRound(number, chunks, files, sum(len(c) for c in chunks))
+        return TreeRound(number, chunks, out.files, sum(len(c) for c in chunks))
+
+
+class _Writer:
+    """Tree chunks: files in pieces of bounded chunks, the manifest in the last chunk."""
+
+    def __init__(self, number: int) -> None:
+        self.number, self.files = number, 0
+        self.chunks: list[bytes] = []
+        self.pieces: list[Piece] = []
+        self.parts: list[bytes] = []
+        self.used = 0
+
+    def _flush(self, manifest: list[Entry] | None = None) -> None:
+        head = TreeHeader(round=self.number, seq=len(self.chunks), data_length=self.used,
+                          pieces=list(self.pieces), manifest=manifest)
+        self.chunks.append(frame(TREE_MAGIC, head, self.parts))
+        self.pieces.clear()
+        self.parts.clear()
+        self.used = 0
+
+    def add(self, path: str, read, size: int) -> tuple[int, str]:
+        """A whole file, ``read(n, offset)`` up to ``size`` bytes: its size and sha256 (of
+        the very bytes sent: a file written meanwhile is consistent, and goes again)."""
+        self.files += 1
+        h, offset = hashlib.sha256(), 0
+        while True:  # an empty file is one empty piece
+            if self.used >= PIECE or len(self.pieces) == 4096:
+                self._flush()
+            data = read(PIECE - self.used, offset)
+            h.update(data)
+            self.pieces.append(Piece(path, offset, self.used, len(data)))
+            self.parts.append(data)
+            self.used += len(data)
+            offset += len(data)
+            if not data or offset >= size:
+                return offset, h.hexdigest()
+
+    def finish(self, manifest: list[Entry]) -> list[bytes]:
+        if self.pieces:
+            self._flush()
+        self._flush(manifest)
+        return self.chunks
+
+
+def check_manifest(manifest: list[Entry], where: str) -> None:
+    """Every path plain and relative, once; every link's target inside the tree; every file
+    named by a full sha256 (untrusted: a stored or received manifest is checked first)."""
+    seen: set[str] = set()
+    for e in manifest:
+        _plain(e.path, where)
+        if e.path in seen:
+            raise SnapshotError(f"{where}: {e.path[:200]!r} is named twice")
+        seen.add(e.path)
+        if e.kind == "link":
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(e.path), e.ref))
+            if e.ref.startswith("/") or target == ".." or target.startswith("../"):
+                raise SnapshotError(f"{where}: link {e.path[:200]!r} points outside")
+        elif e.kind == "file" and not _SHA256.fullmatch(e.ref):
+            raise SnapshotError(f"{where}: file {e.path[:200]!r} has no sha256")
+
+
+def tree_chunks(manifest: list[Entry], blob, *, number: int = 0,
+                where: str = "stored volume") -> list[bytes]:
+    """A whole tree as chunks a :class:`TreeSink` applies: every file's bytes from
+    ``blob(sha256, size)`` (checked against the manifest), then the manifest."""
+    check_manifest(manifest, where)
+    out = _Writer(number)
+    for e in manifest:
+        if e.kind != "file":
+            continue
+        data = blob(e.ref, e.size)
+        if len(data) != e.size or hashlib.sha256(data).hexdigest() != e.ref:
+            raise SnapshotError(f"{where}: file {e.path[:200]!r} does not match its sha256")
+        out.add(e.path, lambda n, at, data=data: data[at:at + n], e.size)
+    return out.finish(manifest)
+
+
+class TreeCollector:
+    """One round of a tree, checked whole and held in memory by whoever stores volumes by
+    content hash (never written anywhere): the files that came, and the manifest."""
+
+    def __init__(self, *, max_bytes: int, where: str = "volume stream") -> None:
+        self.max_bytes, self.where = max_bytes, where
+        self.files: dict[str, bytearray] = {}
+        self.manifest: list[Entry] | None = None
+        self.received = 0
+
+    def apply(self, chunk: bytes | memoryview) -> int:
+        head, data = unframe(chunk, TREE_MAGIC, _decoder, "volume chunk", self.where)
+        assert isinstance(head, TreeHeader)
+        where = f"{self.where}: round {head.round} chunk {head.seq}"
+        if head.data_length != len(data) or self.manifest is not None:
+            raise SnapshotError(f"{where}: data length, or a chunk after the manifest")
+        total = sum(p.length for p in head.pieces)
+        if self.received + total > self.max_bytes:
+            raise SnapshotError(f"{where}: over the limit of {self.max_bytes} bytes of files")
+        for p in head.pieces:
+            _plain(p.path, where)
+            buf = self.files.get(p.path) if p.offset else None
+            if p.data_offset + p.length > len(data) or (p.offset and (
+                    buf is None or len(buf) != p.offset)):
+                raise SnapshotError(f"{where}: piece of {p.path[:200]!r} out of range or order")
+        for p in head.pieces:
+            if p.offset == 0:
+                self.files[p.path] = bytearray()  # a changed file comes whole
+            self.files[p.path] += data[p.data_offset:p.data_offset + p.length]
+        self.received += total
+        if head.manifest is not None:
+            check_manifest(head.manifest, where)
+            self.manifest = head.manifest
+        return len(head.pieces)
+
+    def blobs(self) -> dict[str, bytes]:
+        """sha256 -> content of the manifest's files that came in this round (each checked);
+        the others the receiver must already hold."""
+        if self.manifest is None:
+            raise SnapshotError(f"{self.where}: the round has no manifest")
+        out = {}
+        for e in self.manifest:
+            data = self.files.get(e.path) if e.kind == "file" else None
+            if data is None:
+                continue
+            if len(data) != e.size or hashlib.sha256(data).hexdigest() != e.ref:
+                raise SnapshotError(f"{self.where}: file {e.path[:200]!r} does not match its "
+                                    "size and sha256")
+            out[e.ref] = bytes(data)
+        return out
 
 
 # -- the target -------------------------------------------------------------------------
@@ -248,14 +351,11 @@ class TreeSink:
 
     def _settle(self, manifest: list[Entry], where: str) -> None:
         """Make the tree exactly the manifest: dirs, links, files checked, the rest removed."""
+        check_manifest(manifest, where)
         want = {}
         for e in manifest:
             parts = _plain(e.path, where)
             want[e.path] = e
-            if e.kind == "link":
-                target = posixpath.normpath(posixpath.join(posixpath.dirname(e.path), e.ref))
-                if e.ref.startswith("/") or target == ".." or target.startswith("../"):
-                    raise SnapshotError(f"{where}: link {e.path[:200]!r} points outside")
             dfd = self._parent(parts, create=True)
             try:
                 name = parts[-1]

@@ -292,3 +292,63 @@ def test_a_new_leader_goes_on_from_the_stored_snapshots(tmp_path):
         kill_and_wait_elsewhere(c, client, "kvl", placed)
         assert client.invoke("kvl", "get", b"one") == b"1"
         assert client.invoke("kvl", "get", b"two") == b"2"
+
+
+JOURNAL = Path(__file__).resolve().parents[1] / "programs" / "cluster_journal.c"
+
+
+def test_a_durable_services_volume_files_come_back_with_it_and_a_forged_tree_is_refused(
+        cluster, tmp_path):
+    """A C service appends each call's line to /data/journal.txt (a file it keeps open):
+    after-invoke, its node killed -9, it comes back elsewhere with every acknowledged line
+    in the file and the descriptor at its offset. Then a stored record whose volume
+    manifest points outside the volume is refused at the restore, and nothing is written."""
+    from foglayer.cluster._durable import SNAPSHOTS, decode_record, encode_record
+    from foglayer.snapshot import TreeEntry
+
+    c, client = cluster
+    path = tmp_path / "jd.yaml"
+    path.write_text(WASM_MANIFEST.format(name="jd", module=JOURNAL, kind="service")
+                    + "dirs: [/data]\nsnapshots: after-invoke\npreferences: {site: edge}\n")
+    (placed,) = client.wait("jd", client.deploy(load_manifest(path))["generation"], 1, 60)
+    assert placed["node"] == "edge"
+    lines = [f"line {i}" for i in range(30)]
+    for line in lines:
+        client.invoke("jd", "append", line.encode())  # acknowledged once stored
+    want = "".join(f"{x}\n" for x in lines)
+    try:
+        p = kill_and_wait_elsewhere(c, client, "jd", placed)
+        assert client.invoke("jd", "read").decode() == want
+        on_cloud = c.root / "nodes" / "cloud" / "volumes" / "jd" / "0"
+        (journal,) = on_cloud.rglob("journal.txt")
+        assert journal.read_text() == want
+        # The open FILE* goes on at its offset, and what it writes is durable too.
+        assert client.invoke("jd", "append", b"after") == str(len(want) + 6).encode()
+        assert journal.read_text() == want + "after\n"
+
+        # A forged record (the controller reads it anew when it starts): a file "outside".
+        restart_edge(c, client)
+
+        async def forge() -> None:
+            kv = await client.client.js.key_value(SNAPSHOTS)
+            rec = decode_record((await kv.get("jd.0")).value)
+            sha = next(e.ref for e in rec.tree if e.kind == "file")
+            bad = [*rec.tree, TreeEntry("../../escape", "file", 0o644, 6, sha)]
+            await kv.put("jd.0", encode_record(__import__("msgspec").structs.replace(
+                rec, tree=bad)))
+
+        c.kill("controller-0")
+        client.run(forge())
+        c.start_controller(0)
+        c.kill("node-cloud")
+        refused = wait_until(lambda: (q := client.app_placements("jd", 1)[0])["instance"]
+                             != p["instance"] and "not a plain relative path"
+                             in (q.get("error") or "") and q, 90, "the forged tree refused")
+        assert refused["node"] == "edge" and refused["state"] != "running"
+        assert not list((c.root / "nodes").rglob("escape"))
+    finally:
+        for node in ("edge", "cloud"):
+            if c.procs[f"node-{node}"].poll() is not None:
+                c.start_node(node)
+                wait_until(lambda n=node: client.nodes()[n]["state"] == "ready", 60, "back")
+        client.stop("jd")

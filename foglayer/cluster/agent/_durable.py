@@ -5,7 +5,10 @@ stored) or every few seconds (``every``), the service's changed pages and its st
 controller, between two calls, on the instance's own thread. A snapshot that is not stored
 resets the stream: the next one carries every page again. A starting instance of such an app
 first asks the controller for the last snapshot and restores it the way a live move's target
-does (each chunk checked whole, the state against the page map it names).
+does (each chunk checked whole, the state against the page map it names). Volumes (``dirs``)
+go the same way, taken at the same point: the files that changed since the last snapshot, by
+content hash; a restore makes the fresh volume exactly the stored tree before the state
+re-opens its descriptors there.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import msgspec
 from foglayer.cluster._durable import (
     H_ROUND,
     H_SNAPSHOT,
+    H_TREE,
+    MAX_SNAP_FILES,
     SNAP_TIMEOUT,
     RestoreRequest,
     restore_subject,
@@ -24,6 +29,7 @@ from foglayer.cluster._durable import (
 )
 from foglayer.cluster._move import H_PART
 from foglayer.cluster._protocol import H_CHUNK, H_ERROR, H_INSTANCE, Reply, decode, encode
+from foglayer.cluster.agent._move import VOLUME_ALLOWANCE
 from foglayer.cluster.agent._slots import Slot, one_line
 from foglayer.errors import FogError
 
@@ -34,11 +40,13 @@ ONE_MESSAGE = 4 << 20  # a snapshot this small goes in one message (the bus take
 class Durable:
     def _init_durable(self) -> None:
         self.snap_streams: dict[str, object] = {}  # instance -> its PageStream
+        self.snap_trees: dict[str, object] = {}  # instance -> its volumes' TreeStream
         self.snap_locks: dict[str, asyncio.Lock] = {}
         self.snap_kept: dict[str, bytes] = {}  # instance -> its stored state, but the time
 
     def _forget_snapshots(self, slot: Slot) -> None:
         self.snap_streams.pop(slot.instance, None)
+        self.snap_trees.pop(slot.instance, None)
         self.snap_locks.pop(slot.instance, None)
         self.snap_kept.pop(slot.instance, None)
 
@@ -52,17 +60,29 @@ class Durable:
             stream = self.snap_streams.get(slot.instance)
             if stream is None:
                 stream = self.snap_streams[slot.instance] = local.page_stream()  # type: ignore[attr-defined]
+            tree = self.snap_trees.get(slot.instance)
+            if tree is None and slot.spec.dirs:
+                from foglayer.snapshot import TreeStream
+
+                tree = self.snap_trees[slot.instance] = TreeStream(self._volume_root(slot))
             try:
-                rnd, state, key = await self.loop.run_in_executor(
-                    local.pool, _take, local, stream)
+                rnd, state, key, files = await self.loop.run_in_executor(
+                    local.pool, _take, local, stream, tree)
                 if rnd.pages == 0 and key == self.snap_kept.get(slot.instance):
                     return  # nothing changed since the stored one (a read): nothing to send
-                parts = [("pages", c) for c in rnd.chunks] + [("state", state)]
+                if files is not None and files.bytes > MAX_SNAP_FILES + (1 << 20):
+                    raise FogError(f"its volumes changed by {files.bytes} bytes since the "
+                                   f"last snapshot; a snapshot takes {MAX_SNAP_FILES} at most")
+                tree_chunks = files.chunks if files is not None else []
+                parts = ([("pages", c) for c in rnd.chunks] + [("tree", c) for c in tree_chunks]
+                         + [("state", state)])
+                extra = {}
                 if sum(len(d) for _, d in parts) <= ONE_MESSAGE:  # one round trip, not n
                     parts = [("all", msgspec.msgpack.encode([d for _, d in parts]))]
+                    extra = {H_TREE: str(len(tree_chunks))}
                 for i, (part, data) in enumerate(parts):
                     headers = {H_INSTANCE: slot.instance, H_ROUND: str(rnd.number),
-                               H_PART: part, H_CHUNK: f"{i}/{len(parts)}"}
+                               H_PART: part, H_CHUNK: f"{i}/{len(parts)}", **extra}
                     msg = await self.nc.request(snap_subject(self.name), data, headers=headers,
                                                 timeout=SNAP_TIMEOUT)
                     reply = decode(msg.data, Reply)
@@ -71,6 +91,7 @@ class Durable:
                 self.snap_kept[slot.instance] = key
             except BaseException as e:
                 self.snap_streams.pop(slot.instance, None)  # the next one sends every page
+                self.snap_trees.pop(slot.instance, None)  # and every file
                 self.snap_kept.pop(slot.instance, None)
                 if isinstance(e, Exception) and not isinstance(e, FogError):
                     raise FogError(f"{type(e).__name__}: {one_line(e)}") from None
@@ -93,7 +114,7 @@ class Durable:
 
     async def _restore(self, slot: Slot, local) -> bool:
         """Fill the fresh ``local`` from the app's last snapshot; False: there is none."""
-        sink = None
+        sink = tree = None
         index, count = 0, 1
         while index < count:
             req = encode(RestoreRequest(self.name, slot.instance, index))
@@ -111,7 +132,14 @@ class Durable:
                 raise FogError(f"restore from its snapshot: part {i}/{count}, {index} expected")
             if sink is None:
                 sink = await self.loop.run_in_executor(None, local.page_sink)
-            if h.get(H_PART) == "pages" and index < count - 1:
+            if h.get(H_PART) == "tree" and index < count - 1:
+                if tree is None:  # the fresh volume becomes exactly the stored tree
+                    from foglayer.snapshot import TreeSink
+
+                    tree = TreeSink(self._volume_root(slot), max_bytes=VOLUME_ALLOWANCE,
+                                    where=f"the snapshot of {slot.app}.{slot.replica}")
+                await self.loop.run_in_executor(None, tree.apply, msg.data)
+            elif h.get(H_PART) == "pages" and index < count - 1:
                 await self.loop.run_in_executor(None, sink.apply, msg.data)
             elif h.get(H_PART) == "state" and index == count - 1:
                 await self.loop.run_in_executor(None, local.adopt, sink, msg.data,
@@ -122,15 +150,19 @@ class Durable:
         return True
 
 
-def _take(local, stream) -> tuple[object, bytes, bytes]:
-    """On the instance's thread, between two calls: the round, the state, and the state
-    without its time (what tells whether anything but the pages changed)."""
+def _take(local, stream, tree) -> tuple[object, bytes, bytes, object]:
+    """On the instance's thread, between two calls: the round, the state, the state without
+    its time and with its volumes' manifest (what tells whether anything but the pages
+    changed), and the volumes' round (the files written by every call so far)."""
     from foglayer.snapshot import parse_snapshot
 
     rnd, state = local.last_round(stream)
+    files = tree.next_round() if tree is not None else None
     snap = parse_snapshot(state, "this node's own snapshot state")
     try:
         key = msgspec.json.encode(msgspec.structs.replace(snap.meta, created=0.0))
     finally:
         snap.close()
-    return rnd, state, key
+    if tree is not None:
+        key += msgspec.json.encode(sorted(tree.sent.values(), key=lambda e: e.path))
+    return rnd, state, key, files

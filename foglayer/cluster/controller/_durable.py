@@ -4,8 +4,11 @@ It takes a node's snapshot rounds only for the instance its placement names on t
 chunk is checked whole by the snapshot package (sizes, each page's hash) and the state against
 the page map the rounds make (its ``stream_digest``), before anything is stored. Pages go into
 the ``fog-snap-pages`` Object Store under their hash, once; the record of the last snapshot of
-each ``<app>.<replica>`` into the ``fog-snapshots`` KV bucket. A starting instance of the same deploy gets it
-back, chunk by chunk, rebuilt from the stored pages (the node checks every hash again).
+each ``<app>.<replica>`` into the ``fog-snapshots`` KV bucket. Volume files come as tree rounds
+(checked whole by the snapshot package, each file against its sha256, the manifest's paths
+inside the volume) and are stored the same way, once per content, under their sha256; the
+record keeps the manifest. A starting instance of the same deploy gets it back, chunk by
+chunk, rebuilt from the stored pages and files (the node checks every hash again).
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from foglayer.cluster._durable import (
     ALL_SNAP,
     H_ROUND,
     H_SNAPSHOT,
+    H_TREE,
+    MAX_SNAP_FILES,
     MAX_SNAP_STATE,
+    MAX_VOLUME,
     SNAP_CHUNK_PAGES,
     SNAP_PAGES,
     SNAPSHOTS,
@@ -60,6 +66,7 @@ class _Round:
     number: int
     pages: dict[int, bytes] = field(default_factory=dict)  # index -> raw (b"": now zero)
     hashes: dict[int, str] = field(default_factory=dict)
+    tree: object | None = None  # a TreeCollector of its volume files, if any came
 
 
 class Durable:
@@ -104,10 +111,10 @@ class Durable:
         old = self._snap_base.pop(key, None)
         if rec is not None:
             self._snap_base[key] = rec
-            self._page_refs.update(rec.pages.values())
+            self._page_refs.update(rec.blobs())
         if old is not None:
-            self._page_refs.subtract(old.pages.values())
-            for digest in set(old.pages.values()):
+            self._page_refs.subtract(old.blobs())
+            for digest in set(old.blobs()):
                 if self._page_refs[digest] <= 0:
                     del self._page_refs[digest]
                     self._page_garbage.add(digest)
@@ -187,10 +194,17 @@ class Durable:
             except msgspec.DecodeError:
                 self._snap_rounds.pop(key, None)
                 raise SnapRefused(f"{where}: not a list of parts") from None
-            if not parts:
-                raise SnapRefused(f"{where}: no state")
-            for chunk in parts[:-1]:
-                await self._snap_part(key, cur, "pages", chunk, max_pages, where)
+            try:
+                trees = int(h.get(H_TREE, "0"))
+            except ValueError:
+                trees = -1
+            if not parts or not 0 <= trees < len(parts):
+                self._snap_rounds.pop(key, None)
+                raise SnapRefused(f"{where}: no state, or {h.get(H_TREE)!r} tree chunks")
+            first_tree = len(parts) - 1 - trees
+            for n, chunk in enumerate(parts[:-1]):
+                await self._snap_part(key, cur, "tree" if n >= first_tree else "pages",
+                                      chunk, max_pages, where, spec=rec.spec)
             return await self._snap_part(key, cur, "state", parts[-1], max_pages, where,
                                          p, rec.spec)
         await self._snap_part(key, cur, part, data, max_pages, where, p, rec.spec)
@@ -215,6 +229,20 @@ class Durable:
                 raise SnapRefused(f"{where}: chunk of round {head.round}, or too many pages")
             for index, digest, raw in pages:
                 cur.pages[index], cur.hashes[index] = raw, digest
+            return
+        if part == "tree":
+            from foglayer.snapshot import TreeCollector
+
+            if spec is None or not spec.dirs:
+                self._snap_rounds.pop(key, None)
+                raise SnapRefused(f"{where}: volume files for an app without volumes")
+            if cur.tree is None:
+                cur.tree = TreeCollector(max_bytes=MAX_SNAP_FILES, where=f"{where}: volumes")
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, cur.tree.apply, data)
+            except SnapshotError as e:
+                self._snap_rounds.pop(key, None)
+                raise SnapRefused(str(e)) from None
             return
         if part != "state":
             raise SnapRefused(f"{where}: unknown part {part!r}")
@@ -245,19 +273,45 @@ class Durable:
                 or not 0 <= meta.memory.pages <= max_pages
                 or any(i >= meta.memory.pages for i in pages)):
             raise SnapRefused(f"{where}: the state does not match its module or its pages")
+        tree, files = self._snap_tree(cur, base if cur.number else None, where)
         obs = await self._store(SNAP_PAGES)
         compress = zstandard.ZstdCompressor(level=1).compress
         record = SnapRecord(p["app"], p["replica"], p["generation"], cur.instance, spec.digest,
-                            cur.number, meta.memory.pages, pages, state, time.time())
+                            cur.number, meta.memory.pages, pages, state, time.time(), tree)
         async with self._pages_lock:
             new = {cur.hashes[i]: raw for i, raw in cur.pages.items()  # once by hash
                    if raw and cur.hashes[i] not in self._stored_pages
                    and not self._page_refs[cur.hashes[i]]}
+            new.update((d, raw) for d, raw in files.items()
+                       if d not in self._stored_pages and not self._page_refs[d])
             # In parallel: an Object Store put is a few round trips of its own.
             await asyncio.gather(*(obs.put(d, compress(raw)) for d, raw in new.items()))
             self._stored_pages.update(new)
             await self.kv[SNAPSHOTS].put(key, encode_record(record))
             self._set_base(key, record)
+
+    def _snap_tree(self, cur: _Round, base: SnapRecord | None,
+                   where: str) -> tuple[list | None, dict[str, bytes]]:
+        """The round's volumes: the manifest to record and the files to store. A file that
+        did not come must be one the stored snapshot it follows already holds."""
+        if cur.tree is None:  # (nothing about volumes came: they are as they were)
+            return (base.tree if base is not None else None), {}
+        from foglayer.snapshot import SnapshotError
+
+        try:
+            files = cur.tree.blobs()
+        except SnapshotError as e:
+            raise SnapRefused(str(e)) from None
+        if sum(e.size for e in cur.tree.manifest) > MAX_VOLUME:
+            raise SnapRefused(f"{where}: over {MAX_VOLUME} bytes of volumes (a durable "
+                              "snapshot keeps that much)")
+        held = {e.ref for e in (base.tree or ()) if e.kind == "file"} if base else set()
+        lacking = [e.path for e in cur.tree.manifest
+                   if e.kind == "file" and e.ref not in files and e.ref not in held]
+        if lacking:
+            raise SnapRefused(f"{where}: volume file {lacking[0][:200]!r} neither came nor "
+                              "is stored: send every file again")
+        return list(cur.tree.manifest), files
 
     async def _forget_snapshot(self, key: str) -> None:
         """The replica is gone (app stopped, or scaled down): so is its last snapshot."""
@@ -288,6 +342,32 @@ class Durable:
         await self._load_snapshots()
         return self._snap_base.get(key)
 
+    async def _restore_tree(self, snap: SnapRecord, obs, key: str) -> list[bytes]:
+        """The stored volumes as tree chunks; a record is untrusted too (its manifest must
+        stay inside the volume, each file match its sha256)."""
+        from foglayer.snapshot import SnapshotError, tree_chunks
+
+        if snap.tree is None:
+            return []
+        where = f"the stored snapshot of {key}"
+        try:
+            from foglayer.snapshot import check_manifest
+
+            check_manifest(snap.tree, where)  # (before anything is fetched for it)
+            if sum(e.size for e in snap.tree) > MAX_VOLUME:
+                raise SnapshotError(f"{where}: over {MAX_VOLUME} bytes of volumes")
+            blobs = {}
+            for e in snap.tree:
+                if e.kind == "file" and e.ref not in blobs:
+                    raw = bytes((await obs.get(e.ref)).data or b"")
+                    blobs[e.ref] = zstandard.ZstdDecompressor().decompress(
+                        raw, max_output_size=max(e.size, 1)) if raw else b""
+            return tree_chunks(snap.tree, lambda sha, size: blobs[sha], where=where)
+        except (SnapshotError, zstandard.ZstdError) as e:
+            raise SnapRefused(str(e)) from None
+        except Exception as e:  # noqa: BLE001 - a file missing from the store
+            raise SnapRefused(f"{where}: {type(e).__name__}: {e}") from None
+
     async def _restore_part(self, node: str, req: RestoreRequest) -> tuple[bytes, dict]:
         from foglayer.snapshot import encode_chunk
 
@@ -307,8 +387,9 @@ class Durable:
                 stored.append((index, digest, bytes((await obs.get(digest)).data or b"")))
             groups = [stored[i:i + SNAP_CHUNK_PAGES]
                       for i in range(0, len(stored), SNAP_CHUNK_PAGES)] or [[]]
-            parts = [("pages", encode_chunk(0, n, snap.memory_pages, g, "zstd"))
-                     for n, g in enumerate(groups)] + [("state", snap.state)]
+            parts = [("tree", c) for c in await self._restore_tree(snap, obs, key)]
+            parts += [("pages", encode_chunk(0, n, snap.memory_pages, g, "zstd"))
+                      for n, g in enumerate(groups)] + [("state", snap.state)]
             if len(self._restores) >= MAX_RESTORES:
                 self._restores.pop(next(iter(self._restores)))
             self._restores[req.instance] = parts
