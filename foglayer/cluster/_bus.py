@@ -11,9 +11,11 @@ streams ``FOG_LOGS`` (app output) and ``FOG_EVENTS``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -266,13 +268,80 @@ async def open_state(js) -> dict:
                        "(`fog controller` or `fog up`)") from None
 
 
+# How long the server keeps a watcher's consumer once its client is gone without removing it
+# (a crash, a lost link, a cancel while it was being made). nats-py's KV watch asks for 5 min,
+# so a thousand watches in a row hit the server's consumer limit.
+WATCH_IDLE = 10.0
+LONG_WATCH = 300.0  # a controller's standing watch keeps its consumer through a partition
+_CLEANUPS: set[asyncio.Task] = set()  # removals left running when their creator was cancelled
+
+
+async def drop_consumer(sub) -> None:
+    """Unsubscribe a JetStream push subscription and delete its ephemeral consumer now.
+
+    nats-py's ``unsubscribe`` leaves the consumer to the server's inactivity timer; an ordered
+    consumer names its current consumer in ``_consumer`` (nats-py 2.x; renamed on reset, so read
+    it last). Best effort and bounded: a consumer we cannot reach goes after its idle threshold.
+    """
+    try:
+        await sub.unsubscribe()
+    except Exception:  # noqa: BLE001 - closed connection or already unsubscribed
+        pass
+    name = getattr(sub, "_consumer", None)
+    if name:
+        try:
+            await asyncio.wait_for(sub._js.delete_consumer(sub._stream, name), 2.0)
+        except Exception:  # noqa: BLE001 - gone already, or no server: the idle threshold removes it
+            pass
+
+
+async def _drop_watcher(watcher) -> None:
+    with contextlib.suppress(Exception):  # a closed connection: the consumer is still deleted
+        await watcher.stop()  # (also ends an ``async for`` over the watcher)
+    await drop_consumer(watcher._sub)
+
+
+def _drop_when_made(making: asyncio.Future) -> None:
+    def made(f: asyncio.Future) -> None:
+        if not f.cancelled() and f.exception() is None:
+            task = asyncio.ensure_future(_drop_watcher(f.result()))
+            _CLEANUPS.add(task)
+            task.add_done_callback(_CLEANUPS.discard)
+    making.add_done_callback(made)
+
+
+@contextlib.asynccontextmanager
+async def watching(kv, keys: str = ">", *, idle: float = WATCH_IDLE, **kwargs) -> AsyncIterator:
+    """A KV watcher (``kv.watch(keys)``) whose consumer is deleted when the block ends: on
+    return, error, timeout and cancellation, including a cancel while it is being made.
+    ``idle``: how long the server keeps the consumer of a client that went without a word."""
+    making = asyncio.ensure_future(kv.watch(keys, inactive_threshold=idle, **kwargs))
+    try:
+        watcher = await asyncio.shield(making)
+    except asyncio.CancelledError:
+        _drop_when_made(making)  # its consumer may exist already: delete it once made
+        raise
+    try:
+        yield watcher
+    finally:
+        await _drop_watcher(watcher)
+
+
+async def next_entry(watcher, timeout: float):
+    """The watcher's next entry (None: the end of what it found at start), else TimeoutError.
+
+    Not nats-py's ``updates``: its ``asyncio.wait_for`` (Python 3.11) swallows a cancel that
+    lands as an entry arrives, and a cancelled ``wait`` then ran on to its own timeout."""
+    async with asyncio.timeout(timeout):
+        return await anext(watcher)
+
+
 async def kv_snapshot(kv) -> dict[str, bytes]:
     """Every live key of a bucket and its value (one watcher, not a get per key)."""
     out: dict[str, bytes] = {}
-    watcher = await kv.watchall()
-    try:
+    async with watching(kv) as watcher:
         while True:
-            entry = await watcher.updates(timeout=5.0)
+            entry = await next_entry(watcher, 5.0)
             if entry is None:
                 break
             if entry.operation in ("DEL", "PURGE"):
@@ -281,6 +350,4 @@ async def kv_snapshot(kv) -> dict[str, bytes]:
                 out[entry.key] = entry.value
             if entry.delta == 0:
                 break
-    finally:
-        await watcher.stop()
     return out

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import msgspec
-import nats.errors
 from nats.js.errors import KeyNotFoundError, ObjectNotFoundError
 
+from foglayer.cluster._bus import next_entry, watching
 from foglayer.cluster._protocol import APPS, ATTEST, MODULES, PLACEMENTS, BadMessage, decode, encode
 from foglayer.cluster._spec import AppRecord
 from foglayer.errors import FogError
@@ -79,9 +79,8 @@ class Apps:
                    states: tuple[str, ...] = DONE) -> list[dict]:
         """Wait until every replica of ``generation`` is in one of ``states``."""
         deadline = time.monotonic() + timeout
-        watcher = await self.kv[PLACEMENTS].watch(f"{name}.*")
         current: dict[str, dict] = {}
-        try:
+        async with watching(self.kv[PLACEMENTS], f"{name}.*") as watcher:
             while True:
                 ready = [current.get(f"{name}.{r}") for r in range(replicas)]
                 if all(p is not None and p.get("generation") == generation
@@ -93,8 +92,8 @@ class Apps:
                     raise FogError(f"app {name!r} is not running after {timeout:g} s "
                                    f"({states_now}): is a controller running? (`fog nodes`)")
                 try:
-                    entry = await watcher.updates(timeout=min(left, 1.0))
-                except nats.errors.TimeoutError:
+                    entry = await next_entry(watcher, min(left, 1.0))
+                except TimeoutError:
                     continue
                 if entry is None:
                     continue
@@ -105,8 +104,6 @@ class Apps:
                         current[entry.key] = decode(entry.value, dict)
                     except BadMessage:
                         current.pop(entry.key, None)
-        finally:
-            await watcher.stop()
 
     async def stop(self, name: str) -> None:
         await self.app(name)

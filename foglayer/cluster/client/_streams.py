@@ -15,6 +15,7 @@ import nats.errors
 from nats.js.api import DeliverPolicy
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
+from foglayer.cluster._bus import drop_consumer
 from foglayer.cluster._protocol import (
     ALL_HB,
     EVENTS_STREAM,
@@ -92,7 +93,7 @@ class Streams:
                 if not follow and msg.metadata.num_pending == 0:
                     break
         finally:
-            await sub.unsubscribe()
+            await drop_consumer(sub)
         return n
 
     async def heartbeats(self, seconds: float = 1.0) -> dict[str, dict]:

@@ -15,6 +15,7 @@ import nats.errors
 from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from foglayer.cluster._bus import drop_consumer
 from foglayer.cluster._protocol import ALL_USAGE, USAGE_STREAM, BadMessage, UsageReport, decode_node
 
 FIELDS = ("fuel", "memory_seconds", "invocations", "wasi_calls", "volume_bytes")
@@ -95,7 +96,7 @@ class UsageQueries:
                     if msg.metadata.num_pending == 0:
                         break
             finally:
-                await sub.unsubscribe()
+                await drop_consumer(sub)
         tenants: dict[str, UsageRow] = {}
         apps: dict[tuple[str, str], UsageRow] = {}
         for iid, u in latest.items():

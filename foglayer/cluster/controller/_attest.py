@@ -18,7 +18,7 @@ import hashlib
 import time
 from pathlib import Path
 
-from foglayer.cluster._bus import kv_snapshot
+from foglayer.cluster._bus import LONG_WATCH, kv_snapshot, watching
 from foglayer.cluster._protocol import ATTEST, H_ERROR, AttestRequest, cmd_subject, encode
 from foglayer.trust import (
     Attestation,
@@ -100,13 +100,13 @@ class Attesting:
     async def _watch_policy(self) -> None:
         while True:
             try:
-                watcher = await self.kv[ATTEST].watch("policy")
-                async for entry in watcher:
-                    if entry is None:
-                        continue
-                    gone = entry.operation in ("DEL", "PURGE")
-                    self._apply_policy(None if gone else entry.value)
-                    self._dirty.set()
+                async with watching(self.kv[ATTEST], "policy", idle=LONG_WATCH) as watcher:
+                    async for entry in watcher:
+                        if entry is None:
+                            continue
+                        gone = entry.operation in ("DEL", "PURGE")
+                        self._apply_policy(None if gone else entry.value)
+                        self._dirty.set()
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - re-watch after a reconnect

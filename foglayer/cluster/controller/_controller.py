@@ -27,7 +27,7 @@ from pathlib import Path
 import msgspec
 from nats.js.errors import KeyNotFoundError
 
-from foglayer.cluster._bus import Creds, connect, ensure_state, kv_snapshot
+from foglayer.cluster._bus import LONG_WATCH, Creds, connect, ensure_state, kv_snapshot, watching
 from foglayer.cluster._lease import Lease
 from foglayer.cluster._protocol import (
     ALL_HB,
@@ -188,12 +188,12 @@ class Controller(NodeRegistry, Reconciler, Placement, Modules, Mover, Durable, A
     async def _watch_apps(self) -> None:
         while True:
             try:
-                watcher = await self.kv[APPS].watchall()
-                async for entry in watcher:
-                    if entry is None:
-                        continue
-                    deleted = entry.operation in ("DEL", "PURGE")
-                    self._apply_app(entry.key, None if deleted else entry.value)
+                async with watching(self.kv[APPS], idle=LONG_WATCH) as watcher:
+                    async for entry in watcher:
+                        if entry is None:
+                            continue
+                        deleted = entry.operation in ("DEL", "PURGE")
+                        self._apply_app(entry.key, None if deleted else entry.value)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - re-watch after a reconnect

@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections import Counter
 
+from foglayer.cluster._bus import LONG_WATCH, watching
 from foglayer.cluster._protocol import (
     CORDON,
     NODES,
@@ -224,15 +225,15 @@ class NodeRegistry:
         """Keep ``names`` equal to the keys of ``bucket``."""
         while True:
             try:
-                watcher = await self.kv[bucket].watchall()
-                async for entry in watcher:
-                    if entry is None:
-                        continue
-                    if entry.operation in ("DEL", "PURGE") or not entry.value:
-                        names.discard(entry.key)
-                    else:
-                        names.add(entry.key)
-                    self._dirty.set()
+                async with watching(self.kv[bucket], idle=LONG_WATCH) as watcher:
+                    async for entry in watcher:
+                        if entry is None:
+                            continue
+                        if entry.operation in ("DEL", "PURGE") or not entry.value:
+                            names.discard(entry.key)
+                        else:
+                            names.add(entry.key)
+                        self._dirty.set()
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - re-watch after a reconnect
