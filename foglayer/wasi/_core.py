@@ -242,39 +242,6 @@ class WasiCore:
         d.host_fd = fd
         self.fds[self._next_fd()] = d
 
-    @classmethod
-    def restore(cls, state: WasiState, stdio: Sequence[int] = (0, 1, 2),
-                memory_dirs: _memdir.MemoryDirs | None = None) -> Self:
-        """Re-open every descriptor of a saved state (at its recorded offset); files of
-        memory directories come from ``memory_dirs`` (a state never holds their bytes)."""
-        self = cls(state, stdio)
-        self.memory = {g: dict(f) for g, f in (memory_dirs or {}).items()}
-        for fd, d in self.fds.items():
-            if d.stdio >= 0:
-                d.host_fd = self.stdio[d.stdio]
-                continue
-            try:
-                d.host_fd = self._reopen_memory(d) if d.memory else \
-                    os.open(d.host_path, d.open_flags | os.O_CLOEXEC)
-            except OSError as e:
-                self.close()
-                raise OSError(e.errno, f"cannot re-open fd {fd} ({d.guest_path}): {e.strerror}",
-                              d.host_path) from None
-            if d.kind == abi.FT_REG and not d.open_flags & os.O_APPEND:
-                os.lseek(d.host_fd, d.offset, os.SEEK_SET)
-        return self
-
-    def _reopen_memory(self, d: Descriptor) -> int:
-        files = self.memory.get(d.memory)
-        if files is None:
-            raise OSError(2, f"memory directory {d.memory} was not handed to restore")
-        if d.kind == abi.FT_DIR:
-            return _memdir.open_dead_dir()
-        name = os.path.basename(d.guest_path)
-        if name not in files:
-            raise OSError(2, f"{d.guest_path} is not in memory directory {d.memory}")
-        return _memdir.open_file(files[name])
-
     def close(self) -> None:
         """Close every host descriptor this WASI opened (never the host's stdio)."""
         for d in self.fds.values():

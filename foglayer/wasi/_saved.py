@@ -22,7 +22,7 @@ from foglayer.wasi import _memdir, abi
 from foglayer.wasi._core import rights_for, stdio_descriptor
 from foglayer.wasi._memdir import MemoryDirs
 from foglayer.wasi._paths import MAX_PATH, WasiError, resolve
-from foglayer.wasi._state import Descriptor, Preopen, WasiState
+from foglayer.wasi._state import Descriptor, Preopen, WasiState, inside
 from foglayer.wasi._wasi import Wasi
 
 SAVED_VERSION = 1
@@ -86,32 +86,30 @@ class SavedWasi(msgspec.Struct, forbid_unknown_fields=True):
 # -- capture ---------------------------------------------------------------------------
 
 
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
 def save_state(state: WasiState) -> SavedWasi:
-    """The state as plain data, each descriptor named by preopen and relative path."""
+    """The state as plain data, each descriptor named by preopen and relative path; one
+    that no preopen holds gets preopen -1, which :func:`check_saved` refuses."""
     fds = []
     index = {p.guest: k for k, p in enumerate(state.preopens)}
     for fd, d in sorted(state.fds.items()):
-        offset = 0
+        offset = d.offset  # a state read back (not live) has its offset recorded
         if d.host_fd >= 0 and d.kind == abi.FT_REG and d.stdio < 0:
             try:
                 offset = os.lseek(d.host_fd, 0, os.SEEK_CUR)
             except OSError:
-                offset = d.offset
+                pass
         preopen, rel = -1, "."
         if d.preopen is not None:
-            preopen = index[d.preopen]
+            preopen = index.get(d.preopen, -1)
         elif d.memory:  # a flat directory: the file's name, or the directory itself
-            preopen = index[d.memory]
+            preopen = index.get(d.memory, -1)
             rel = os.path.basename(d.guest_path) if d.kind == abi.FT_REG else "."
         elif d.stdio < 0 and d.host_path:
             # The innermost preopen holding it with the same write permission: a file is
             # always below the preopen it was opened from (the walk never leaves it).
             best = max((k for k, p in enumerate(state.preopens)
-                        if p.readonly == d.readonly and _under(d.host_path, p.host)),
+                        if p.readonly == d.readonly and not p.memory
+                        and inside(d.host_path, p.host)),
                        key=lambda k: len(state.preopens[k].host), default=-1)
             if best >= 0:
                 preopen = best
@@ -159,6 +157,8 @@ def check_saved(saved: SavedWasi) -> None:
             if d.preopen != -1 or d.root:
                 raise SavedStateError(f"{where}: a standard stream under a preopen")
             continue
+        if d.preopen == -1:
+            raise SavedStateError(f"{where}: {d.guest_path[:80]!r} is not inside a preopen")
         if not 0 <= d.preopen < len(saved.preopens):
             raise SavedStateError(f"{where}: preopen {d.preopen} does not exist "
                                   f"({len(saved.preopens)} preopens)")

@@ -1,8 +1,10 @@
 """WASI state as plain data: descriptors, preopens, args, env, clocks.
 
 Every field is an int, str, bool, list or dict, so the whole state serializes to JSON and
-restores on another machine. Host file descriptors are the only live part; they are
-re-opened from ``host_path``, ``open_flags`` and ``offset`` on restore.
+restores on another machine. Host file descriptors are the only live part. A restore
+(``Wasi.restore``) re-opens each one inside its preopen, by the path relative to it, with the
+same sandboxed walk as ``path_open``: a state read back is untrusted, and a descriptor whose
+host path lies outside every preopen (elsewhere, ``..``, a symlink out) is refused.
 """
 
 from __future__ import annotations
@@ -122,6 +124,13 @@ def _host_flags(portable: int) -> int:
     return _translate(portable, _PORTABLE, _HOST)
 
 
+def inside(path: str, root: str) -> bool:
+    """``path`` is ``root`` or below it, as written: absolute, normalised, no ``..``."""
+    if not path.startswith("/") or os.path.normpath(path) != path:
+        return False
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
 class WasiState(_Record):
     """The whole WASI state of one instance."""
 
@@ -167,7 +176,7 @@ class WasiState(_Record):
             raise ValueError(f"unsupported WASI state version {data.get('version')!r}")
         from time import monotonic_ns
 
-        return cls(
+        state = cls(
             args=list(data["args"]),
             env=dict(data["env"]),
             preopens=[Preopen(**p) for p in data["preopens"]],
@@ -175,6 +184,26 @@ class WasiState(_Record):
             monotonic_offset_ns=int(data["monotonic_ns"]) - monotonic_ns(),
             exit_code=data.get("exit_code"),
         )
+        state.check_paths()
+        return state
+
+    def check_paths(self) -> None:
+        """Every descriptor lies in one of the preopens, as written (ValueError if not):
+        the lexical half of what ``Wasi.restore`` checks; the walk there catches symlinks."""
+        guests = {p.guest for p in self.preopens}
+        memory = {p.guest for p in self.preopens if p.memory}
+        hosts = [p.host for p in self.preopens if not p.memory]
+        for fd, d in self.fds.items():
+            if d.stdio >= 0:
+                continue
+            if d.preopen is not None or d.memory:
+                ok = d.preopen in guests if d.preopen is not None else d.memory in memory
+                what = f"preopen {d.preopen or d.memory!r} is not one of the state's"
+            else:
+                ok = any(inside(d.host_path, h) for h in hosts)
+                what = f"{d.host_path[:200]!r} is not a path inside a preopen"
+            if not ok:
+                raise ValueError(f"fd {fd} ({d.guest_path[:200]}): {what}")
 
     def remap(self, mapping: dict[str, str]) -> None:
         """Point preopens (by guest name) at other host directories, descriptors too."""

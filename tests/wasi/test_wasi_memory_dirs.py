@@ -48,7 +48,7 @@ def test_guest_reads_memory_files_and_cannot_change_the_directory(module):
 
 
 def test_saved_state_names_memory_dirs_but_never_holds_their_bytes(module):
-    from foglayer.wasi import WasiState
+    from foglayer.wasi import SavedStateError, WasiState
 
     wasi = Wasi.create(["memdir"], memory_dirs={"/run/secrets": SECRETS})
     _run(module, wasi)
@@ -56,7 +56,7 @@ def test_saved_state_names_memory_dirs_but_never_holds_their_bytes(module):
     wasi.close()
     assert "/run/secrets" in saved
     assert "hunter2" not in saved and "t0k3n" not in saved
-    with pytest.raises(OSError, match="not handed to restore"):
+    with pytest.raises(SavedStateError, match="not handed in"):
         Wasi.restore(WasiState.from_dict(json.loads(saved)))
     again = Wasi.restore(WasiState.from_dict(json.loads(saved)),
                          memory_dirs={"/run/secrets": SECRETS})
