@@ -290,11 +290,22 @@ def bench_cluster(apps, invokes, sim_nodes, sim_apps, sites, density) -> None:
 @click.option("--runs", type=click.IntRange(1, 50), default=3, show_default=True,
               help="Moves per mode.")
 @click.option("--arch", is_flag=True, help="Also x86-64 -> aarch64 (the arm node, emulated).")
-def bench_migrate(state, runs, arch) -> None:
-    """Live moves under load: pre-copy vs stop-and-copy (downtime, rounds, bytes, latency)."""
-    from foglayer.cluster.bench_migrate import run
+@click.option("--sizes", default="16,256,1024", show_default=True, metavar="MIB,...",
+              help="Working sets of the live commands moved ('' for none).")
+@click.option("--rate", type=click.FloatRange(0, 1000), default=10.0, show_default=True,
+              metavar="MIB/S", help="How fast the commands rewrite their working set.")
+@click.option("--service/--no-service", default=True, show_default=True,
+              help="Also the service under load.")
+def bench_migrate(state, runs, arch, sizes, rate, service) -> None:
+    """Live moves of a service under load and of running commands: pre-copy vs
+    stop-and-copy (downtime, rounds, bytes, latency)."""
+    from foglayer.cluster.bench_migrate import parse_sizes, run
 
-    run(state, runs, arch)
+    try:
+        chosen = parse_sizes(sizes)
+    except ValueError as e:
+        raise click.BadParameter(str(e).removeprefix("--sizes: "), param_hint="--sizes") from None
+    run(state, runs, arch, chosen, rate, service)
 
 
 @bench.command("snapshot", context_settings={"ignore_unknown_options": True,

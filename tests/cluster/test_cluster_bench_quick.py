@@ -47,3 +47,13 @@ def test_many_instances_share_one_output_reader_and_every_line_arrives(tmp_path)
             return {(s, line) for s, d in got for line in d.decode().splitlines()}
 
     wait_until(lambda: lines() >= want, 30, "every line of output")
+
+
+def test_bench_migrate_refuses_bad_sizes_in_one_line():
+    import subprocess
+    import sys
+
+    for bad in ("16,x", "0", "4096"):
+        r = subprocess.run([sys.executable, "-m", "foglayer.cli", "bench", "migrate",
+                            "--sizes", bad], capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and r.stderr.count("\n") == 1 and "--sizes" in r.stderr, r.stderr
