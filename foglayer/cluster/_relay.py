@@ -42,6 +42,7 @@ class Relay:
         self.stats = LinkStats()
         self._cut = False
         self._trigger: Callable[[str, bytes], bool] | None = None
+        self._before = False
         self._writers: set[asyncio.StreamWriter] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -107,11 +108,12 @@ class Relay:
             w.transport.abort()
         self._writers.clear()
 
-    def cut_after(self, pred: Callable[[str, bytes], bool]) -> None:
+    def cut_after(self, pred: Callable[[str, bytes], bool], *, before: bool = False) -> None:
         """Cut (as :meth:`cut`) once a chunk for which ``pred(direction, data)`` is true
-        has been forwarded ("up": client to target, "down": back); nothing after it passes."""
+        has been forwarded ("up": client to target, "down": back), or instead of forwarding
+        it (``before``); nothing after it passes."""
         def go() -> None:
-            self._trigger = pred
+            self._trigger, self._before = pred, before
         self._call(go)
 
     def heal(self) -> None:
@@ -183,8 +185,11 @@ class Relay:
                 if self._cut:
                     return
                 fire = self._trigger is not None and self._trigger(direction, data)
-                if fire:  # this chunk is the last to pass, in either direction
+                if fire:  # this chunk is the last to pass (or the first not to), either way
                     self._trigger, self._cut = None, True
+                    if self._before:
+                        self._cut_now()
+                        return
                 writer.write(data)
                 await writer.drain()
                 if fire:
