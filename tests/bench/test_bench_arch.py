@@ -15,6 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from foglayer.bench import _arch
+from foglayer.errors import FogError
+
 EMULATED = platform.machine() != "aarch64"
 
 
@@ -62,3 +67,11 @@ def test_unknown_arch_is_one_line_and_fails():
     assert r.returncode != 0
     assert r.stderr.strip().count("\n") == 0 and "sparc" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_on_an_aarch64_host_aarch64_runs_natively_without_the_root(monkeypatch):
+    monkeypatch.setattr(_arch.platform, "machine", lambda: "aarch64")
+    where = _arch.machine(_arch.check_arch("arm64"))
+    assert where.arch == "aarch64" and not where.emulated and where.native_target == "native"
+    with pytest.raises(FogError, match="only aarch64 is emulated"):
+        _arch.check_arch("x86_64")
