@@ -215,10 +215,12 @@ class Mover:
         except TimeoutError:
             slot.resume.set_result(True)  # it goes on here whenever it reaches one
             self.outgoing.pop(req.mid, None)
+            slot.held_by = ""
             raise MoveError(f"the command reached no safepoint in {HALT_TIMEOUT:g} s "
                             "(blocked in a host call?)") from None
         if outcome.state != "halted":
             self.outgoing.pop(req.mid, None)
+            slot.held_by = ""
             raise MoveError(f"the command ended ({outcome.state}) before it could move")
         while not local.output_drained():  # type: ignore[attr-defined]
             await asyncio.sleep(0.001)
