@@ -137,3 +137,22 @@ def test_drain_moves_a_live_command_off_live(cluster, reference, tmp_path):
     assert (p["state"], p["exit_code"]) == ("exited", ref_code), p["error"]
     wait_until(lambda: stdout_of(client, "drifter") == ref_out, 30, "the whole output, once")
     client.stop("drifter")
+
+
+def test_a_redeploy_that_changes_only_preferences_moves_the_command_live(
+        cluster, reference, tmp_path):
+    c, client = cluster
+    wasm, ref_out, ref_file, ref_code = reference
+    p0 = deploy(client, tmp_path, "follower", wasm)
+    path = tmp_path / "follower.yaml"
+    path.write_text(path.read_text().replace("preferences: {site: edge}",
+                                             "preferences: {site: cloud}"))
+    gen = client.deploy(load_manifest(path))["generation"]
+    p = wait_until(lambda: (q := client.app_placements("follower", 1)[0])["node"] == "cloud"
+                   and q["generation"] == gen and q, 60, "the move to cloud")
+    assert p["instance"] != p0["instance"] and p["moved_from"] == "edge"
+    assert p["restarts"] == p0["restarts"]  # moved live, not restarted
+    p = release(c, client, "cloud", "follower")
+    assert (p["state"], p["exit_code"]) == ("exited", ref_code), p["error"]
+    wait_until(lambda: stdout_of(client, "follower") == ref_out, 30, "the whole output, once")
+    client.stop("follower")

@@ -94,7 +94,11 @@ class Mover:
                 if out is None:
                     data = b""
                 elif req.part == "pages":
-                    data = await self._page_chunk(out, req.index)
+                    try:
+                        data = await self._page_chunk(out, req.index)
+                    except Exception as e:  # noqa: BLE001 - e.g. the command ended: no chunk
+                        self.log(f"move {req.mid}: no page chunk {req.index}: {one_line(e)}")
+                        data = b""
                 elif req.part == "tree":
                     chunks = out.tree_chunks
                     data = chunks[req.index] if 0 <= req.index < len(chunks) else b""
