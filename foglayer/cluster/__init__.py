@@ -8,7 +8,7 @@ Public API:
 - :class:`Agent`, :class:`NodeConfig`, :func:`run_node` – the node agent (``fog node``).
 - :class:`Controller`, :class:`ControllerConfig`, :func:`run_controller` – ``fog controller``.
 - :func:`schedule`, :class:`NodeView`, :class:`Decision`, :data:`FILTERS`, :data:`SCORERS` –
-  the scheduler (pure); :class:`NodeIndex` – the nodes indexed by the filters' keys (at scale).
+  the scheduler (pure, a full scan).
 - :func:`load_manifest`, :func:`parse_manifest`, :class:`Manifest`, :class:`ManifestError`;
   the typed app spec :class:`AppSpec`, :class:`Limits`, :class:`Constraints`.
 - The wire protocol (subjects, headers, error kinds, node messages): :mod:`._protocol`.
@@ -26,7 +26,6 @@ Public API:
 from foglayer.cluster._abi import Service, ServiceError
 from foglayer.cluster._bus import BusError, Creds, check_name, connect
 from foglayer.cluster._consistency import Verdict, check_consistency, check_continuum
-from foglayer.cluster._index import NodeIndex
 from foglayer.cluster._manifest import Manifest, ManifestError
 from foglayer.cluster._manifest import load as load_manifest
 from foglayer.cluster._manifest import parse as parse_manifest
@@ -59,7 +58,7 @@ __all__ = [
     "ServiceError", "UnknownApp", "app_memory", "check_name", "connect", "free_port",
     "load_manifest", "parse_manifest", "resolve",
     "run_controller", "run_node", "schedule", "PROFILES", "Continuum",
-    "NodeIndex", "NodeSpec", "parse_nodes", "up", "SyncClient", "wait_until",
+    "NodeSpec", "parse_nodes", "up", "SyncClient", "wait_until",
     "SiteCluster", "SiteSpec", "parse_sites", "site_nodes", "Verdict", "check_consistency",
     "check_continuum", "AppStatus", "NodeStatus", "Replica", "app_status", "node_status", "UsageSummary", "parse_since", "MoveError", "MoveProgress", "MoveSummary",
     "lazy_snapshot_sealer", "open_sealed_snapshot", "snapshot_sealer",

@@ -288,7 +288,7 @@ def schedule(spec: AppSpec | dict, nodes: Iterable[NodeView], replica: int = 0,
 
     A full scan, pure: the same arguments give the same decision. Past ``enough`` feasible
     nodes the scan stops; ``start`` is where it begins (a caller that rotates passes the
-    previous decision's ``start + examined``). At scale, use :class:`NodeIndex`.
+    previous decision's ``start + examined``).
     """
     a = App(spec)
     excluded = set(exclude)

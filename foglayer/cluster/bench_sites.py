@@ -15,7 +15,7 @@ Three continua on this machine, one after the other, every component a process:
   against one without, interleaved; the web view (``fog ui``, a process) page load and the
   time from a deploy to the server-sent event that carries it.
 
-Then the scheduler alone (indexed vs full scan), next to Nomad's and Kubernetes' figures.
+Then the scheduler alone (the controller's full scan), next to Nomad's and Kubernetes' figures.
 """
 
 from __future__ import annotations

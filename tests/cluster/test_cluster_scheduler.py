@@ -191,3 +191,9 @@ def test_an_app_moves_for_latency_only_to_a_clearly_nearer_node():
     assert latency_gain(app, near, far) is None
     assert latency_gain(app, far, unknown) is None and latency_gain(app, unknown, near) is None
     assert latency_gain(spec(), far, near) is None  # no latency preference: never
+
+
+def test_schedule_is_pure_the_same_input_gives_the_same_decision():
+    nodes = [NodeView(f"n{i:03d}", caps(speed=1e9 + i)) for i in range(300)]
+    first = schedule(spec(), nodes)
+    assert all(schedule(spec(), nodes).winner == first.winner for _ in range(3))
