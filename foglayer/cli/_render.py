@@ -304,8 +304,11 @@ def move_progress():
 
 def move_summary(s) -> str:
     """One line: where it went, total time, downtime, rounds, bytes against memory."""
+    switch = (f" (its last instruction on {s.source} to its first on {s.target}: "
+              f"{1000 * s.switch_s:.0f} ms)" if s.switch_s else "")
     return (f"{s.app}: moved from {s.source} to {s.target} ({s.mode}) in {s.total_s:.2f} s; "
-            f"downtime {1000 * s.downtime_s:.0f} ms; {s.rounds} round{'s' * (s.rounds != 1)}; "
+            f"downtime {1000 * s.downtime_s:.0f} ms{switch}; {s.rounds} "
+            f"round{'s' * (s.rounds != 1)}; "
             f"{format_size(s.bytes_sent)} sent for {format_size(s.memory)} of memory")
 
 

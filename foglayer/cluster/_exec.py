@@ -12,6 +12,7 @@ import os
 import selectors
 import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -204,6 +205,23 @@ class LocalInstance:
     def resume(self) -> None:
         assert self.session is not None
         self.session.resume()
+
+    @property
+    def halted_at(self) -> float:
+        """Wall time of a halted command's last instruction."""
+        return self.session.halted_at if self.session is not None else 0.0
+
+    def on_first_instruction(self, done: Callable[[float], None]) -> None:
+        """Call ``done(wall time)`` (from the command's thread) when a moved-in command's
+        rewind has rebuilt its stack: it runs its own code again from there."""
+        assert self.session is not None
+        session = self.session
+
+        def resumed() -> None:
+            session.on_resume = None
+            done(time.time())
+
+        session.on_resume = resumed
 
     @staticmethod
     def output_barrier(done: Callable[[], None]) -> None:

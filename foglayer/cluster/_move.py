@@ -112,6 +112,9 @@ class MoveSummary(msgspec.Struct, frozen=True, omit_defaults=True):
     downtime_s: float = 0.0
     bytes_sent: int = 0
     memory: int = 0
+    # A command's last instruction on the source to its first on the target, by the two
+    # nodes' wall clocks (exact on one machine; across machines, their clocks' skew).
+    switch_s: float = 0.0
 
 
 class MoveError(FogError):

@@ -80,6 +80,7 @@ def _move(client, load: Load | None, to: str, mode: str, app: str = "mig") -> di
     t1 = time.perf_counter()
     lat = load.during(t0, t1) if load is not None else []
     return {"mode": s.mode, "total": s.total_s, "downtime": s.downtime_s, "rounds": s.rounds,
+            "switch": s.switch_s,
             "sent": s.bytes_sent, "memory": s.memory, "source": s.source, "target": s.target,
             "p50": pct(lat, 50), "p99": pct(lat, 99), "calls": len(lat)}
 
@@ -151,7 +152,8 @@ def _command_case(c, client, d: Path, size: int, rate: float, runs: int) -> list
             here = to
             out.append((f"{size} MiB command, x86-64 -> x86-64", r))
             say(f"   {mode}: {r['source']} -> {r['target']} downtime "
-                f"{1e3 * r['downtime']:.0f} ms, {r['rounds']} rounds, "
+                f"{1e3 * r['downtime']:.0f} ms (last -> first instruction "
+                f"{1e3 * r['switch']:.0f} ms), {r['rounds']} rounds, "
                 f"{r['sent'] / 2**20:.0f} MiB sent, {r['total']:.1f} s ({i + 1}/{runs})")
     (c.root / "nodes" / here / "volumes" / name / "0" / "data" / "stop").touch()
     p = wait_until(lambda: (q := client.app_placements(name, 1)[0])
@@ -223,8 +225,8 @@ def _service(state: int, runs: int, arch: bool, rows: list[tuple[str, dict]]) ->
 
 def _table(rows, summary, console, table_cls) -> None:
     t = table_cls(title="fog bench migrate: medians per case and mode", title_justify="left")
-    for col in ("case", "mode", "moves", "total", "downtime", "rounds", "sent / memory",
-                "calls during p50 / p99"):
+    for col in ("case", "mode", "moves", "total", "downtime", "last -> first instr.", "rounds",
+                "sent / memory", "calls during p50 / p99"):
         t.add_column(col, no_wrap=True)
     cases: dict[tuple[str, str], list[dict]] = {}
     for case, r in rows:
@@ -235,8 +237,9 @@ def _table(rows, summary, console, table_cls) -> None:
 
         calls = (f"{1e3 * med('p50'):.1f} / {1e3 * med('p99'):.1f} ms"
                  if any(r["calls"] for r in rs) else "-")
+        switch = f"{1e3 * med('switch'):.0f} ms" if any(r["switch"] for r in rs) else "-"
         t.add_row(case, mode, str(len(rs)), f"{med('total'):.2f} s",
-                  f"{1e3 * med('downtime'):.0f} ms", f"{med('rounds'):g}",
+                  f"{1e3 * med('downtime'):.0f} ms", switch, f"{med('rounds'):g}",
                   f"{med('sent') / 2**20:.1f} / {med('memory') / 2**20:.0f} MiB", calls)
     console.print(t)
     if summary is not None:
@@ -244,7 +247,9 @@ def _table(rows, summary, console, table_cls) -> None:
         console.print(f"{calls} calls in all: {lost} lost, {doubled} doubled; state checksum "
                       f"after every move {checksum}")
     console.print("downtime: from the controller's freeze to the target's confirmation (an "
-                  "upper bound: it includes the round trips); on a shared machine, noisy.")
+                  "upper bound: it includes the round trips); last -> first instr.: a "
+                  "command's last instruction on the source to its first on the target (the "
+                  "nodes' clocks); on a shared machine, noisy.")
     if any("emulated" in case for case, _ in rows):
         console.print("aarch64 rows run under qemu user emulation: indicative only.")
 

@@ -131,6 +131,7 @@ class Session:
         self.stopped = False
         self.history: list[Checkpoint] = []
         self.resumed_at: float | None = None  # perf_counter when a rewind reached its import
+        self.halted_at = 0.0  # wall time the last halt() stopped it (its last instruction)
         self._requested = 0.0
         sp = HostFunction(SAFEPOINT[0], SAFEPOINT[1], "", "i", self._safepoint)
         self.inst = Instance(module, wasi, limits, host_functions=(sp,), control=control)
@@ -290,6 +291,7 @@ class Session:
             unwound = time.perf_counter()
             self._stop_unwind()
             if self._halt:
+                self.halted_at = time.time() - (time.perf_counter() - unwound)
                 self.stopped = True
                 self.pending = False
                 return RunResult(0, result.stats)

@@ -80,6 +80,7 @@ def test_command_moved_mid_run_ends_byte_identical_to_one_that_never_moved(
     s = client.migrate("walker", "cloud", lambda p: phases.append(p.phase))
     assert (s.source, s.target, s.mode) == ("edge", "cloud", "pre-copy") and s.rounds >= 2
     assert 0 < s.downtime_s <= s.total_s and s.bytes_sent > 0 and s.memory >= 2 << 20
+    assert s.switch_s > 0  # its last instruction on edge to its first on cloud, measured
     p = client.app_placements("walker", 1)[0]
     assert p["node"] == "cloud" and p["instance"] != p0["instance"] and p["state"] == "running"
     p = release(c, client, "cloud", "walker")

@@ -43,6 +43,7 @@ VOLUME_ALLOWANCE = 2 << 30  # volume bytes a move may bring
 
 
 HALT_TIMEOUT = 8.0  # seconds a command may take to reach its next safepoint (a move's step)
+FIRST_WAIT = 2.0  # seconds a commit waits to say when a moved-in command ran again
 
 
 @dataclass
@@ -203,7 +204,7 @@ class Mover:
             await self._halt(out, req)
             out.round = await self.loop.run_in_executor(
                 None, local.open_round, out.stream)  # type: ignore[attr-defined]
-        out.frozen_at = time.time()
+        out.frozen_at = local.halted_at or time.time()  # type: ignore[attr-defined]
         out.last = None
         await self._tree_round(out)  # the last files, and the manifest that settles the tree
         return self._round_reply(out, frozen_at=out.frozen_at)
@@ -385,9 +386,17 @@ class Mover:
         snaps = slot.spec.snapshots
         if snaps is not None and snaps.mode == "every":  # (its first one: every page)
             asyncio.create_task(self._snapshot_every(slot, snaps.every))
+        running_at = time.time()
         if slot.spec.kind == "command":  # runs on from where the source stopped
+            first = self.loop.create_future()
+            local.on_first_instruction(  # type: ignore[attr-defined]
+                lambda t: self.loop.call_soon_threadsafe(_settle, first, t))
             asyncio.create_task(self._run_command(slot, local))
-        return MoveReply(True, running_at=time.time())
+            try:  # (its rewind takes a moment: the answer then says when it ran again)
+                running_at = await asyncio.wait_for(asyncio.shield(first), FIRST_WAIT)
+            except TimeoutError:
+                pass
+        return MoveReply(True, running_at=running_at)
 
     def _drop_incoming(self, mid: str) -> None:
         """Forget a move that will not commit here: its instance and the files it brought."""
@@ -424,6 +433,6 @@ class Mover:
         return MoveReply(True)
 
 
-def _settle(fut: asyncio.Future) -> None:
+def _settle(fut: asyncio.Future, value: object = None) -> None:
     if not fut.done():
-        fut.set_result(None)
+        fut.set_result(value)

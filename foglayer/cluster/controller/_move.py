@@ -351,6 +351,7 @@ class Mover:
             info = await self._step(source, MoveRequest("freeze", mid, old,
                                                         release=src_release[0],
                                                         session=src_release[1]))
+            frozen_at = info.frozen_at
             await copy_round(info)
             rounds += 1
             info = await self._step(source, MoveRequest("state", mid))  # (names every chunk)
@@ -360,8 +361,8 @@ class Mover:
                 await self._push(cmd.to, mid, i, chunks, data, "state")
                 sent += len(data)
                 await progress("copying the state", sent)
-            await self._step(cmd.to, MoveRequest("commit", mid, size=info.size,
-                                                 sha256=info.sha256), COMMIT_TIMEOUT)
+            done = await self._step(cmd.to, MoveRequest("commit", mid, size=info.size,
+                                                        sha256=info.sha256), COMMIT_TIMEOUT)
             committed = True
             t_running = time.monotonic()
             moved = {**p, "node": cmd.to, "instance": new, "state": "running",
@@ -397,9 +398,11 @@ class Mover:
                          f"{mode}): downtime {1000 * downtime:.0f} ms, {rounds} rounds, "
                          f"{sent} bytes sent for {info.memory} bytes of memory",
                          app=cmd.app, node=cmd.to, downtime_s=round(downtime, 6))
+        switch = (done.running_at - frozen_at
+                  if spec.kind == "command" and frozen_at and done.running_at else 0.0)
         return MoveSummary(True, app=cmd.app, source=source, target=cmd.to, mode=mode,
                            rounds=rounds, total_s=time.monotonic() - t0, downtime_s=downtime,
-                           bytes_sent=sent, memory=info.memory)
+                           bytes_sent=sent, memory=info.memory, switch_s=max(0.0, switch))
 
     async def _pair_releases(self, spec, source: str, target: str) -> dict[str, tuple[str, str]]:
         """Attest both nodes for the app's module; release to each the key of this node pair
