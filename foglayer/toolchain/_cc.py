@@ -14,6 +14,9 @@ from foglayer._dirs import cache_dir
 from foglayer.errors import FogError
 
 WASM_TARGET = "wasm32-wasi"
+# Linked into every Wasm program: vector memcmp/strlen/strcspn/memchr/strchr in place of Zig's
+# byte-at-a-time ones (see the file; weak, so a program's own definitions win).
+WASM_STRING = Path(__file__).with_name("wasm_string.c")
 
 
 class CompileError(FogError):
@@ -55,6 +58,7 @@ def compile_c(
 ) -> Path:
     """Compile ``sources`` for ``target`` (``wasm32-wasi``, ``native`` or a host triple such
     as ``x86_64-linux-gnu``) and return the output; ``shared`` makes a shared library.
+    A Wasm program is linked with :data:`WASM_STRING` (faster libc string routines).
 
     ``deps`` are extra files (headers) whose contents key the cache. The result is cached
     under the user cache dir (``$FOG_CACHE_DIR``); a hit costs one hash of the inputs.
@@ -63,6 +67,8 @@ def compile_c(
     for s in srcs:
         if not s.is_file():
             raise CompileError(f"{s}: no such C source file")
+    if target.startswith("wasm"):
+        srcs.append(WASM_STRING)
     dep_paths = [Path(d) for d in deps]
     # Headers next to the sources always key the cache, so an edit to one rebuilds.
     for d in {s.parent for s in srcs}:
@@ -79,6 +85,10 @@ def compile_c(
         if not target.startswith("wasm"):
             cmd.append("-lm")
         proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 and WASM_STRING in srcs and "duplicate symbol" in proc.stderr:
+            # The program defines one of those routines itself: it keeps all of its own.
+            cmd.remove(str(WASM_STRING))
+            proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             tmp.unlink(missing_ok=True)
             first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip())
