@@ -307,6 +307,9 @@ HOSTCALL(clock_time_get) {
     uint32_t id = U32(0), out = U32(2);
     struct timespec t;
     if (id > 3 || !in_mem(c, caller, out, 8)) FALLBACK;
+    /* Touch the result first: the first write to a fresh stack page faults (5-10 us here),
+    ** which must not fall between the clock's reading and the guest's. */
+    st64(c, out, 0);
     if (clock_gettime(CLOCKS[id], &t) < 0) FALLBACK;
     uint64_t now = ns(t);
     if (id == 1) now += (uint64_t)c->monotonic_offset;
