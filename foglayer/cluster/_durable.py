@@ -6,10 +6,12 @@ package's :class:`~foglayer.snapshot.PageStream` (the pages that changed since t
 bounded hashed chunks) then the state (globals, WASI state) that names the page map they make.
 An app with volumes (``dirs``) sends a round of the snapshot package's
 :class:`~foglayer.snapshot.TreeStream` with it, taken at the same point between two calls: the
-files that changed since the last one, whole, and the manifest of the tree; the controller
-keeps each file in ``fog-snap-pages`` under its sha256 (once, whoever sends it) and the
-manifest in the record. A restore sends the tree first (a :class:`~foglayer.snapshot.TreeSink`
-on the node makes the fresh volume exactly that), then the pages, then the state.
+64 KiB blocks of its files that changed since the last one, and the manifest of the tree (each
+file: size, mode, its blocks' sha256s); the controller stores each block in ``fog-snap-pages``
+under its sha256 (once, whoever sends it) as the chunks come, and the manifest in the record.
+A restore sends the tree first, rebuilt chunk by chunk from the stored blocks (a
+:class:`~foglayer.snapshot.TreeSink` on the node makes the fresh volume exactly that), then
+the pages, then the state.
 
 - ``fog.node.<node>.snap`` – a request per chunk: headers ``Fog-Instance``, ``Fog-Round``,
   ``Fog-Part`` (``pages``, ``tree`` or ``state``; or ``all``: a small snapshot's chunks and
@@ -40,8 +42,12 @@ ALL_SNAP, ALL_RESTORE = "fog.node.*.snap", "fog.node.*.restore"
 H_ROUND = "Fog-Round"
 H_SNAPSHOT = "Fog-Snapshot"
 H_TREE = "Fog-Tree"  # (part ``all``) how many of its chunks are the tree's
-MAX_SNAP_FILES = 64 << 20  # file bytes a snapshot may bring (they wait in memory until stored)
-MAX_VOLUME = 256 << 20  # volume bytes a durable snapshot keeps (a restore rebuilds them in memory)
+# Volume bytes a durable snapshot keeps. The leader stores and restores them a chunk at a time;
+# the node holds one snapshot's changed blocks until sent (the first one: the whole volume), and
+# the record names every block (8,192 at this size: ~0.5 MiB of the record).
+MAX_VOLUME = 512 << 20
+MAX_SNAP_FILES = MAX_VOLUME  # changed block bytes one snapshot may bring
+MAX_RECORD = 7 << 20  # an encoded record (a KV value: the bus takes 8 MiB)
 SNAP_CHUNK_PAGES = 16  # pages per chunk: 1 MiB raw, under a message
 MAX_SNAP_STATE = 4 << 20  # a snapshot's state (globals, WASI state) at most
 SNAP_TIMEOUT = 10.0
@@ -74,11 +80,14 @@ class SnapRecord(msgspec.Struct, frozen=True):
     pages: dict[int, str]  # page index -> hash of the page (its name in fog-snap-pages)
     state: bytes
     at: float
-    tree: list[TreeEntry] | None = None  # its volumes' manifest (files named by sha256)
+    tree: list[TreeEntry] | None = None  # its volumes' manifest (files by their blocks' sha256)
 
     def blobs(self) -> list[str]:
-        """The names of everything it needs in ``fog-snap-pages``: pages, then files."""
-        return [*self.pages.values(), *(e.ref for e in self.tree or () if e.kind == "file")]
+        """The names of everything it needs in ``fog-snap-pages``: pages, then file blocks
+        (and a whole file, in a record from before blocks: collected, never restored)."""
+        files = [e for e in self.tree or () if e.kind == "file"]
+        return [*self.pages.values(), *(b for e in files for b in e.blocks),
+                *(e.ref for e in files if e.ref)]
 
 
 def encode_record(rec: SnapRecord) -> bytes:

@@ -21,7 +21,8 @@ Public API:
   (chunks and page-map digests rebuilt from stored pages), :func:`finish_service` /
   :func:`finish_command` (the switch, descriptors re-opened inside the target's dirs).
   :func:`warm_dirty_scan` loads the native scan of changed pages ahead of a move.
-  Volumes (``_treecopy``): :class:`TreeStream` / :class:`TreeSink`, files by content hash.
+  Volumes (``_treecopy``): :class:`TreeStream` / :class:`TreeSink`, files as 64 KiB blocks by
+  hash; :class:`TreeCollector` / :class:`TreePlan` store and rebuild them by block.
 - :class:`SnapshotError`, :class:`RewriteError`, :class:`FilesChanged`.
 """
 
@@ -51,21 +52,23 @@ from foglayer.snapshot._registry import checkpoint_pid
 from foglayer.snapshot._rewrite import Rewritten, make_checkpointable
 from foglayer.snapshot._run import Outcome, open_session, restore, run_checkpointable
 from foglayer.snapshot._service import restore_instance, snapshot_instance
+from foglayer.snapshot._treecopy import BLOCK as TREE_BLOCK
 from foglayer.snapshot._treecopy import Entry as TreeEntry
 from foglayer.snapshot._treecopy import (
     TreeCollector,
+    TreePlan,
     TreeRound,
     TreeSink,
     TreeStream,
+    block_lengths,
     check_manifest,
-    tree_chunks,
 )
 
 __all__ = [
     "FORMAT_VERSION", "Checkpoint", "CheckpointOptions", "FilesChanged", "Outcome", "PageDiff",
     "PageSink", "PageStream", "PendingRound", "Round", "command_state", "decode_chunk", "encode_chunk", "map_digest", "finish_command",
     "finish_service", "page_hashes", "service_state", "TreeRound", "TreeSink", "TreeStream",
-    "TreeCollector", "TreeEntry", "check_manifest", "tree_chunks",
+    "TREE_BLOCK", "TreeCollector", "TreeEntry", "TreePlan", "block_lengths", "check_manifest",
     "RewriteError", "Rewritten", "Session", "Snapshot", "SnapshotError", "SnapshotMeta", "checkpoint_pid",
     "describe", "diff_pages", "load_snapshot", "make_checkpointable", "open_session",
     "parse_snapshot", "restore", "restore_instance", "run_checkpointable", "snapshot_instance", "warm_dirty_scan",

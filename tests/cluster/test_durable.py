@@ -332,8 +332,8 @@ def test_a_durable_services_volume_files_come_back_with_it_and_a_forged_tree_is_
         async def forge() -> None:
             kv = await client.client.js.key_value(SNAPSHOTS)
             rec = decode_record((await kv.get("jd.0")).value)
-            sha = next(e.ref for e in rec.tree if e.kind == "file")
-            bad = [*rec.tree, TreeEntry("../../escape", "file", 0o644, 6, sha)]
+            blocks = next(e.blocks for e in rec.tree if e.kind == "file" and e.blocks)
+            bad = [*rec.tree, TreeEntry("../../escape", "file", 0o644, 6, "", blocks[:1])]
             await kv.put("jd.0", encode_record(__import__("msgspec").structs.replace(
                 rec, tree=bad)))
 
@@ -352,3 +352,145 @@ def test_a_durable_services_volume_files_come_back_with_it_and_a_forged_tree_is_
                 c.start_node(node)
                 wait_until(lambda n=node: client.nodes()[n]["state"] == "ready", 60, "back")
         client.stop("jd")
+
+
+def _volume_blocks(client) -> dict[str, int]:
+    """The volume blocks in fog-snap-pages (named by a full sha256; pages by 32 hex digits):
+    name -> stored (compressed) bytes. Deleted ones left out."""
+    import base64
+    import re
+
+    from foglayer.cluster._durable import SNAP_PAGES
+
+    async def blocks() -> dict[str, int]:
+        js = client.client.js
+        info = await js.stream_info(f"OBJ_{SNAP_PAGES}", subjects_filter=f"$O.{SNAP_PAGES}.M.>")
+        obs = await js.object_store(SNAP_PAGES)
+        out = {}
+        for subject in info.state.subjects or {}:
+            name = base64.urlsafe_b64decode(subject.rsplit(".", 1)[1]).decode()
+            if re.fullmatch("[0-9a-f]{64}", name):
+                try:
+                    meta = await obs.get_info(name)
+                except Exception:  # noqa: BLE001 - deleted (collected)
+                    continue
+                out[name] = meta.size
+        return out
+
+    return client.run(blocks(), timeout=30)
+
+
+def test_an_append_to_a_big_journal_stores_one_block_and_a_forged_block_list_is_refused(
+        cluster, tmp_path):
+    """Volume deltas are blocks: the journal service grows its file to ~1 MiB (16 blocks),
+    then each acknowledged append stores one new block (its last), not the file. Killed -9,
+    its node's replacement has the journal byte for byte and the open FILE* at its offset.
+    A node's forged tree chunk (a block that does not match its hash, a block list that
+    does not match the size, a path outside) is refused."""
+    import asyncio
+    import hashlib
+    import os
+
+    import msgspec
+
+    from foglayer.cluster._bus import connect
+    from foglayer.cluster._durable import H_ROUND, H_TREE, snap_subject
+    from foglayer.cluster._move import H_PART
+    from foglayer.cluster._protocol import H_CHUNK, H_INSTANCE, Reply, decode, node_inbox
+    from foglayer.snapshot import TREE_BLOCK, TreeEntry
+    from foglayer.snapshot._precopy import frame
+    from foglayer.snapshot._treecopy import TREE_MAGIC, _manifest_frame
+
+    c, client = cluster
+    path = tmp_path / "jb.yaml"
+    path.write_text(WASM_MANIFEST.format(name="jb", module=JOURNAL, kind="service")
+                    + "dirs: [/data]\nsnapshots: after-invoke\npreferences: {site: edge}\n")
+    (placed,) = client.wait("jb", client.deploy(load_manifest(path))["generation"], 1, 60)
+    size = int(client.invoke("jb", "pad", b"1000000"))
+    assert size == 1000001
+    first = _volume_blocks(client)
+    assert len(first) >= 15  # the whole file once (its 16 blocks, each once)
+    for i in range(6):
+        before = _volume_blocks(client)
+        line = b"entry %d of the journal" % i
+        size = int(client.invoke("jb", "append", line))
+        new = {k: v for k, v in _volume_blocks(client).items() if k not in before}
+        assert len(new) == 1 and sum(new.values()) <= TREE_BLOCK, new  # the last block only
+    async def send(part: str, data: bytes) -> Reply:
+        nc = await connect(creds=c.server.creds("node-edge"), inbox_prefix=node_inbox("edge"))
+        try:
+            headers = {H_INSTANCE: placed["instance"], H_ROUND: "0", H_PART: part,
+                       H_CHUNK: "0/2", H_TREE: "1"}
+            msg = await nc.request(snap_subject("edge"), data, headers=headers, timeout=10)
+            return decode(msg.data, Reply)
+        finally:
+            await nc.close()
+
+    def refused(part: str, data: bytes) -> str:
+        reply = asyncio.run(send(part, data))
+        assert not reply.ok
+        return reply.error
+
+    block = b"x" * 100
+    piece = {"round": 0, "seq": 0, "data_length": 100,
+             "pieces": [["journal.txt", 0, 0, 100, "0" * 64]]}
+    assert "does not match its sha256" in refused("tree", frame(TREE_MAGIC, piece, [block]))
+    sha = hashlib.sha256(block).hexdigest()
+    for lie, why in (([TreeEntry("journal.txt", "file", 0o644, 2 * TREE_BLOCK, "", (sha,))],
+                      "names 1 blocks, not 2"),
+                     ([TreeEntry("../../escape", "file", 0o644, 100, "", (sha,))],
+                      "not a plain relative path")):
+        assert why in refused("tree", _manifest_frame(0, 0, lie))
+        assert why in refused("all", msgspec.msgpack.encode([_manifest_frame(0, 0, lie),
+                                                             b"state"]))
+    # A round that never commits: the block it stored is collected once the next one comes.
+    stray = os.urandom(100)
+    piece["pieces"][0][4] = hashlib.sha256(stray).hexdigest()
+    assert asyncio.run(send("tree", frame(TREE_MAGIC, piece, [stray]))).ok
+    assert piece["pieces"][0][4] in _volume_blocks(client)
+    size = int(client.invoke("jb", "append", b"after the forgeries"))
+    wait_until(lambda: piece["pieces"][0][4] not in _volume_blocks(client), 30,
+               "the dropped round's block collected")
+    on_edge = c.root / "nodes" / "edge" / "volumes" / "jb" / "0"
+    (journal,) = on_edge.rglob("journal.txt")
+    want = journal.read_bytes()
+    assert len(want) == size
+    p = kill_and_wait_elsewhere(c, client, "jb", placed)
+    try:
+        on_cloud = c.root / "nodes" / "cloud" / "volumes" / "jb" / "0"
+        (journal,) = on_cloud.rglob("journal.txt")
+        assert journal.read_bytes() == want  # every acknowledged line
+        assert client.invoke("jb", "append", b"after") == str(size + 6).encode()
+        assert journal.read_bytes() == want + b"after\n"  # at its offset
+        assert p["node"] == "cloud"
+    finally:
+        restart_edge(c, client)
+        client.stop("jb")
+
+
+def test_a_record_from_before_volume_blocks_is_refused_in_one_line_and_its_files_collected():
+    """A record stored before blocks named each volume file by its whole sha256: it still
+    decodes (its whole files are counted, so they are collected once it goes), and its
+    restore is refused with one line saying why, rather than read as blocks."""
+    import hashlib
+
+    import msgspec
+
+    from foglayer.cluster._durable import SnapRecord, decode_record
+    from foglayer.snapshot import SnapshotError, TreePlan
+
+    class OldEntry(msgspec.Struct, array_like=True):
+        path: str
+        kind: str
+        mode: int
+        size: int
+        ref: str
+
+    sha = hashlib.sha256(b"hello\n").hexdigest()
+    old = msgspec.structs.asdict(SnapRecord("jd", 0, 1, "i", "d", 0, 1, {0: "a" * 32}, b"s",
+                                            0.0))
+    old["tree"] = [OldEntry("journal.txt", "file", 0o644, 6, sha)]
+    rec = decode_record(msgspec.msgpack.encode(old))
+    assert rec.blobs() == ["a" * 32, sha]
+    with pytest.raises(SnapshotError, match="kept whole .a record from before volume blocks.: not restored"):
+        TreePlan(rec.tree, where="the stored snapshot of jd.0")

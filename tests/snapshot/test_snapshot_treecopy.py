@@ -1,4 +1,5 @@
-"""Volumes move with an app: trees pre-copied by content hash; the target trusts nothing."""
+"""Volumes move with an app: trees pre-copied in rounds of changed 64 KiB blocks; the target
+trusts nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import pytest
 
 from foglayer.snapshot import SnapshotError, TreeSink, TreeStream
 from foglayer.snapshot._precopy import frame, unframe
-from foglayer.snapshot._treecopy import PIECE, TREE_MAGIC, TreeHeader, _decoder
+from foglayer.snapshot._treecopy import (
+    BLOCK,
+    PIECE,
+    TREE_MAGIC,
+    TreeHeader,
+    _decoder,
+    _manifest_frame,
+)
 
 
 def _tree(root) -> dict[str, object]:
@@ -39,25 +47,56 @@ def test_tree_moves_in_rounds_and_ends_identical(tmp_path):
     (src / "sub" / "link").symlink_to("a.txt")
     stream, sink = TreeStream(src), TreeSink(dst)
     first = _move(stream, sink)
-    assert _tree(dst) == _tree(src) and first.files == 3
+    assert _tree(dst) == _tree(src) and first.files == 2  # (the empty file has no block)
     (src / "sub" / "a.txt").write_bytes(b"alpha, changed")
     (src / "empty").unlink()
     (src / "sub" / "deeper" / "new").write_bytes(b"new")
     second = _move(stream, sink)
-    assert second.files == 2 and second.bytes < first.bytes // 100  # big.bin not again
+    assert second.files == 2 and second.blocks == 2  # big.bin not again
     assert _tree(dst) == _tree(src)
     os.utime(src / "big.bin")  # touched, not changed: its bytes are not sent again
     assert _move(stream, sink).files == 0
+
+
+def test_an_append_or_a_rewrite_in_place_sends_only_the_blocks_it_changed(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    log = src / "journal"
+    log.write_bytes(os.urandom(64 * BLOCK + 100))  # 4 MiB and a bit: 65 blocks
+    stream, sink = TreeStream(src), TreeSink(dst)
+    assert _move(stream, sink).blocks == 65
+    for _ in range(3):
+        with open(log, "ab") as f:
+            f.write(b"a line of the journal\n")
+        rnd = _move(stream, sink)
+        assert (rnd.files, rnd.blocks) == (1, 1) and rnd.bytes < 2 * BLOCK  # the last block
+        assert _tree(dst) == _tree(src)
+    with open(log, "r+b") as f:  # a rewrite in place, across a block boundary
+        f.seek(10 * BLOCK - 4)
+        f.write(b"12345678")
+    assert _move(stream, sink).blocks == 2
+    os.truncate(log, 3 * BLOCK + 7)  # cut: only the new last block, the rest is cut away
+    assert _move(stream, sink).blocks == 1
+    assert _tree(dst) == _tree(src)
+    log.unlink()
+    log.mkdir()  # a file became a directory, and back
+    _move(stream, sink)
+    log.rmdir()
+    log.write_bytes(b"again")
+    _move(stream, sink)
+    assert _tree(dst) == _tree(src)
 
 
 def _forge(chunk: bytes, edit) -> bytes:
     head, data = unframe(chunk, TREE_MAGIC, _decoder, "volume chunk", "t")
     raw = json.loads(__import__("msgspec").json.encode(head))
     edit(raw)
-    return frame(TREE_MAGIC, _decoder.decode(json.dumps(raw)), [bytes(data)])
+    return frame(TREE_MAGIC, raw, [bytes(data)])  # (not validated: the receiver must)
 
 
 def test_forged_volume_chunks_never_write_outside(tmp_path):
+    from foglayer.snapshot import TreeEntry
+
     src, dst = tmp_path / "src", tmp_path / "box" / "dst"
     src.mkdir()
     (src / "f").write_bytes(b"data")
@@ -67,26 +106,36 @@ def test_forged_volume_chunks_never_write_outside(tmp_path):
         def piece(h, path=path):
             h["pieces"][0][0] = path
 
-        with pytest.raises(SnapshotError):
+        with pytest.raises(SnapshotError, match="not a plain relative path"):
             TreeSink(dst).apply(_forge(chunks[0], piece))
 
-    def link_out(h):
-        h["manifest"] = [["l", "link", 0, 0, "../../canary"]]
+    def wrong_hash(h):
+        h["pieces"][0][4] = "0" * 64
 
+    with pytest.raises(SnapshotError, match="does not match its sha256"):
+        TreeSink(dst).apply(_forge(chunks[0], wrong_hash))
+
+    def misaligned(h):
+        h["pieces"][0][1] = 3
+
+    with pytest.raises(SnapshotError, match="multiple of"):
+        TreeSink(dst).apply(_forge(chunks[0], misaligned))
+    sha = __import__("hashlib").sha256(b"data").hexdigest()
     with pytest.raises(SnapshotError, match="points outside"):
-        TreeSink(dst).apply(_forge(chunks[-1], link_out))
-
-    def lies(h):
-        h["manifest"][0][4] = "0" * 64
-
+        TreeSink(dst).apply(_manifest_frame(0, 1, [TreeEntry("l", "link", 0, 0, "../../canary")]))
     sink = TreeSink(dst)
     sink.apply(chunks[0])
-    with pytest.raises(SnapshotError, match="sha256"):
-        sink.apply(_forge(chunks[-1], lies))
+    for lie, why in (([TreeEntry("f", "file", 0o644, 4, "", ("0" * 64,))], "does not match"),
+                     ([TreeEntry("f", "file", 0o644, BLOCK + 4, "", (sha,))], "names 1 blocks"),
+                     ([TreeEntry("f", "file", 0o644, 4, "", ())], "names 0 blocks"),
+                     ([TreeEntry("f", "file", 0o644, 4, sha)], "kept whole"),
+                     ([TreeEntry("../f", "file", 0o644, 4, "", (sha,))], "plain relative")):
+        with pytest.raises(SnapshotError, match=why):
+            sink.apply(_manifest_frame(0, 1, lie))
     (dst / "f").unlink()
     (dst / "f").symlink_to(tmp_path / "canary")  # planted: the sink must not follow it
-    with pytest.raises(SnapshotError):
-        sink.apply(chunks[0])
+    sink.apply(chunks[0])  # (the link is replaced, never written through)
+    assert (tmp_path / "canary").read_bytes() == b"secret"
     with pytest.raises(SnapshotError, match="limit"):
         TreeSink(tmp_path / "small", max_bytes=2).apply(chunks[0])
     bad = bytearray(chunks[0])
@@ -98,56 +147,75 @@ def test_forged_volume_chunks_never_write_outside(tmp_path):
     assert isinstance(_decoder.decode(b'{"round":0,"seq":0,"data_length":0}'), TreeHeader)
 
 
-def test_a_tree_stored_by_content_hash_comes_back_identical(tmp_path):
-    """What a durable snapshot does with volumes: a collector keeps each round's new files
-    by sha256 (a file that did not change is not sent again), and the stored manifest plus
-    those blobs rebuild the tree through a sink."""
-    from foglayer.snapshot import TreeCollector, tree_chunks
+def test_a_tree_stored_by_block_comes_back_identical(tmp_path):
+    """What a durable snapshot does with volumes: a collector hands each round's blocks over
+    as they come (a block that did not change is not sent again; one block for two files
+    alike is one), and the stored manifest rebuilds the tree through a sink, chunk by chunk
+    from the blocks."""
+    from foglayer.snapshot import TreeCollector, TreePlan, block_lengths
 
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     (src / "big.bin").write_bytes(os.urandom(PIECE + 99))
     (src / "sub" / "a.txt").write_bytes(b"alpha")
-    (src / "sub" / "same.txt").write_bytes(b"alpha")  # one blob for both
+    (src / "sub" / "same.txt").write_bytes(b"alpha")  # one block for both
     (src / "sub" / "link").symlink_to("a.txt")
     stream, store = TreeStream(src), {}
 
     def store_round():
         col = TreeCollector(max_bytes=64 << 20)
+        new = {}
         for c in stream.next_round().chunks:
-            col.apply(c)
-        new = col.blobs()
+            new.update(col.apply(c))
+        manifest = col.finish(block_lengths(held) if (held := prev[0]) else {})
         store.update(new)
-        return col.manifest, new
+        prev[0] = manifest
+        return manifest, new
 
+    prev: list = [None]
     manifest, new = store_round()
-    assert len(new) == 2
+    assert len(new) == PIECE // BLOCK + 2
+    with open(src / "big.bin", "ab") as f:
+        f.write(b"appended")
     (src / "sub" / "a.txt").write_bytes(b"alpha, changed")
     manifest, new = store_round()
-    assert list(new.values()) == [b"alpha, changed"]  # big.bin and same.txt not again
+    assert sorted(map(len, new.values())) == [14, 107]  # a.txt, big.bin's last block
+    plan = TreePlan(manifest)
     dst = tmp_path / "dst"
     sink = TreeSink(dst)
-    for c in tree_chunks(manifest, lambda sha, size: store[sha]):
-        sink.apply(c)
+    for seq in range(plan.count):
+        sink.apply(plan.chunk(seq, {sha: store[sha] for sha in plan.needs(seq)}))
     assert _tree(dst) == _tree(src)
+    with pytest.raises(SnapshotError, match="does not match its sha256"):
+        plan.chunk(0, {sha: b"x" for sha in plan.needs(0)})  # a store that lies
+    col = TreeCollector(max_bytes=64 << 20)  # a round naming blocks it never sent
+    (src / "sub" / "a.txt").write_bytes(b"beta")
+    for c in TreeStream(src).next_round().chunks[-1:]:
+        col.apply(c)
+    with pytest.raises(SnapshotError, match="neither came nor is stored"):
+        col.finish(block_lengths(manifest))
 
 
 def test_a_stored_manifest_pointing_outside_the_volume_is_refused(tmp_path):
-    from foglayer.snapshot import TreeEntry, tree_chunks
+    from foglayer.snapshot import TreeEntry, TreePlan
 
     sha = __import__("hashlib").sha256(b"x").hexdigest()
-    for bad in ([TreeEntry("../escape", "file", 0o644, 1, sha)],
-                [TreeEntry("/etc/escape", "file", 0o644, 1, sha)],
-                [TreeEntry("a/../../escape", "file", 0o644, 1, sha)],
+    for bad in ([TreeEntry("../escape", "file", 0o644, 1, "", (sha,))],
+                [TreeEntry("/etc/escape", "file", 0o644, 1, "", (sha,))],
+                [TreeEntry("a/../../escape", "file", 0o644, 1, "", (sha,))],
                 [TreeEntry("l", "link", 0, 0, "../../outside")],
                 [TreeEntry("l", "link", 0, 0, "/etc")],
-                [TreeEntry("f", "file", 0o644, 1, sha), TreeEntry("f", "file", 0o644, 1, sha)]):
+                [TreeEntry("f", "file", 0o644, 1, "", (sha,))] * 2,
+                [TreeEntry("f", "file", 0o644, 1, sha)]):  # kept whole: a record from before
         with pytest.raises(SnapshotError):
-            tree_chunks(bad, lambda s, n: b"x")
+            TreePlan(bad)
     # A link inside, then a file "through" it: the sink walks without following links.
     (tmp_path / "outside").mkdir()
-    inside = [TreeEntry("d", "link", 0, 0, "."), TreeEntry("d/f", "file", 0o644, 1, sha)]
+    inside = [TreeEntry("d", "link", 0, 0, "."), TreeEntry("d/f", "file", 0o644, 1, "", (sha,))]
+    plan = TreePlan(inside)
     with pytest.raises(SnapshotError):
-        for c in tree_chunks(inside, lambda s, n: b"x"):
-            TreeSink(tmp_path / "box").apply(c)
+        sink = TreeSink(tmp_path / "box")
+        sink.apply(_manifest_frame(0, 0, inside[:1]))
+        for seq in range(plan.count):
+            sink.apply(plan.chunk(seq, {sha: b"x"}))
     assert not list((tmp_path / "outside").iterdir())

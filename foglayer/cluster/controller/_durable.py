@@ -5,15 +5,20 @@ chunk is checked whole by the snapshot package (sizes, each page's hash) and the
 the page map the rounds make (its ``stream_digest``), before anything is stored. Pages go into
 the ``fog-snap-pages`` Object Store under their hash, once; the record of the last snapshot of
 each ``<app>.<replica>`` into the ``fog-snapshots`` KV bucket. Volume files come as tree rounds
-(checked whole by the snapshot package, each file against its sha256, the manifest's paths
-inside the volume) and are stored the same way, once per content, under their sha256; the
+of changed 64 KiB blocks (each chunk checked whole by the snapshot package, each block against
+its sha256; the manifest's paths inside the volume, its block lists matching the sizes) and
+each block is stored as its chunk comes, once, under its sha256: the leader never holds a
+snapshot's files, only a chunk. Blocks stored for a round that is not committed are held
+(counted like a record's) until it commits or is dropped, then collected like pages. The
 record keeps the manifest. A starting instance of the same deploy gets it back, chunk by
-chunk, rebuilt from the stored pages and files (the node checks every hash again).
+chunk, each rebuilt from the stored pages and blocks when the node asks for it (the node
+checks every hash again).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +32,7 @@ from foglayer.cluster._durable import (
     H_ROUND,
     H_SNAPSHOT,
     H_TREE,
+    MAX_RECORD,
     MAX_SNAP_FILES,
     MAX_SNAP_STATE,
     MAX_VOLUME,
@@ -53,7 +59,7 @@ from foglayer.cluster.controller._registry import ACTIVE
 
 PAGE = 64 << 10
 _parts_decoder = msgspec.msgpack.Decoder(list[bytes])
-MAX_RESTORES = 64  # restores served at once (each holds its rebuilt chunks)
+MAX_RESTORES = 64  # restores served at once (each holds its plan, a chunk built at a time)
 
 
 class SnapRefused(Exception):
@@ -66,7 +72,9 @@ class _Round:
     number: int
     pages: dict[int, bytes] = field(default_factory=dict)  # index -> raw (b"": now zero)
     hashes: dict[int, str] = field(default_factory=dict)
-    tree: object | None = None  # a TreeCollector of its volume files, if any came
+    tree: object | None = None  # a TreeCollector of its volume blocks, if any came
+    pinned: set[str] = field(default_factory=set)  # blocks stored for it, held until it goes
+    closed: bool = False  # committed or dropped: it holds nothing any more
 
 
 class Durable:
@@ -74,7 +82,7 @@ class Durable:
         self._snap_base: dict[str, SnapRecord] = {}  # <app>.<replica> -> the last stored
         self._snap_rounds: dict[str, _Round] = {}  # <app>.<replica> -> the round coming in
         self._stored_pages: set[str] = set()  # page hashes known to be in fog-snap-pages
-        self._restores: dict[str, list[tuple[str, bytes]]] = {}  # instance -> parts
+        self._restores: dict[str, list[tuple[str, object]]] = {}  # instance -> part builders
         self._snap_stores: dict[str, object] = {}
         # Page hash -> how many stored records name it; a page no record names is garbage,
         # deleted by the reconcile loop (under the lock that also guards storing pages).
@@ -84,6 +92,8 @@ class Durable:
         self._snaps_loaded = False
 
     def _reset_snapshots(self) -> None:
+        for cur in self._snap_rounds.values():
+            cur.closed = True  # (what they stored is left to the store: not counted here)
         self._snap_base.clear()
         self._snap_rounds.clear()
         self._stored_pages.clear()
@@ -113,11 +123,28 @@ class Durable:
             self._snap_base[key] = rec
             self._page_refs.update(rec.blobs())
         if old is not None:
-            self._page_refs.subtract(old.blobs())
-            for digest in set(old.blobs()):
-                if self._page_refs[digest] <= 0:
-                    del self._page_refs[digest]
-                    self._page_garbage.add(digest)
+            self._unref(old.blobs())
+
+    def _unref(self, digests) -> None:
+        """One reference less to each (a list may name one several times); garbage at none."""
+        digests = list(digests)
+        self._page_refs.subtract(digests)
+        for digest in set(digests):
+            if self._page_refs[digest] <= 0:
+                del self._page_refs[digest]
+                self._page_garbage.add(digest)
+
+    def _drop_round(self, key: str) -> None:
+        """The round coming in for ``key`` goes: the blocks stored for it are held no more."""
+        cur = self._snap_rounds.pop(key, None)
+        if cur is not None:
+            self._close_round(cur)
+
+    def _close_round(self, cur: _Round) -> None:
+        cur.closed = True
+        if cur.pinned:
+            self._unref(cur.pinned)
+            cur.pinned = set()
 
     async def _collect_pages(self) -> None:
         """Delete the stored pages that no snapshot names any more."""
@@ -186,20 +213,21 @@ class Durable:
                                 or base.round != number - 1):
                 raise SnapRefused(f"{where}: round {number} does not follow the stored one: "
                                   "send every page again")
+            self._drop_round(key)
             cur = self._snap_rounds[key] = _Round(instance, number)
         part = h.get(H_PART)
         if part == "all":  # a small snapshot in one message: its page chunks, then its state
             try:
                 parts = _parts_decoder.decode(data)
             except msgspec.DecodeError:
-                self._snap_rounds.pop(key, None)
+                self._drop_round(key)
                 raise SnapRefused(f"{where}: not a list of parts") from None
             try:
                 trees = int(h.get(H_TREE, "0"))
             except ValueError:
                 trees = -1
             if not parts or not 0 <= trees < len(parts):
-                self._snap_rounds.pop(key, None)
+                self._drop_round(key)
                 raise SnapRefused(f"{where}: no state, or {h.get(H_TREE)!r} tree chunks")
             first_tree = len(parts) - 1 - trees
             for n, chunk in enumerate(parts[:-1]):
@@ -222,10 +250,10 @@ class Durable:
                 head, pages = await asyncio.get_running_loop().run_in_executor(
                     None, lambda: decode_chunk(data, max_pages=max_pages, where=where))
             except SnapshotError as e:
-                self._snap_rounds.pop(key, None)
+                self._drop_round(key)
                 raise SnapRefused(str(e)) from None
             if head.round != number or len(cur.pages) + len(pages) > max_pages:
-                self._snap_rounds.pop(key, None)
+                self._drop_round(key)
                 raise SnapRefused(f"{where}: chunk of round {head.round}, or too many pages")
             for index, digest, raw in pages:
                 cur.pages[index], cur.hashes[index] = raw, digest
@@ -234,20 +262,52 @@ class Durable:
             from foglayer.snapshot import TreeCollector
 
             if spec is None or not spec.dirs:
-                self._snap_rounds.pop(key, None)
+                self._drop_round(key)
                 raise SnapRefused(f"{where}: volume files for an app without volumes")
             if cur.tree is None:
                 cur.tree = TreeCollector(max_bytes=MAX_SNAP_FILES, where=f"{where}: volumes")
+            if len(data) > MAX_PAGE_CHUNK:
+                self._drop_round(key)
+                raise SnapRefused(f"{where}: a volume chunk of {len(data)} bytes")
             try:
-                await asyncio.get_running_loop().run_in_executor(None, cur.tree.apply, data)
+                blocks = await asyncio.get_running_loop().run_in_executor(
+                    None, cur.tree.apply, data)
             except SnapshotError as e:
-                self._snap_rounds.pop(key, None)
+                self._drop_round(key)
                 raise SnapRefused(str(e)) from None
+            if self._snap_rounds.get(key) is not cur:
+                raise SnapRefused(f"{where}: round {number} was dropped meanwhile")
+            await self._store_blocks(cur, blocks)
             return
         if part != "state":
             raise SnapRefused(f"{where}: unknown part {part!r}")
         self._snap_rounds.pop(key, None)
-        await self._commit_snap(key, p, spec, cur, data, max_pages, where)
+        try:
+            await self._commit_snap(key, p, spec, cur, data, max_pages, where)
+        finally:
+            self._close_round(cur)  # (the record, if stored, holds what it names now)
+
+    async def _store_blocks(self, cur: _Round, blocks: dict[str, bytes]) -> None:
+        """A chunk's volume blocks into ``fog-snap-pages`` now, once by hash, held for the
+        round until it commits or goes (a snapshot's files never wait in memory)."""
+        if not blocks:
+            return
+        obs = await self._store(SNAP_PAGES)
+        async with self._pages_lock:
+            new = {d: raw for d, raw in blocks.items()
+                   if d not in cur.pinned and d not in self._stored_pages
+                   and not self._page_refs[d]}
+            packed = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: {d: zstandard.ZstdCompressor(level=1).compress(raw)
+                               for d, raw in new.items()})
+            await asyncio.gather(*(obs.put(d, data) for d, data in packed.items()))
+            self._stored_pages.update(new)
+            if cur.closed:  # dropped meanwhile: what it stored is garbage unless named
+                self._page_garbage.update(d for d in new if not self._page_refs[d])
+                return
+            fresh = [d for d in blocks if d not in cur.pinned]
+            self._page_refs.update(fresh)
+            cur.pinned.update(fresh)
 
     async def _commit_snap(self, key: str, p: dict, spec, cur: _Round, state: bytes,
                            max_pages: int, where: str) -> None:
@@ -273,51 +333,47 @@ class Durable:
                 or not 0 <= meta.memory.pages <= max_pages
                 or any(i >= meta.memory.pages for i in pages)):
             raise SnapRefused(f"{where}: the state does not match its module or its pages")
-        tree, files = self._snap_tree(cur, base if cur.number else None, where)
+        tree = self._snap_tree(cur, base if cur.number else None, where)
         obs = await self._store(SNAP_PAGES)
         compress = zstandard.ZstdCompressor(level=1).compress
         record = SnapRecord(p["app"], p["replica"], p["generation"], cur.instance, spec.digest,
                             cur.number, meta.memory.pages, pages, state, time.time(), tree)
+        encoded = encode_record(record)
+        if len(encoded) > MAX_RECORD:
+            raise SnapRefused(f"{where}: a record of {len(encoded)} bytes, over {MAX_RECORD} "
+                              "(too many pages, files or blocks)")
         async with self._pages_lock:
             new = {cur.hashes[i]: raw for i, raw in cur.pages.items()  # once by hash
                    if raw and cur.hashes[i] not in self._stored_pages
                    and not self._page_refs[cur.hashes[i]]}
-            new.update((d, raw) for d, raw in files.items()
-                       if d not in self._stored_pages and not self._page_refs[d])
             # In parallel: an Object Store put is a few round trips of its own.
             await asyncio.gather(*(obs.put(d, compress(raw)) for d, raw in new.items()))
             self._stored_pages.update(new)
-            await self.kv[SNAPSHOTS].put(key, encode_record(record))
+            await self.kv[SNAPSHOTS].put(key, encoded)
             self._set_base(key, record)
 
-    def _snap_tree(self, cur: _Round, base: SnapRecord | None,
-                   where: str) -> tuple[list | None, dict[str, bytes]]:
-        """The round's volumes: the manifest to record and the files to store. A file that
-        did not come must be one the stored snapshot it follows already holds."""
+    def _snap_tree(self, cur: _Round, base: SnapRecord | None, where: str) -> list | None:
+        """The round's volume manifest to record: every block it names came in this round
+        (stored as it came) or is one the stored snapshot it follows names."""
         if cur.tree is None:  # (nothing about volumes came: they are as they were)
-            return (base.tree if base is not None else None), {}
-        from foglayer.snapshot import SnapshotError
+            return base.tree if base is not None else None
+        from foglayer.snapshot import SnapshotError, block_lengths
 
         try:
-            files = cur.tree.blobs()
+            held = block_lengths([e for e in base.tree or () if not e.ref]) if base else {}
+            manifest = cur.tree.finish(held)
         except SnapshotError as e:
             raise SnapRefused(str(e)) from None
-        if sum(e.size for e in cur.tree.manifest) > MAX_VOLUME:
+        if sum(e.size for e in manifest) > MAX_VOLUME:
             raise SnapRefused(f"{where}: over {MAX_VOLUME} bytes of volumes (a durable "
                               "snapshot keeps that much)")
-        held = {e.ref for e in (base.tree or ()) if e.kind == "file"} if base else set()
-        lacking = [e.path for e in cur.tree.manifest
-                   if e.kind == "file" and e.ref not in files and e.ref not in held]
-        if lacking:
-            raise SnapRefused(f"{where}: volume file {lacking[0][:200]!r} neither came nor "
-                              "is stored: send every file again")
-        return list(cur.tree.manifest), files
+        return list(manifest)
 
     async def _forget_snapshot(self, key: str) -> None:
         """The replica is gone (app stopped, or scaled down): so is its last snapshot."""
         await self._load_snapshots()
         self._set_base(key, None)
-        self._snap_rounds.pop(key, None)
+        self._drop_round(key)
         try:
             await self.kv[SNAPSHOTS].delete(key)
         except Exception:  # noqa: BLE001 - there was none
@@ -342,31 +398,35 @@ class Durable:
         await self._load_snapshots()
         return self._snap_base.get(key)
 
-    async def _restore_tree(self, snap: SnapRecord, obs, key: str) -> list[bytes]:
-        """The stored volumes as tree chunks; a record is untrusted too (its manifest must
-        stay inside the volume, each file match its sha256)."""
-        from foglayer.snapshot import SnapshotError, tree_chunks
+    def _restore_tree(self, snap: SnapRecord, obs, key: str) -> list[tuple[str, object]]:
+        """The stored volumes as tree parts, each chunk built when asked for from the stored
+        blocks; a record is untrusted too (checked before anything is fetched for it: paths
+        inside the volume, block lists matching sizes; each block against its sha256)."""
+        from foglayer.snapshot import TREE_BLOCK, SnapshotError, TreePlan
 
         if snap.tree is None:
             return []
         where = f"the stored snapshot of {key}"
         try:
-            from foglayer.snapshot import check_manifest
-
-            check_manifest(snap.tree, where)  # (before anything is fetched for it)
-            if sum(e.size for e in snap.tree) > MAX_VOLUME:
+            plan = TreePlan(snap.tree, where=where)
+            if plan.size > MAX_VOLUME:
                 raise SnapshotError(f"{where}: over {MAX_VOLUME} bytes of volumes")
-            blobs = {}
-            for e in snap.tree:
-                if e.kind == "file" and e.ref not in blobs:
-                    raw = bytes((await obs.get(e.ref)).data or b"")
-                    blobs[e.ref] = zstandard.ZstdDecompressor().decompress(
-                        raw, max_output_size=max(e.size, 1)) if raw else b""
-            return tree_chunks(snap.tree, lambda sha, size: blobs[sha], where=where)
-        except (SnapshotError, zstandard.ZstdError) as e:
+        except SnapshotError as e:
             raise SnapRefused(str(e)) from None
-        except Exception as e:  # noqa: BLE001 - a file missing from the store
-            raise SnapRefused(f"{where}: {type(e).__name__}: {e}") from None
+
+        async def build(seq: int) -> bytes:
+            needs = plan.needs(seq)  # (a chunk's worth: 4 MiB at most)
+            got = await asyncio.gather(*(obs.get(sha) for sha in needs))
+
+            def unpack() -> bytes:
+                d = zstandard.ZstdDecompressor()
+                return plan.chunk(seq, {sha: d.decompress(bytes(o.data or b""),
+                                                          max_output_size=TREE_BLOCK)
+                                        for sha, o in zip(needs, got, strict=True)})
+
+            return await asyncio.get_running_loop().run_in_executor(None, unpack)
+
+        return [("tree", functools.partial(build, seq)) for seq in range(plan.count)]
 
     async def _restore_part(self, node: str, req: RestoreRequest) -> tuple[bytes, dict]:
         from foglayer.snapshot import encode_chunk
@@ -381,15 +441,22 @@ class Durable:
                     or snap.digest != rec.spec.digest):
                 return b"", {H_SNAPSHOT: "none"}  # a new deploy starts fresh
             obs = await self._store(SNAP_PAGES)
-            stored = []
-            for index in sorted(snap.pages):
-                digest = snap.pages[index]
-                stored.append((index, digest, bytes((await obs.get(digest)).data or b"")))
-            groups = [stored[i:i + SNAP_CHUNK_PAGES]
-                      for i in range(0, len(stored), SNAP_CHUNK_PAGES)] or [[]]
-            parts = [("tree", c) for c in await self._restore_tree(snap, obs, key)]
-            parts += [("pages", encode_chunk(0, n, snap.memory_pages, g, "zstd"))
-                      for n, g in enumerate(groups)] + [("state", snap.state)]
+            indices = sorted(snap.pages)
+
+            async def pages(n: int) -> bytes:
+                mine = indices[n * SNAP_CHUNK_PAGES:(n + 1) * SNAP_CHUNK_PAGES]
+                got = await asyncio.gather(*(obs.get(snap.pages[i]) for i in mine))
+                group = [(i, snap.pages[i], bytes(o.data or b""))
+                         for i, o in zip(mine, got, strict=True)]
+                return encode_chunk(0, n, snap.memory_pages, group, "zstd")
+
+            async def state() -> bytes:
+                return snap.state
+
+            parts = self._restore_tree(snap, obs, key)
+            parts += [("pages", functools.partial(pages, n))
+                      for n in range(max(1, -(-len(indices) // SNAP_CHUNK_PAGES)))]
+            parts.append(("state", state))
             if len(self._restores) >= MAX_RESTORES:
                 self._restores.pop(next(iter(self._restores)))
             self._restores[req.instance] = parts
@@ -398,7 +465,15 @@ class Durable:
                              f"({len(snap.pages)} pages)", app=p["app"], node=node)
         if req.index >= len(parts):
             raise SnapRefused(f"restore of {req.instance}: no part {req.index}")
-        part, data = parts[req.index]
+        part, build = parts[req.index]
         if req.index == len(parts) - 1:
             self._restores.pop(req.instance, None)
+        try:
+            data = await build()  # type: ignore[operator]
+        except SnapRefused:
+            raise
+        except Exception as e:  # noqa: BLE001 - a block missing from the store, or lying
+            self._restores.pop(req.instance, None)
+            raise SnapRefused(f"restore of {req.instance}: part {req.index}: "
+                              f"{type(e).__name__}: {e}"[:500]) from None
         return data, {H_PART: part, H_CHUNK: f"{req.index}/{len(parts)}"}
