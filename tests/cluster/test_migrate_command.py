@@ -121,6 +121,37 @@ def test_a_target_killed_during_a_command_precopy_leaves_it_running_on_the_sourc
     wait_until(lambda: client.nodes()["iot"]["state"] == "ready", 60, "iot back")
 
 
+def test_a_target_killed_after_the_freeze_lets_the_halted_command_run_on(
+        cluster, reference, tmp_path):
+    """The source had halted the command (its stack unwound) when the target died: the
+    failed move rewinds it there, and it ends as if it had never stopped."""
+    c, client = cluster
+    wasm, ref_out, ref_file, ref_code = reference
+    deploy(client, tmp_path, "resumer", wasm)
+    phases: list[str] = []
+
+    def kill_target(p) -> None:  # -9 once the source is frozen and the state flows
+        phases.append(p.phase)
+        if p.phase == "copying the state" and c.procs["node-iot"].poll() is None:
+            c.kill("node-iot")
+
+    try:
+        with pytest.raises(MoveError, match="node iot"):
+            client.migrate("resumer", "iot", kill_target)
+    finally:
+        c.start_node("iot")
+    assert "freezing the source" in phases
+    p = client.app_placements("resumer", 1)[0]
+    assert p["node"] == "edge" and p["state"] == "running"
+    p = release(c, client, "edge", "resumer")
+    assert (p["state"], p["exit_code"]) == ("exited", ref_code), p["error"]
+    wait_until(lambda: stdout_of(client, "resumer") == ref_out, 30, "the whole output, once")
+    out = c.root / "nodes" / "edge" / "volumes" / "resumer" / "0" / "data" / "out.txt"
+    assert out.read_bytes() == ref_file
+    client.stop("resumer")
+    wait_until(lambda: client.nodes()["iot"]["state"] == "ready", 60, "iot back")
+
+
 def test_drain_moves_a_live_command_off_live(cluster, reference, tmp_path):
     c, client = cluster
     wasm, ref_out, ref_file, ref_code = reference
