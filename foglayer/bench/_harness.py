@@ -513,9 +513,10 @@ def _aot_in_root(plan: Plan, jobs: list[tuple[Path, str]], bar: _Progress,
     if not jobs:
         return results
     bar.doing(f"AOT compile on aarch64 (emulated): {jobs[0][0].stem}")
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
+    # stderr to a file: a pipe left unread while stdout is read could fill and block the child
+    with tempfile.TemporaryFile("w+") as errors, \
+            subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, text=True) as proc:
+        assert proc.stdout is not None
         for line in proc.stdout:
             try:
                 i, why = json.loads(line)
@@ -526,7 +527,9 @@ def _aot_in_root(plan: Plan, jobs: list[tuple[Path, str]], bar: _Progress,
             bar.done(weight(job))
             if i + 1 < len(jobs):
                 bar.doing(f"AOT compile on aarch64 (emulated): {jobs[i + 1][0].stem}")
-        err = proc.stderr.read()
+        proc.wait()
+        errors.seek(0)
+        err = errors.read()
     for job in jobs:  # the process died half-way
         if job not in results:
             results[job] = _last_line(err) or f"exit {proc.returncode}"

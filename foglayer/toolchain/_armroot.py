@@ -423,6 +423,7 @@ def _ensure_venv(root: Path, reqs: list[str], early: Future[tuple[Path, str]] | 
             site = host_venv / "lib" / f"python{version}" / "site-packages"
             for item in stage[0].iterdir():
                 os.replace(item, site / item.name)
+            stage[0].rmdir()
             (host_venv / ".fog-complete").write_text(json.dumps(reqs))
             bar.update(task, completed=len(_VENV_PHASES), description="arm64 venv: done")
     return venv + "/bin/python"
