@@ -29,22 +29,49 @@
 #define FOG_STR __attribute__((no_builtin))
 
 typedef uint64_t __attribute__((may_alias, aligned(1))) u64u;  /* any alignment */
+typedef uint32_t __attribute__((may_alias, aligned(1))) u32u;
 typedef uint64_t __attribute__((may_alias)) u64a;               /* 8-byte aligned */
 
+/* The order of the first differing byte of two little-endian words that differ. */
+static inline int word_diff(const unsigned char *l, const unsigned char *r, uint64_t x) {
+  unsigned i = __builtin_ctzll(x) >> 3;
+  return l[i] - r[i];
+}
+
+/* Short tails are compared as two overlapping words (the first and the last bytes), not
+** byte by byte: most of SQLite's compares are of 4-30 byte keys. */
 FOG_STR int memcmp(const void *vl, const void *vr, size_t n) {
   const unsigned char *l = vl, *r = vr;
+  uint64_t x;
 #ifdef __wasm_simd128__
-  for (; n >= 16; n -= 16, l += 16, r += 16) {
-    uint32_t ne = ~wasm_i8x16_bitmask(wasm_i8x16_eq(wasm_v128_load(l), wasm_v128_load(r)));
-    ne &= 0xffff;
-    if (ne) {
-      unsigned i = __builtin_ctz(ne);
-      return l[i] - r[i];
+  if (n >= 16) {
+    for (size_t k = 0;; k += 16) {
+      if (k + 16 > n) k = n - 16;  /* the last block overlaps the one before */
+      uint32_t ne = ~wasm_i8x16_bitmask(wasm_i8x16_eq(wasm_v128_load(l + k),
+                                                      wasm_v128_load(r + k))) & 0xffff;
+      if (ne) {
+        unsigned i = k + __builtin_ctz(ne);
+        return l[i] - r[i];
+      }
+      if (k + 16 == n) return 0;
     }
   }
+#else
+  for (; n >= 16; n -= 8, l += 8, r += 8)
+    if ((x = *(const u64u *)l ^ *(const u64u *)r)) return word_diff(l, r, x);
 #endif
-  for (; n >= 8; n -= 8, l += 8, r += 8)
-    if (*(const u64u *)l != *(const u64u *)r) break;
+  if (n >= 8) {
+    if ((x = *(const u64u *)l ^ *(const u64u *)r)) return word_diff(l, r, x);
+    l += n - 8, r += n - 8;
+    x = *(const u64u *)l ^ *(const u64u *)r;
+    return x ? word_diff(l, r, x) : 0;
+  }
+  if (n >= 4) {
+    if ((x = *(const u32u *)l ^ *(const u32u *)r)) return word_diff(l, r, x);
+    l += n - 4, r += n - 4;
+    x = *(const u32u *)l ^ *(const u32u *)r;
+    return x ? word_diff(l, r, x) : 0;
+  }
   for (; n; n--, l++, r++)
     if (*l != *r) return *l - *r;
   return 0;
