@@ -68,11 +68,14 @@ def test_the_view_never_serves_without_its_token(continuum):
 
 
 def _rows(browser, table: str) -> dict[str, str]:
-    from selenium.webdriver.common.by import By
-
+    # One script reads every row at once: the page re-renders its tables live, so element
+    # handles taken one call earlier may already be gone (a stale element under load).
     key = "node" if table == "nodes" else "app"
-    return {tr.get_attribute(f"data-{key}"): tr.get_attribute("data-state")
-            for tr in browser.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")}
+    return browser.execute_script(
+        "const out = {};"
+        f"for (const tr of document.querySelectorAll('#{table} tbody tr'))"
+        f"  out[tr.dataset.{key}] = tr.dataset.state;"
+        "return out;")
 
 
 def test_the_page_lists_nodes_shows_a_deploy_live_and_a_killed_node_as_lost(continuum, browser):
