@@ -17,9 +17,9 @@ The controller drives a move (nodes never talk to each other: each hears only it
 Linear memory moves as the snapshot package's page chunks (:class:`~foglayer.snapshot.
 PageStream` on the source, :class:`~foglayer.snapshot.PageSink` on the target, each chunk
 checked whole): in pre-copy rounds while the source serves, then a last round once it is
-frozen. Volumes move the same way, by content hash (:class:`~foglayer.snapshot.TreeStream` /
-:class:`~foglayer.snapshot.TreeSink`: the files that changed since the last round; the last
-round's manifest settles the tree). The state (globals, WASI state) comes last, checked
+frozen. Volumes move the same way, as 64 KiB blocks by hash (:class:`~foglayer.snapshot.
+TreeStream` / :class:`~foglayer.snapshot.TreeSink`: the blocks that changed since the last
+round, an append only its last; the last round's manifest settles the tree). The state (globals, WASI state) comes last, checked
 against its SHA-256 by the target before anything in it is used.
 """
 

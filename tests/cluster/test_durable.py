@@ -443,14 +443,21 @@ def test_an_append_to_a_big_journal_stores_one_block_and_a_forged_block_list_is_
         assert why in refused("tree", _manifest_frame(0, 0, lie))
         assert why in refused("all", msgspec.msgpack.encode([_manifest_frame(0, 0, lie),
                                                              b"state"]))
-    # A round that never commits: the block it stored is collected once the next one comes.
-    stray = os.urandom(100)
-    piece["pieces"][0][4] = hashlib.sha256(stray).hexdigest()
-    assert asyncio.run(send("tree", frame(TREE_MAGIC, piece, [stray]))).ok
-    assert piece["pieces"][0][4] in _volume_blocks(client)
+    # A round that never commits: past 4 MiB its blocks are stored as they come (the leader
+    # holds no more), and they are collected once the next round comes.
+    stray = set()
+    for seq in range(2):
+        blocks = [os.urandom(TREE_BLOCK) for _ in range(40)]
+        shas = [hashlib.sha256(b).hexdigest() for b in blocks]
+        head = {"round": 0, "seq": seq, "data_length": 40 * TREE_BLOCK,
+                "pieces": [["junk", i * TREE_BLOCK, i * TREE_BLOCK, TREE_BLOCK, sha]
+                           for i, sha in enumerate(shas)]}
+        assert asyncio.run(send("tree", frame(TREE_MAGIC, head, blocks))).ok
+        stray.update(shas)
+    assert stray <= set(_volume_blocks(client))
     size = int(client.invoke("jb", "append", b"after the forgeries"))
-    wait_until(lambda: piece["pieces"][0][4] not in _volume_blocks(client), 30,
-               "the dropped round's block collected")
+    wait_until(lambda: not stray & set(_volume_blocks(client)), 30,
+               "the dropped round's blocks collected")
     on_edge = c.root / "nodes" / "edge" / "volumes" / "jb" / "0"
     (journal,) = on_edge.rglob("journal.txt")
     want = journal.read_bytes()

@@ -176,7 +176,7 @@ def test_target_refuses_a_state_that_does_not_match_its_hash(cluster, tmp_path):
 
 def test_volumes_and_an_open_file_move_with_the_service(cluster, tmp_path):
     """The journal file stays open across the move, at its offset, and the volume's files
-    reach the target (pre-copied by content hash, then settled)."""
+    reach the target (pre-copied in changed blocks by hash, then settled)."""
     c, client = cluster
     path = tmp_path / "journal.yaml"
     path.write_text(f"name: journal\nmodule: {PROGRAMS / 'cluster_journal.c'}\nkind: service\n"

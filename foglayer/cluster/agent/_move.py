@@ -151,7 +151,7 @@ class Mover:
         return [sealer.seal(c) for c in chunks] if sealer else chunks
 
     async def _tree_round(self, out: _Outgoing) -> None:
-        """The volume files that changed since the last round (by content hash)."""
+        """The volume blocks that changed since the last round (64 KiB, by hash)."""
         chunks = []
         if out.tree is not None:
             rnd = await self.loop.run_in_executor(None, out.tree.next_round)  # type: ignore[attr-defined]

@@ -7,9 +7,10 @@ the ``fog-snap-pages`` Object Store under their hash, once; the record of the la
 each ``<app>.<replica>`` into the ``fog-snapshots`` KV bucket. Volume files come as tree rounds
 of changed 64 KiB blocks (each chunk checked whole by the snapshot package, each block against
 its sha256; the manifest's paths inside the volume, its block lists matching the sizes) and
-each block is stored as its chunk comes, once, under its sha256: the leader never holds a
-snapshot's files, only a chunk. Blocks stored for a round that is not committed are held
-(counted like a record's) until it commits or is dropped, then collected like pages. The
+each block is stored once, under its sha256: a small round's with its pages at the commit (one
+batch), a bigger one's as its chunks come, past 4 MiB: the leader never holds more of a
+snapshot's files. Blocks stored for a round that is not committed are pinned (counted like a
+record's) until it commits or is dropped, then collected like pages. The
 record keeps the manifest. A starting instance of the same deploy gets it back, chunk by
 chunk, each rebuilt from the stored pages and blocks when the node asks for it (the node
 checks every hash again).
@@ -59,6 +60,7 @@ from foglayer.cluster.controller._registry import ACTIVE
 
 PAGE = 64 << 10
 _parts_decoder = msgspec.msgpack.Decoder(list[bytes])
+HELD_BLOCKS = 4 << 20  # volume bytes a round keeps in memory before it stores them
 MAX_RESTORES = 64  # restores served at once (each holds its plan, a chunk built at a time)
 
 
@@ -75,6 +77,10 @@ class _Round:
     tree: object | None = None  # a TreeCollector of its volume blocks, if any came
     pinned: set[str] = field(default_factory=set)  # blocks stored for it, held until it goes
     closed: bool = False  # committed or dropped: it holds nothing any more
+    # Blocks that came but are not stored yet: a small round's go with its pages, in one
+    # batch at the commit; past HELD_BLOCKS they are stored at once (and pinned).
+    held: dict[str, bytes] = field(default_factory=dict)
+    held_bytes: int = 0
 
 
 class Durable:
@@ -142,6 +148,7 @@ class Durable:
 
     def _close_round(self, cur: _Round) -> None:
         cur.closed = True
+        cur.held, cur.held_bytes = {}, 0
         if cur.pinned:
             self._unref(cur.pinned)
             cur.pinned = set()
@@ -275,9 +282,15 @@ class Durable:
             except SnapshotError as e:
                 self._drop_round(key)
                 raise SnapRefused(str(e)) from None
-            if self._snap_rounds.get(key) is not cur:
-                raise SnapRefused(f"{where}: round {number} was dropped meanwhile")
-            await self._store_blocks(cur, blocks)
+            for d, raw in blocks.items():
+                if d not in cur.pinned and d not in cur.held:
+                    cur.held[d] = raw
+                    cur.held_bytes += len(raw)
+            if cur.held_bytes > HELD_BLOCKS:
+                if self._snap_rounds.get(key) is not cur:
+                    raise SnapRefused(f"{where}: round {number} was dropped meanwhile")
+                held, cur.held, cur.held_bytes = cur.held, {}, 0
+                await self._store_blocks(cur, held)
             return
         if part != "state":
             raise SnapRefused(f"{where}: unknown part {part!r}")
@@ -288,8 +301,8 @@ class Durable:
             self._close_round(cur)  # (the record, if stored, holds what it names now)
 
     async def _store_blocks(self, cur: _Round, blocks: dict[str, bytes]) -> None:
-        """A chunk's volume blocks into ``fog-snap-pages`` now, once by hash, held for the
-        round until it commits or goes (a snapshot's files never wait in memory)."""
+        """A round's blocks into ``fog-snap-pages`` now, once by hash, pinned for the round
+        until it commits or goes (a snapshot's files never wait in memory past HELD_BLOCKS)."""
         if not blocks:
             return
         obs = await self._store(SNAP_PAGES)
@@ -342,10 +355,13 @@ class Durable:
         if len(encoded) > MAX_RECORD:
             raise SnapRefused(f"{where}: a record of {len(encoded)} bytes, over {MAX_RECORD} "
                               "(too many pages, files or blocks)")
+        named = {b for e in tree or () for b in e.blocks} if cur.held else set()
         async with self._pages_lock:
             new = {cur.hashes[i]: raw for i, raw in cur.pages.items()  # once by hash
                    if raw and cur.hashes[i] not in self._stored_pages
                    and not self._page_refs[cur.hashes[i]]}
+            new.update((d, raw) for d, raw in cur.held.items()  # (what the record names)
+                       if d in named and d not in self._stored_pages and not self._page_refs[d])
             # In parallel: an Object Store put is a few round trips of its own.
             await asyncio.gather(*(obs.put(d, compress(raw)) for d, raw in new.items()))
             self._stored_pages.update(new)

@@ -318,7 +318,7 @@ class Mover:
         sent = rounds = 0
 
         async def copy_round(info: MoveReply) -> None:
-            """A round's page chunks, then its volume chunks (files by content hash)."""
+            """A round's page chunks, then its volume chunks (changed blocks by hash)."""
             nonlocal sent
             for part, n in (("pages", info.chunks), ("tree", info.tree_chunks)):
                 for i in range(n):
