@@ -706,8 +706,8 @@ def explain(server, creds, tls_ca, app, fmt) -> None:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0,
               show_default=True, metavar="SECONDS", help="How long to wait for it to empty.")
 def drain(server, creds, tls_ca, node_name, timeout) -> None:
-    """Mark NODE unschedulable and move everything off it: services live, commands by a
-    restart elsewhere (fog uncordon NODE undoes it)."""
+    """Mark NODE unschedulable and move everything off it: services and commands with
+    mobility: live live, the others by a restart elsewhere (fog uncordon NODE undoes it)."""
     with _connect(server, creds, tls_ca) as c:
         c.drain(node_name, lambda left: click.echo(
             f"{node_name}: {len(left)} left{': ' + ', '.join(left) if left else ''}"), timeout)
@@ -733,9 +733,10 @@ def uncordon(server, creds, tls_ca, node_name) -> None:
 @click.option("--stop-and-copy", is_flag=True,
               help="No pre-copy rounds: freeze first, then copy everything.")
 def migrate(server, creds, tls_ca, target, to, timeout, stop_and_copy) -> None:
-    """Move a running service instance to NODE, live: its memory (pre-copied in rounds while
-    it serves), state, open files and volumes go with it; calls made meanwhile are held and
-    served after the switch."""
+    """Move a running service instance, or a command with mobility: live, to NODE, live: its
+    memory (pre-copied in rounds while it runs), state, open files and volumes go with it;
+    calls made meanwhile are held and served after the switch; a command's output goes on in
+    the same log stream and its exit code is the app's."""
     from foglayer.cli._render import move_progress, move_summary
 
     with _connect(server, creds, tls_ca) as c, move_progress() as on_progress:

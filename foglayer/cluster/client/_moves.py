@@ -33,9 +33,10 @@ class Moves:
     async def migrate(self, target: str, to: str,
                       progress: Callable[[MoveProgress], None] | None = None,
                       timeout: float = 600.0, stop_and_copy: bool = False) -> MoveSummary:
-        """Move a running service instance to node ``to``, live; its :class:`MoveSummary`.
+        """Move a running service instance (or a command with ``mobility: live``) to node
+        ``to``, live; its :class:`MoveSummary`.
 
-        Pre-copy (rounds of changed pages while it serves), or ``stop_and_copy``.
+        Pre-copy (rounds of changed pages while it runs), or ``stop_and_copy``.
 
         Raises :class:`MoveError` when the move is refused or fails (the app stays put).
         """
