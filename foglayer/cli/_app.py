@@ -514,7 +514,6 @@ def controller(server, creds, tls_ca, name, node_timeout, lease_ttl, trust_dir,
 @_output_option
 def attest(server, creds, tls_ca, target, fmt) -> None:
     """Print the latest attestation result of NODE (or of the nodes running APP), and why."""
-    import base64
     import time
 
     from foglayer.cli._output import attestation_list
@@ -522,7 +521,7 @@ def attest(server, creds, tls_ca, target, fmt) -> None:
     from foglayer.cluster import SyncClient
 
     c = _creds(server, creds, tls_ca)
-    key = base64.b64decode(c.controller_key) if c.controller_key else None
+    key = _controller_key(c)
     with SyncClient(c, "fog-cli") as client:
         view = attestation_list(client.attestations(target, key), time.time())
     _show(view, fmt, attest_table)
@@ -598,8 +597,13 @@ def deploy(server, creds, tls_ca, manifest, wait, encrypt) -> None:
         record = c.deploy(m, encrypt=encrypt)
         click.echo(deployed(spec, record))
         if wait and spec.replicas:
-            for p in c.wait(spec.name, record["generation"], spec.replicas, wait):
+            settled = c.wait(spec.name, record["generation"], spec.replicas, wait)
+            for p in settled:
                 click.echo(placed(spec, p))
+            stuck = [p for p in settled if p["state"] in ("pending", "failed")]
+            if stuck:  # deployed, but it does not run: a script must see it (as kubectl rollout)
+                _fail(f"{spec.name}: {len(stuck)} of {spec.replicas} replicas not running "
+                      "(why above; `fog explain " + spec.name + "`)", 1)
 
 
 @cli.command()
@@ -641,14 +645,15 @@ def usage(server, creds, tls_ca, fmt, tenant, since) -> None:
 @click.argument("node")
 @click.option("--revoke", is_flag=True, help="Withdraw the trust instead.")
 def trust(server, creds, tls_ca, node, revoke) -> None:
-    """Trust NODE with secrets and TEE apps (the operator's word; nodes' claims are not)."""
+    """Mark NODE trusted (the operator's note, shown by fog nodes -o json). It lets nothing
+    in: secrets and TEE apps go only to nodes with an affirming attestation (fog attest)."""
     with _connect(server, creds, tls_ca) as c:
         c.trust(node, not revoke)
     if revoke:
-        click.echo(f"{node}: no longer trusted: no new secrets or TEE apps go to it")
+        click.echo(f"{node}: no longer marked trusted")
     else:
-        click.echo(f"{node}: trusted: apps with secrets or a TEE requirement may now run on it "
-                   "(on your word: its claims are not attested)")
+        click.echo(f"{node}: marked trusted (a note: secrets and TEE apps still need an "
+                   f"affirming attestation, see `fog attest {node}`)")
 
 
 @cli.command()
@@ -658,9 +663,11 @@ def nodes(server, creds, tls_ca, fmt) -> None:
     """List the nodes, their capabilities and what they hold."""
     from foglayer.cli._output import node_list
     from foglayer.cli._render import nodes_table
+    from foglayer.cluster import SyncClient
 
-    with _connect(server, creds, tls_ca) as c:
-        view = node_list(c.nodes(), c.placements(), c.apps())
+    cr = _creds(server, creds, tls_ca)
+    with SyncClient(cr, "fog-cli") as c:
+        view = node_list(c.nodes(_controller_key(cr)), c.placements(), c.apps())
     _show(view, fmt, nodes_table)
 
 
@@ -674,6 +681,22 @@ def logs(server, creds, tls_ca, app, follow) -> None:
 
     with _connect(server, creds, tls_ca) as c:
         c.logs(app, write_chunk, follow=follow)
+
+
+@cli.command()
+@_conn_options
+@click.option("--last", type=click.IntRange(1, 1000), default=20, show_default=True,
+              metavar="N", help="How many of the latest events.")
+@_output_option
+def events(server, creds, tls_ca, last, fmt) -> None:
+    """Print the controller's latest events: placements, moves (and why one failed), nodes
+    joining or lost, attestations."""
+    from foglayer.cli._output import event_list
+    from foglayer.cli._render import event_list_table
+
+    with _connect(server, creds, tls_ca) as c:
+        view = event_list(c.events(last))
+    _show(view, fmt, event_list_table)
 
 
 @cli.command()

@@ -1,7 +1,7 @@
 """Machine-readable output (``-o json`` / ``-o yaml``): one typed, versioned schema per kind.
 
 Every document is an object whose first key is ``kind`` (``AppList``, ``NodeList``,
-``Explanation``, ``Snapshot``, ``RunStats``, ``UsageReport``, ``AttestationList``) and whose last is ``version`` (this module's
+``Explanation``, ``Snapshot``, ``RunStats``, ``UsageReport``, ``AttestationList``, ``EventList``) and whose last is ``version`` (this module's
 :data:`VERSION`, raised only when a field changes meaning or goes away; new fields may be added).
 Times are Unix seconds, sizes bytes, absent values ``null``. docs/cli-output.md documents each
 field. The tables people see are drawn from these same values (``_render``), so the two never
@@ -245,6 +245,26 @@ class Attestation(msgspec.Struct, kw_only=True):
 
 class AttestationList(_Doc):
     items: list[Attestation]
+
+
+# -- fog events ---------------------------------------------------------------------------------
+
+
+class Event(msgspec.Struct, kw_only=True):
+    time: float
+    kind: str  # e.g. placed, moved, move-failed, failed, node, attest, leader
+    message: str  # one line, as fog up prints it
+
+
+class EventList(_Doc):
+    items: list[Event]  # oldest first
+
+
+def event_list(events: list[dict]) -> EventList:
+    """The controller's events as stored (untrusted shape: odd fields are dropped)."""
+    return EventList(items=[Event(time=float(e.get("time") or 0), kind=str(e.get("kind", "")),
+                                  message=str(e.get("message", "")))
+                            for e in events if isinstance(e, dict)])
 
 
 def attestation_list(rows: list, now: float) -> AttestationList:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from foglayer.cli._output import (
         AppList,
         AttestationList,
+        EventList,
         Explanation,
         NodeList,
         RunStats,
@@ -149,18 +150,22 @@ def ps_table(view: AppList) -> Table:
 def nodes_table(view: NodeList) -> Table:
     from rich.table import Table
 
-    # Everything but "trusted" is what the node claims about itself; "trusted" is the
-    # operator's word (fog node trust), the only one that lets secrets and TEE apps in.
+    # Everything but "state" and "attested" is what the node claims about itself; "attested"
+    # is the controller's latest appraisal (fog attest NODE), the only thing that lets secrets
+    # and TEE apps in.
     t = Table(title="nodes (capabilities as each node claims them)", title_justify="left")
-    for col in ("node", "state", "trusted", "arch", "cpus", "speed", "memory (used/cap)",
+    for col in ("node", "state", "attested", "arch", "cpus", "speed", "memory (used/cap)",
                 "instances", "labels"):
-        t.add_column(col, no_wrap=True, min_width=len(col) if col in ("state", "trusted") else None)
+        t.add_column(col, no_wrap=True, min_width=len(col) if col in ("state", "attested") else None)
     for n in view.items:
         speed = f"{n.speed / 1e6:,.0f} M/s"
         if n.fuel_rate:
             speed += " (rate-limited)"
-        tee = f" (claims TEE {','.join(n.tee)})" if n.tee else ""
-        t.add_row(n.name, _state(n.state), ("yes" if n.trusted else "no") + tee, n.arch,
+        tee = f" ({','.join(n.tee)})" if n.tee else ""
+        state = _state(n.state)
+        if n.cordoned:  # kubectl's Ready,SchedulingDisabled
+            state.append(", cordoned", style="yellow")
+        t.add_row(n.name, state, (n.attested or "none") + tee, n.arch,
                   str(n.cpus), speed,
                   f"{format_size(n.memory_used)} / {format_size(n.memory_capacity)}",
                   str(n.instances), ",".join(f"{k}={v}" for k, v in sorted(n.labels.items())))
@@ -213,6 +218,12 @@ def events_table(events: list[dict], title: str = "events") -> Table:
                  "leader": "bold"}.get(e.get("kind", ""), "")
         t.add_row(time.strftime("%H:%M:%S", time.localtime(e["time"])), Text(e["message"], style=style))
     return t
+
+
+def event_list_table(view: EventList) -> Table:
+    """``fog events``."""
+    return events_table([{"time": e.time, "kind": e.kind, "message": e.message}
+                         for e in view.items])
 
 
 # -- fog up -------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ mobility: live                 # live (services' default): fog drain / fog migra
 snapshots: after-invoke        # or {every: 5}: a service's state survives its node (a call is
                                # acknowledged once its snapshot is stored; or at most 5 s lost)
 tenant: acme                   # who its usage is billed to (fog usage); default: default
-constraints: {labels: {tier: edge}, min_memory: 8MiB, tee: sev-snp, arch: x86_64,
+constraints: {labels: {tier: edge}, min_memory: 8MiB, tee: tpm, arch: x86_64,
               features: [simd]}
 preferences: {site: factory-1}          # or {low_latency_to: factory-1}
 ```
@@ -57,6 +57,7 @@ from foglayer.runtime import WASM_BASELINE as BASELINE  # noqa: F401 - the clust
 from foglayer.runtime import WASM_FEATURES as FEATURES  # noqa: F401 - the cluster's name
 from foglayer.runtime import ModuleError
 from foglayer.runtime import required_features as runtime_features
+from foglayer.trust import BACKENDS
 
 MAX_MANIFEST = 1 << 20
 ARCHES = ("x86_64", "aarch64", "arm", "riscv64", "ppc64le", "s390x")
@@ -108,7 +109,8 @@ SCHEMA = {
         "constraints": {"type": "object", "additionalProperties": False, "properties": {
             "labels": _LABELS,
             "min_memory": _SIZE,
-            "tee": {"type": "string", "minLength": 1},
+            # a backend whose affirming attestation the node must have, or any of them
+            "tee": {"enum": ["any", *BACKENDS]},
             "arch": {"enum": list(ARCHES)},
             "features": {"type": "array", "items": {"type": "string"}}}},
         "preferences": {"type": "object", "additionalProperties": False, "properties": {
@@ -163,6 +165,9 @@ def _reason(err) -> tuple[list, str]:
             return path, f"expected after-invoke or {{every: SECONDS}}, got {err.instance!r}"
         if path and path[0] == "dirs":
             return path, f"expected \"/guest\", \"/guest:ro\" or {{guest, readonly}}, got {err.instance!r}"
+        if path and path[0] == "secrets":
+            return path, ("expected a secret's name (letters, digits, '_', '.', '-') or "
+                          f"{{name, env: true|false}}, got {err.instance!r}")
         return path, f"expected a size like 16MiB or a number of bytes, got {err.instance!r}"
     if v == "minLength":
         return path, "must not be empty"

@@ -66,6 +66,10 @@ class NodeStatus(msgspec.Struct, kw_only=True):
     instances: int  # scheduled, starting or running here
     tee: list[str]  # TEE kinds the node claims
     labels: dict[str, str]
+    cordoned: bool = False  # takes no new work (fog drain; fog uncordon lifts it)
+    # The latest attestation result's status (affirming, warning, contraindicated), checked
+    # against the controller's key; None: no result, or not read (no controller key at hand)
+    attested: str | None = None
 
 
 def node_status(nodes: dict[str, dict], placements: dict[str, dict],
@@ -81,5 +85,6 @@ def node_status(nodes: dict[str, dict], placements: dict[str, dict],
             arch=c.get("arch", "?"), cpus=c.get("cpus", 1), speed=float(c.get("speed", 0.0)),
             fuel_rate=c.get("fuel_rate"), memory_capacity=c.get("max_memory", 0),
             memory_used=used, instances=len(mine), tee=list(c.get("tee") or ()),
-            labels=dict(c.get("labels") or {})))
+            labels=dict(c.get("labels") or {}), cordoned=bool(rec.get("cordoned")),
+            attested=(rec.get("attestation") or {}).get("status")))
     return items

@@ -166,13 +166,15 @@ class Cluster:
 
 
 def test_a_node_claiming_a_tee_gets_no_tee_apps_nor_secrets_even_when_trusted(server, tmp_path):
-    # A fake agent claims sev-snp and a terabyte: it must not receive a TEE app, nor an app's
+    # A fake agent claims a TPM and a terabyte: it must not receive a TEE app, nor an app's
     # secrets, on its own word; nor on the operator's (fog trust): secrets are released only
     # after an affirming attestation, and a TEE counts only through one (foglayer.trust).
     async def go():
         async with Cluster(server, tmp_path) as c, \
-                FakeNode(server, "liar", tee=["sev-snp"], max_memory=1 << 40) as liar:
-            await c.deploy("tee-app", "constraints: {tee: sev-snp}\n")
+                FakeNode(server, "liar", tee=["tpm"], max_memory=1 << 40) as liar:
+            await c.deploy("tee-app", "constraints: {tee: tpm}\n")
+            await until(lambda: c.client._attest_get("vault"), what="the vault key published")
+            await c.client.put_secret("TOKEN", b"t")  # a deploy naming a missing one is refused
             await c.deploy("secret-app", "secrets: [TOKEN]\n")
             for app in ("tee-app", "secret-app"):
                 p = await until(lambda a=app: c.placement(a), what=f"{app} placed")
@@ -181,7 +183,7 @@ def test_a_node_claiming_a_tee_gets_no_tee_apps_nor_secrets_even_when_trusted(se
                 assert row["node"] == "liar" and row["filter"] in ("tee", "trust"), row
                 assert "attest" in row["reason"], row
             nodes = await c.client.nodes()
-            assert nodes["liar"]["trusted"] is False and nodes["liar"]["caps"]["tee"] == ["sev-snp"]
+            assert nodes["liar"]["trusted"] is False and nodes["liar"]["caps"]["tee"] == ["tpm"]
             await c.client.trust("liar")
             await asyncio.sleep(1.0)
             assert (await c.client.nodes())["liar"]["trusted"] is True

@@ -166,3 +166,16 @@ def test_secrets_and_the_descriptor_limit(base):
             parse(f"name: a\nmodule: app.wasm\nlimits: {{max_fds: {bad}}}\n", base)
     with pytest.raises(ManifestError, match="limits.fuel: must be at most"):
         parse(f"name: a\nmodule: app.wasm\nlimits: {{fuel: {1 << 64}}}\n", base)
+
+
+@pytest.mark.parametrize("bad", ["['../x']", "[{name: a, env: maybe}]"])
+def test_a_bad_secret_entry_is_named_as_a_secret_not_a_size(base, bad):
+    with pytest.raises(ManifestError) as e:
+        parse(f"name: a\nmodule: app.wasm\nsecrets: {bad}\n", base)
+    assert "secrets[0]: expected a secret's name" in str(e.value) and "size" not in str(e.value)
+
+
+def test_an_unknown_tee_is_refused_at_deploy_not_left_pending(base):
+    with pytest.raises(ManifestError, match=r"constraints.tee: must be one of any, sim, tpm, tsm"):
+        parse("name: a\nmodule: app.wasm\nconstraints: {tee: quantum}\n", base)
+    assert parse("name: a\nmodule: app.wasm\nconstraints: {tee: tpm}\n", base).spec.constraints.tee == "tpm"

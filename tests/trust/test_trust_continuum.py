@@ -139,6 +139,7 @@ def test_a_service_with_secrets_moves_sealed_between_attested_nodes(cluster, tmp
 
 def test_a_strict_policy_refuses_sim_and_the_scheduler_says_why(cluster, tmp_path):
     c, client, key = cluster
+    client.put_secret("db_password", SECRET.encode())  # a deploy naming a missing one is refused
     client.set_policy("backends: [tpm, tsm]\nallow_sim: false\n")
     for node in ("cloud", "edge"):
         wait_until(lambda n=node: _quiet(lambda: client.attestations(n, key)[0][1].status

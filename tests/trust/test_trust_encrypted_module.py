@@ -91,7 +91,9 @@ def test_an_encrypted_module_runs_only_on_attested_nodes_and_never_touches_disk(
         manifest2 = tmp_path / "sealed2.yaml"
         manifest2.write_text(f"name: sealed2\nmodule: {src}\nkind: service\n")
         r = fog("deploy", "--encrypt", manifest2, "--creds", creds, "--wait", "5")
-        assert r.returncode == 0, r.stderr
+        # deployed, but no node may run it: the exit code says so, in one line
+        assert r.returncode == 1 and "sealed2: 1 of 1 replicas not running" in r.stderr, r
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert client.placements()["sealed2.0"]["state"] == "pending"
         rows = client.decision("sealed2")["replicas"]["0"]["rows"]
         assert rows and all(r["filter"] == "trust" and "module's key" in r["reason"]

@@ -60,6 +60,7 @@ class Apps:
                 raise FogError(f"{manifest.path}: deploy --encrypt: not for an app with "
                                "snapshots: (its pages would be stored unsealed)")
             spec = msgspec.structs.replace(spec, encrypted=True)
+        await self.check_secrets([r.name for r in spec.secrets], str(manifest.path))
         upload = self.upload_sealed if encrypt else self.upload
         await upload(spec.digest, manifest.wasm)
         try:

@@ -16,6 +16,7 @@ from nats.js.errors import KeyNotFoundError
 from foglayer.cluster._bus import BusError, Creds, check_name, connect, ensure_state, kv_snapshot
 from foglayer.cluster._protocol import (
     APPS,
+    CORDON,
     DECISIONS,
     JS_DOMAIN,
     NODES,
@@ -127,12 +128,20 @@ class Client(Apps, Services, Streams, Nodes, Moves, Trust, UsageQueries):
     async def placements(self) -> dict[str, dict]:
         return await self._all(PLACEMENTS)
 
-    async def nodes(self) -> dict[str, dict]:
-        """The registry; each node's ``caps`` are its own claims, ``trusted`` the operator's."""
+    async def nodes(self, controller_key: bytes | None = None) -> dict[str, dict]:
+        """The registry; each node's ``caps`` are its own claims, ``trusted`` the operator's
+        note, ``cordoned`` whether it takes new work; with the controller's public key, its
+        latest attestation result too (``attestation``: status, backend, fresh), checked."""
         nodes = await self._all(NODES, NodeRecord)
         trusted = set(await self._all(TRUST))
+        cordoned = set(await kv_snapshot(self.kv[CORDON]))
         for name, rec in nodes.items():
             rec["trusted"] = name in trusted
+            rec["cordoned"] = name in cordoned
+        if controller_key is not None:
+            for name, res in await self.attestations_of(sorted(nodes), controller_key):
+                nodes[name]["attestation"] = None if res is None else {
+                    "status": res.status, "backend": res.backend, "fresh": res.fresh()}
         return nodes
 
     async def app(self, name: str) -> dict:

@@ -32,14 +32,27 @@ class Nodes:
             except KeyNotFoundError:
                 pass
 
+    async def _known(self, bucket: str, node: str, on: bool) -> None:
+        """Refuse a node that does not exist; one that left may still carry a mark to lift."""
+        check_name(node)
+        if node in await self.nodes():
+            return
+        if not on:
+            try:
+                await self.kv[bucket].get(node)
+                return
+            except KeyNotFoundError:
+                pass
+        raise FogError(f"no node named {node!r} (`fog nodes` lists the nodes)")
+
     async def trust(self, node: str, trusted: bool = True) -> None:
         """Mark ``node`` trusted (or withdraw it): only the operator's credentials may."""
+        await self._known(TRUST, node, trusted)
         await self._mark(TRUST, node, trusted)
 
     async def cordon(self, node: str, on: bool = True) -> None:
         """Mark ``node`` unschedulable (or lift it: ``fog uncordon``)."""
-        if on and node not in await self.nodes():
-            raise FogError(f"no node named {node!r}")
+        await self._known(CORDON, node, on)
         await self._mark(CORDON, node, on)
 
     async def drain(self, node: str, on_left: Callable[[list[str]], None] | None = None,

@@ -38,6 +38,13 @@ class Trust:
         parse_policy(text, where)  # a bad policy is refused here, with its line
         await self.kv[ATTEST].put("policy", text.encode())
 
+    async def check_secrets(self, names: list[str], where: str) -> None:
+        """Refuse (one line) a deploy that names a secret nobody stored: it could never start."""
+        for name in names:
+            if await self._attest_get(f"secret.{name}") is None:
+                raise FogError(f"{where}: secrets: {name!r} does not exist (store it first: "
+                               f"`fog secret put {name} --from-file FILE`)")
+
     async def put_secret(self, name: str, value: bytes) -> None:
         from foglayer.trust import seal_secret
 
@@ -54,8 +61,6 @@ class Trust:
     async def attestations(self, target: str, controller_key: bytes | None) -> list:
         """The latest results for node ``target``, or for the nodes that run app ``target``;
         checked against the controller's key when the credentials carry it."""
-        from foglayer.trust import verify_result
-
         nodes = [target]
         if await self._attest_get(f"result.{target}") is None:
             placed = await self.placements()
@@ -64,6 +69,12 @@ class Trust:
             if not nodes:
                 raise FogError(f"{target}: no attestation result for a node of that name, "
                                "and no app of that name placed on a node")
+        return await self.attestations_of(nodes, controller_key)
+
+    async def attestations_of(self, nodes: list[str], controller_key: bytes | None) -> list:
+        """``(node, result or None)`` for each of ``nodes``, each checked against the key."""
+        from foglayer.trust import verify_result
+
         out = []
         for node in nodes:
             token = await self._attest_get(f"result.{node}")

@@ -54,6 +54,7 @@ from foglayer.cluster._protocol import (
 )
 from foglayer.cluster._scheduler import FILTERS, App, latency_gain, schedule
 from foglayer.cluster.controller._registry import ACTIVE
+from foglayer.runtime import format_size
 
 STEP_TIMEOUT = 10.0  # one step of a move on a node (a chunk, a freeze, a release)
 PREPARE_TIMEOUT = 60.0  # fetching and compiling the module on the target
@@ -395,8 +396,9 @@ class Mover:
                                                 "target": cmd.to, "why": why}][-MOVES_KEPT:]
         await self._put(DECISIONS, cmd.app, dec)
         await self.event("moved", f"{key} moved live from {source} to {cmd.to} ({why}, "
-                         f"{mode}): downtime {1000 * downtime:.0f} ms, {rounds} rounds, "
-                         f"{sent} bytes sent for {info.memory} bytes of memory",
+                         f"{mode}): downtime {1000 * downtime:.0f} ms, {rounds} round"
+                         f"{'s' * (rounds != 1)}, {format_size(sent)} sent for "
+                         f"{format_size(info.memory)} of memory",
                          app=cmd.app, node=cmd.to, downtime_s=round(downtime, 6))
         switch = (done.running_at - frozen_at
                   if spec.kind == "command" and frozen_at and done.running_at else 0.0)
