@@ -216,7 +216,8 @@ class Manifest:
 
     spec: AppSpec
     wasm: bytes
-    path: Path
+    path: Path  # the module's
+    where: str = "manifest"  # the manifest's name, for the errors found after parsing
 
     @property
     def name(self) -> str:
@@ -338,7 +339,7 @@ def parse(text: str, where: str = "manifest", base: Path | None = None) -> Manif
         ),
         preferences=Preferences(**doc.get("preferences", {})),
     )
-    return Manifest(spec, wasm, module_path)
+    return Manifest(spec, wasm, module_path, where)
 
 
 def _checkpointable(wasm: bytes, where: str) -> bytes:

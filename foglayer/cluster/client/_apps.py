@@ -57,10 +57,10 @@ class Apps:
         spec = manifest.spec
         if encrypt:
             if spec.snapshots is not None:
-                raise FogError(f"{manifest.path}: deploy --encrypt: not for an app with "
+                raise FogError(f"{manifest.where}: deploy --encrypt: not for an app with "
                                "snapshots: (its pages would be stored unsealed)")
             spec = msgspec.structs.replace(spec, encrypted=True)
-        await self.check_secrets([r.name for r in spec.secrets], str(manifest.path))
+        await self.check_secrets([r.name for r in spec.secrets], manifest.where)
         upload = self.upload_sealed if encrypt else self.upload
         await upload(spec.digest, manifest.wasm)
         try:

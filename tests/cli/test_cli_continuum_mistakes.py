@@ -1,0 +1,124 @@
+"""The `fog` commands of live moves and trust, as a user runs them against a real continuum
+(nats-server, a controller, two sim nodes as processes): every mistake is one line naming
+what and where, a non-zero exit, never a traceback; the views say what drain and attestation
+did."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from _continuum import running
+from _programs import fog
+
+from foglayer.cluster import NodeSpec, wait_until
+
+PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory):
+    """``fog ARGS...`` on a continuum of cloud and edge (sim TEE, the development policy)."""
+    root = tmp_path_factory.mktemp("cli-continuum")
+    with running(root / "c", [NodeSpec("cloud", "cloud"), NodeSpec("edge", "edge")],
+                 tee="sim") as (c, client):
+        env = {**os.environ, "FOG_CREDS": str(c.creds("admin"))}
+        env.pop("FOG_SERVER", None)
+
+        def run(*args):
+            return fog(*args, env=env, cwd=root)
+
+        wait_until(lambda: all(n.get("attested") == "affirming" for n in json.loads(
+            run("nodes", "-o", "json").stdout or '{"items": []}')["items"]) and len(
+            client.nodes()) == 2, 60, "both nodes attested")
+        yield run, client, root
+
+
+def one_line_error(r, code: int = 2) -> str:
+    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
+    err = r.stderr.strip()
+    assert err.startswith("fog: error: ") and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_uncordon_and_trust_of_a_node_that_does_not_exist_are_refused(cli):
+    run, _, _ = cli
+    for args in (["uncordon", "nowhere"], ["drain", "nowhere"], ["trust", "nowhere"]):
+        assert "no node named 'nowhere'" in one_line_error(run(*args)), args
+
+
+def test_deploy_refuses_a_secret_that_does_not_exist(cli, tmp_path):
+    run, client, _ = cli
+    path = tmp_path / "needs.yaml"
+    path.write_text(f"name: needs\nmodule: {PROGRAMS / 'secret_reader.c'}\n"
+                    "secrets: [never_stored]\nrestart: never\n")
+    err = one_line_error(run("deploy", path))
+    assert f"{path}: secrets: 'never_stored' does not exist" in err
+    assert "fog secret put never_stored" in err
+    assert "needs" not in client.apps()  # nothing was written
+
+
+def test_deploy_exits_nonzero_when_no_node_can_run_the_app(cli, tmp_path):
+    run, client, _ = cli
+    path = tmp_path / "nofit.yaml"
+    path.write_text(f"name: nofit\nmodule: {PROGRAMS / 'cluster_service.c'}\nkind: service\n"
+                    "constraints: {labels: {tier: mars}}\n")
+    r = run("deploy", path, "--wait", "30")
+    assert "nofit.0: pending" in r.stdout and "tier=mars" in r.stdout, r.stdout
+    assert "nofit: 1 of 1 replicas not running" in one_line_error(r, 1)
+    client.stop("nofit")
+
+
+def test_nodes_shows_a_drained_node_cordoned_until_uncordoned(cli, tmp_path):
+    run, _, _ = cli
+
+    def edge() -> dict:
+        items = json.loads(run("nodes", "-o", "json").stdout)["items"]
+        return next(n for n in items if n["name"] == "edge")
+
+    assert edge()["cordoned"] is False and edge()["attested"] == "affirming"
+    r = run("drain", "edge")
+    assert r.returncode == 0 and "edge: drained and cordoned" in r.stdout, r
+    try:
+        assert edge()["cordoned"] is True
+        table = run("nodes").stdout
+        row = next(line for line in table.splitlines() if "edge" in line and "x86_64" in line)
+        assert "cordoned" in row and "affirming (sim)" in row, table
+    finally:
+        assert run("uncordon", "edge").returncode == 0
+    assert edge()["cordoned"] is False
+
+
+def test_migrate_mistakes_are_one_line_each(cli, tmp_path):
+    run, client, _ = cli
+    path = tmp_path / "pinned.yaml"
+    path.write_text(f"name: pinned\nmodule: {PROGRAMS / 'cluster_service.c'}\nkind: service\n"
+                    "constraints: {labels: {tier: cloud}}\n")
+    assert run("deploy", path).returncode == 0
+    try:
+        for args, what in (
+            (["migrate", "ghost", "--to", "edge"], "no app named 'ghost'"),
+            (["migrate", "pinned", "--to", "nowhere"], "no node named 'nowhere'"),
+            (["migrate", "pinned", "--to", "cloud"], "pinned.0 already runs on cloud"),
+            (["migrate", "pinned", "--to", "edge"],
+             "node edge fails the labels filter: label tier=cloud required, node has tier=edge"),
+            (["migrate", "pinned"], "Missing option '--to'"),
+        ):
+            assert what in one_line_error(run(*args)), args
+    finally:
+        client.stop("pinned")
+
+
+def test_events_lists_the_controller_events_with_the_reason_of_a_refused_move(cli):
+    run, _, _ = cli
+    r = run("events", "--last", "200", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["kind"] == "EventList" and doc["items"]
+    messages = [e["message"] for e in doc["items"]]
+    assert any("node cloud joined" in m or "node cloud attested" in m for m in messages)
+    r = run("events")
+    assert r.returncode == 0 and "attested" in r.stdout, r
+    assert "--last" in one_line_error(run("events", "--last", "0"))
