@@ -228,11 +228,15 @@ class Decision:
         return {"app": self.app, "replica": self.replica, "winner": self.winner,
                 "rows": self.rows, "time": self.time, "examined": self.examined, "nodes": self.nodes}
 
+    def no_fit(self) -> str:
+        """Why no node fits, node by node (a pending replica's error: its row names it)."""
+        reasons = "; ".join(f"{r['node']}: {r['filter']} ({r['reason']})" for r in self.rows[:8])
+        more = f"; and {len(self.rows) - 8} more" if len(self.rows) > 8 else ""
+        return f"no node fits: {reasons or 'no nodes'}{more}"
+
     def summary(self) -> str:
         if self.winner is None:
-            reasons = "; ".join(f"{r['node']}: {r['filter']} ({r['reason']})" for r in self.rows[:8])
-            more = f"; and {len(self.rows) - 8} more" if len(self.rows) > 8 else ""
-            return f"{self.app}.{self.replica}: no node fits: {reasons or 'no nodes'}{more}"
+            return f"{self.app}.{self.replica}: {self.no_fit()}"
         row = next(r for r in self.rows if r["node"] == self.winner)
         scores = ", ".join(f"{k} {v:.0f}" for k, v in row["scores"].items())
         dropped = sum(1 for r in self.rows if r["filter"])

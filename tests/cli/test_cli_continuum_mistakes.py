@@ -66,7 +66,8 @@ def test_deploy_exits_nonzero_when_no_node_can_run_the_app(cli, tmp_path):
     path.write_text(f"name: nofit\nmodule: {PROGRAMS / 'cluster_service.c'}\nkind: service\n"
                     "constraints: {labels: {tier: mars}}\n")
     r = run("deploy", path, "--wait", "30")
-    assert "nofit.0: pending" in r.stdout and "tier=mars" in r.stdout, r.stdout
+    # the replica is named once: "nofit.0: pending: no node fits: cloud: labels (...)"
+    assert "nofit.0: pending: no node fits: " in r.stdout and "tier=mars" in r.stdout, r.stdout
     assert "nofit: 1 of 1 replicas not running" in one_line_error(r, 1)
     client.stop("nofit")
 

@@ -243,7 +243,7 @@ def test_bad_stored_records_stop_neither_a_restarted_controller_nor_fog_nodes(se
     r = subprocess.run([sys.executable, "-m", "foglayer.cli", "nodes"], capture_output=True,
                        env=env, timeout=60)
     assert r.returncode == 0 and b"Traceback" not in r.stderr, r
-    assert b"b" in r.stdout and b"trusted" in r.stdout
+    assert b"b" in r.stdout and b"attested" in r.stdout
 
 
 def test_a_node_gets_only_its_modules_and_writes_only_its_apps_logs(server, tmp_path):

@@ -78,7 +78,7 @@ class Placement:
         if moved_from:
             p.update(moved_from=moved_from, lost_at=lost_at)
         if decision.winner is None:
-            p.update(state="pending", error=decision.summary())
+            p.update(state="pending", error=decision.no_fit())
             self.placements[key] = p
             await self._put(PLACEMENTS, key, p)
             if not quiet or (old or {}).get("error") != p["error"]:
