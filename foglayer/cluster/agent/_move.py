@@ -44,6 +44,7 @@ VOLUME_ALLOWANCE = 2 << 30  # volume bytes a move may bring
 
 HALT_TIMEOUT = 8.0  # seconds a command may take to reach its next safepoint (a move's step)
 FIRST_WAIT = 2.0  # seconds a commit waits to say when a moved-in command ran again
+OUTPUT_WAIT = 5.0  # seconds a halted command's output may take to be read and sent
 
 
 @dataclass
@@ -227,12 +228,18 @@ class Mover:
             self.outgoing.pop(req.mid, None)
             slot.held_by = ""
             raise MoveError(f"the command ended ({outcome.state}) before it could move")
-        while not local.output_drained():  # type: ignore[attr-defined]
+        # (bounded: a stuck output reader must not hold this node's commands)
+        deadline = time.monotonic() + OUTPUT_WAIT
+        while not local.output_drained() and time.monotonic() < deadline:  # type: ignore[attr-defined]
             await asyncio.sleep(0.001)
         flushed = self.loop.create_future()
         local.output_barrier(  # type: ignore[attr-defined]
             lambda: self.loop.call_soon_threadsafe(_settle, flushed))
-        await flushed
+        try:
+            await asyncio.wait_for(flushed, max(0.1, deadline - time.monotonic()))
+        except TimeoutError:
+            self.log(f"move {req.mid}: the output of {slot.app} was not all read in "
+                     f"{OUTPUT_WAIT:g} s")
         await asyncio.sleep(0)  # (the publishes scheduled before the barrier run first)
         await self.nc.flush()
 
