@@ -102,9 +102,11 @@ class ArmRoot:
             inside = root + host
             lines.append(f"mkdir -p {shlex.quote(inside)}")
             lines.append(f"mount --bind {shlex.quote(host)} {shlex.quote(inside)}")
+        # The bound-in foglayer is read-only there, and its byte code goes stale with every
+        # edit: kept in the root instead, so each emulated start does not compile it again.
         full_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": _HOME_IN_ROOT,
-                    "LANG": "C.UTF-8",
-                    "PYTHONPATH": _SRC_IN_ROOT, **(env or {})}
+                    "LANG": "C.UTF-8", "PYTHONPATH": _SRC_IN_ROOT,
+                    "PYTHONPYCACHEPREFIX": _HOME_IN_ROOT + "/.cache/pycache", **(env or {})}
         args = [self.python if str(a) == "python" else str(a) for a in argv]
         inner = ["/usr/bin/env", "-i"]
         if cwd is not None:
