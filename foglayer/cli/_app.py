@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from foglayer import __version__
 from foglayer.cli._exit import EXIT_USAGE, fail, report
 from foglayer.errors import FogError
 
@@ -70,7 +71,9 @@ def main(args: list[str] | None = None) -> None:
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="foglayer")
+# The version from the package itself: where foglayer runs from its sources without being
+# installed (the arm64 root binds them in), there is no distribution metadata to read.
+@click.version_option(version=__version__, package_name="foglayer")
 def cli() -> None:
     """foglayer: one WebAssembly layer from the cloud to the edge to IoT."""
 

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 from _programs import build, fog
 
+import foglayer
 from foglayer.toolchain import ArmRootError, arm_root
 
 EM_AARCH64 = 183  # ELF e_machine
@@ -31,6 +32,12 @@ def test_root_runs_an_aarch64_python(arm):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "aarch64"
+
+
+def test_fog_version_works_in_the_root_from_the_bound_in_sources(arm):
+    r = _in_arm(arm, "--version")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[-1] == foglayer.__version__
 
 
 def test_same_output_and_exit_code_on_aarch64_as_on_x86_64(arm, tmp_path):
