@@ -111,6 +111,7 @@ class _Chunks:
     groups: list[list[tuple[str, int, int, str]]] = field(default_factory=lambda: [[]])
     used: int = 0
     head: int = 0
+    placed: int = 0
 
     def add(self, path: str, offset: int, length: int, sha: str) -> bool:
         """Place a piece; True when it opened a new chunk."""
@@ -122,6 +123,7 @@ class _Chunks:
             self.groups.append([])
             self.used = self.head = 0
         self.groups[-1].append((path, offset, length, sha))
+        self.placed += 1
         self.used += length
         self.head += cost
         return new
@@ -206,11 +208,53 @@ def _read_blocks(fd: int, size: int, have: tuple[str, ...],
     return offset, tuple(hashes)
 
 
+@dataclass
+class PendingTree:
+    """A round of a tree whose chunks are built on demand (:meth:`TreeStream.build`), in
+    order, one at a time: the blocks are read when their chunk is asked for, never held."""
+
+    number: int
+    groups: list[list[tuple[str, int, int, str]]]  # (path, offset, length, sha256 at the scan)
+    manifest: list[Entry]  # the tree at the scan
+    keys: dict[str, tuple[int, ...]]  # the stat keys of the files it read
+    files: int  # files with blocks to send
+    built: int = 0
+    bytes: int = 0
+    actual: dict[str, dict[int, str]] = field(default_factory=dict)  # hashes as sent, if not
+    torn: set[str] = field(default_factory=set)  # files cut short meanwhile: sent next round
+
+    @property
+    def count(self) -> int:
+        return len(self.groups) + 1  # and the manifest
+
+    @property
+    def blocks(self) -> int:
+        return sum(len(g) for g in self.groups)
+
+
+def _open_below(root: str, rel: str) -> int:
+    """A file below ``root`` opened for reading, walked by held dir fds, no link followed."""
+    parts = rel.split("/")
+    fd = os.open(root, _DIR_FLAGS)
+    try:
+        for name in parts[:-1]:
+            nxt = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        return os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
 class TreeStream:
     """The sending side: rounds of the blocks below ``root`` that the target lacks.
 
-    A round holds its changed blocks until they are taken (the node's memory, not the
-    whole tree's)."""
+    :meth:`open_round` finds them (a file whose stat changed is re-read and hashed by
+    block); :meth:`build` reads a chunk's blocks when it is asked for, so a round is never
+    held whole (a live move's rounds). Blocks written between the two go with the hash of
+    the very bytes sent, and the manifest says what the target then has: consistent, and
+    sent again next round. :meth:`next_round` is both at once, for a tree that holds still.
+    """
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = os.path.realpath(root)
@@ -232,18 +276,21 @@ class TreeStream:
                 elif stat.S_ISLNK(st.st_mode):
                     yield Entry(rel, "link", 0, 0, os.readlink(full)), -1, ()
                 elif stat.S_ISREG(st.st_mode):
-                    fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                    try:
+                        fd = _open_below(self.root, rel)
+                    except OSError:
+                        continue  # gone, or not a plain file any more: next round
                     st = os.fstat(fd)
                     key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
                     yield Entry(rel, "file", mode, st.st_size, ""), fd, key
 
-    def next_round(self) -> TreeRound:
-        """Chunks of every block that changed since the last round, then the manifest."""
+    def open_round(self) -> PendingTree:
+        """The blocks that changed since the last round, found now; built by :meth:`build`."""
         number, self.rounds = self.rounds, self.rounds + 1
-        plan, data = _Chunks(), [[]]
+        plan = _Chunks()
         manifest: list[Entry] = []
+        keys: dict[str, tuple[int, ...]] = {}
         files = 0
-
         for entry, fd, key in self._scan():
             if fd < 0:
                 manifest.append(entry)
@@ -255,29 +302,82 @@ class TreeStream:
                         and self._keys.get(entry.path) == key:
                     manifest.append(old)  # untouched since it was sent
                     continue
-                sent = len(plan.groups), len(plan.groups[-1])
-
-                def send(offset: int, block: bytes, sha: str, path: str = entry.path) -> None:
-                    if plan.add(path, offset, len(block), sha):
-                        data.append([])
-                    data[-1].append(block)
-
                 if entry.size > MAX_FILE_BLOCKS * BLOCK:
                     raise SnapshotError(f"{entry.path[:200]!r}: a file over "
                                         f"{MAX_FILE_BLOCKS * BLOCK} bytes")
-                size, blocks = _read_blocks(fd, entry.size, have, send)
-                files += sent != (len(plan.groups), len(plan.groups[-1]))
-                self._keys[entry.path] = key
+                before = plan.placed
+                size, blocks = _read_blocks(
+                    fd, entry.size, have,
+                    lambda at, block, sha, path=entry.path: plan.add(path, at, len(block), sha))
+                files += plan.placed != before
+                keys[entry.path] = key
                 manifest.append(Entry(entry.path, "file", entry.mode, size, "", blocks))
             finally:
                 os.close(fd)
-        chunks = [_piece_frame(number, seq, group, parts)
-                  for seq, (group, parts) in enumerate(zip(plan.groups, data, strict=True))
-                  if group]
-        chunks.append(_manifest_frame(number, len(chunks), manifest))
+        return PendingTree(number, [g for g in plan.groups if g], manifest, keys, files)
+
+    def build(self, rnd: PendingTree, seq: int) -> bytes:
+        """Chunk ``seq`` of ``rnd``, its blocks read now (in order, each once); the last is
+        the manifest of what the target then has."""
+        if seq != rnd.built or seq >= rnd.count:
+            raise ValueError(f"chunk {seq} of round {rnd.number}: expected {rnd.built} "
+                             f"of {rnd.count}")
+        if seq == len(rnd.groups):
+            chunk = self._finish(rnd)
+        else:
+            group, data, fds = [], [], {}
+            try:
+                for path, offset, length, sha in rnd.groups[seq]:
+                    if path in rnd.torn:
+                        continue
+                    try:
+                        fd = fds.get(path)
+                        if fd is None:
+                            fd = fds[path] = _open_below(self.root, path)
+                        block = os.pread(fd, length, offset)
+                    except OSError:
+                        block = b""
+                    if len(block) != length:
+                        rnd.torn.add(path)  # cut or gone meanwhile: left out, sent anew
+                        continue
+                    digest = _sha256(block)  # of the very bytes sent
+                    if digest != sha:
+                        rnd.actual.setdefault(path, {})[offset // BLOCK] = digest
+                    group.append((path, offset, length, digest))
+                    data.append(block)
+            finally:
+                for fd in fds.values():
+                    os.close(fd)
+            chunk = _piece_frame(rnd.number, seq, group, data)
+        rnd.built += 1
+        rnd.bytes += len(chunk)
+        return chunk
+
+    def _finish(self, rnd: PendingTree) -> bytes:
+        manifest = []
+        for e in rnd.manifest:
+            if e.path in rnd.torn:
+                rnd.keys.pop(e.path, None)
+                continue
+            if e.path in rnd.actual:
+                blocks = list(e.blocks)
+                for i, digest in rnd.actual[e.path].items():
+                    blocks[i] = digest
+                e = msgspec.structs.replace(e, blocks=tuple(blocks))
+            manifest.append(e)
+        chunk = _manifest_frame(rnd.number, len(rnd.groups), manifest)
         self.sent = {e.path: e for e in manifest}
-        return TreeRound(number, chunks, files, sum(len(c) for c in chunks),
-                         sum(len(g) for g in plan.groups))
+        self._keys.update(rnd.keys)
+        for path in rnd.torn:
+            self._keys.pop(path, None)
+        return chunk
+
+    def next_round(self) -> TreeRound:
+        """A whole round at once: every block that changed since the last, then the
+        manifest (a tree that holds still meanwhile: a service between two calls)."""
+        rnd = self.open_round()
+        chunks = [self.build(rnd, seq) for seq in range(rnd.count)]
+        return TreeRound(rnd.number, chunks, rnd.files, rnd.bytes, rnd.blocks)
 
 
 def check_manifest(manifest: list[Entry], where: str) -> None:

@@ -87,6 +87,38 @@ def test_an_append_or_a_rewrite_in_place_sends_only_the_blocks_it_changed(tmp_pa
     assert _tree(dst) == _tree(src)
 
 
+def test_a_round_built_chunk_by_chunk_while_the_files_change_stays_consistent(tmp_path):
+    """A live move's rounds read their blocks when asked for (never held whole): what is
+    written, rewritten or cut in between still settles on the target (the manifest says what
+    it was sent) and goes again next round; the last round, taken still, ends identical."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    grows, cut, gone = src / "grows", src / "cut", src / "gone"
+    grows.write_bytes(os.urandom(3 * BLOCK))
+    cut.write_bytes(os.urandom(PIECE + 5 * BLOCK))  # two chunks of blocks
+    gone.write_bytes(b"soon gone")
+    stream, sink = TreeStream(src), TreeSink(dst)
+    rnd = stream.open_round()
+    assert rnd.count == 3 and rnd.blocks == 3 + PIECE // BLOCK + 5 + 1
+    with open(grows, "r+b") as f:  # rewritten and grown after the scan, before the read
+        f.write(b"changed")
+        f.seek(0, 2)
+        f.write(b"grown")
+    os.truncate(cut, BLOCK + 1)
+    gone.unlink()
+    for seq in range(rnd.count):
+        sink.apply(stream.build(rnd, seq))
+    assert (dst / "grows").read_bytes()[:7] == b"changed"  # as sent
+    assert not (dst / "cut").exists()  # cut short meanwhile: left out, and sent next round
+    with pytest.raises(ValueError):
+        stream.build(rnd, 0)  # each chunk once, in order
+    last = stream.next_round()
+    for c in last.chunks:
+        sink.apply(c)
+    assert _tree(dst) == _tree(src)
+    assert last.blocks == 1 + 2  # grows: its last block; cut: whole (2 blocks)
+
+
 def _forge(chunk: bytes, edit) -> bytes:
     head, data = unframe(chunk, TREE_MAGIC, _decoder, "volume chunk", "t")
     raw = json.loads(__import__("msgspec").json.encode(head))

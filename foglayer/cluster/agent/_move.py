@@ -54,7 +54,8 @@ class _Outgoing:
     tree: object | None = None  # a TreeStream of its volumes
     round: object | None = None  # the current round of pages (a PendingRound)
     last: tuple[int, bytes] | None = None  # its chunk handed out last (asked again: the same)
-    tree_chunks: list[bytes] = field(default_factory=list)  # and volume files
+    tree_round: object | None = None  # the current round of volume blocks (a PendingTree)
+    tree_last: tuple[int, bytes] | None = None  # its chunk handed out last
     frozen_at: float = 0.0
     payload: bytes = b""  # the state, once frozen
     key: bytes = b""  # the attested node pair's key: everything goes out sealed with it
@@ -102,8 +103,7 @@ class Mover:
                         self.log(f"move {req.mid}: no page chunk {req.index}: {one_line(e)}")
                         data = b""
                 elif req.part == "tree":
-                    chunks = out.tree_chunks
-                    data = chunks[req.index] if 0 <= req.index < len(chunks) else b""
+                    data = await self._tree_chunk(out, req.index)
                 else:
                     data = out.payload[req.index * CHUNK:(req.index + 1) * CHUNK]
                 return await self.nc.publish(msg.reply, data) if msg.reply else None
@@ -147,17 +147,28 @@ class Mover:
         assert self.data_dir is not None
         return self.data_dir / "volumes" / slot.app / str(slot.replica)
 
-    @staticmethod
-    def _seal_round(sealer, chunks: list[bytes]) -> list[bytes]:
-        return [sealer.seal(c) for c in chunks] if sealer else chunks
-
     async def _tree_round(self, out: _Outgoing) -> None:
-        """The volume blocks that changed since the last round (64 KiB, by hash)."""
-        chunks = []
+        """The volume blocks that changed since the last round (64 KiB, by hash), found
+        now; each chunk read when it is asked for (a round is never held whole)."""
+        out.tree_last = None
         if out.tree is not None:
-            rnd = await self.loop.run_in_executor(None, out.tree.next_round)  # type: ignore[attr-defined]
-            chunks = rnd.chunks
-        out.tree_chunks = self._seal_round(out.tree_sealer, chunks)
+            out.tree_round = await self.loop.run_in_executor(None, out.tree.open_round)  # type: ignore[attr-defined]
+
+    async def _tree_chunk(self, out: _Outgoing, index: int) -> bytes:
+        """Chunk ``index`` of the current volume round, built now (in order; asked again,
+        the same)."""
+        rnd = out.tree_round
+        if rnd is None or not 0 <= index < rnd.count:  # type: ignore[attr-defined]
+            return b""
+        if out.tree_last is not None and out.tree_last[0] == index:
+            return out.tree_last[1]
+        if index != rnd.built:  # type: ignore[attr-defined]
+            return b""
+        data = await self.loop.run_in_executor(None, out.tree.build, rnd, index)  # type: ignore[attr-defined]
+        if out.tree_sealer is not None:
+            data = out.tree_sealer.seal(data)  # type: ignore[attr-defined]
+        out.tree_last = (index, data)
+        return data
 
     async def _page_chunk(self, out: _Outgoing, index: int) -> bytes:
         """Chunk ``index`` of the current round, built now (in order; asked again, the same)."""
@@ -178,7 +189,8 @@ class Mover:
 
     def _round_reply(self, out: _Outgoing, **extra) -> MoveReply:
         rnd = out.round
-        return MoveReply(True, chunks=rnd.count, tree_chunks=len(out.tree_chunks),  # type: ignore[attr-defined]
+        trees = out.tree_round.count if out.tree_round is not None else 0  # type: ignore[attr-defined]
+        return MoveReply(True, chunks=rnd.count, tree_chunks=trees,  # type: ignore[attr-defined]
                          pages=len(rnd.dirty), **extra)  # type: ignore[attr-defined]
 
     async def _round(self, req: MoveRequest) -> MoveReply:
@@ -250,7 +262,9 @@ class Mover:
         if out is None or out.round is None:
             raise MoveError("no frozen move here")
         local = out.slot.local
-        if out.round.built != out.round.count:  # type: ignore[attr-defined]
+        tree = out.tree_round
+        if out.round.built != out.round.count or (  # type: ignore[attr-defined]
+                tree is not None and tree.built != tree.count):  # type: ignore[attr-defined]
             raise MoveError("the last round's chunks have not all been taken")
         pool = local.pool if out.slot.spec.kind == "service" else None  # type: ignore[attr-defined]
         state = await self.loop.run_in_executor(pool, local.final_state, out.stream)  # type: ignore[attr-defined]
