@@ -49,9 +49,9 @@ def stdout_of(client, app: str) -> bytes:
     return b"".join(x["data"] for x in chunks if x["stream"] == "stdout")
 
 
-def deploy(client, tmp_path: Path, name: str, wasm: Path) -> dict:
+def deploy(client, tmp_path: Path, name: str, wasm: Path, extra: str = "") -> dict:
     path = tmp_path / f"{name}.yaml"
-    path.write_text(f"name: {name}\nmodule: {wasm}\nargs: ['{STEPS}', '{GATE}']\n"
+    path.write_text(f"name: {name}\nmodule: {wasm}\nargs: ['{STEPS}', '{GATE}']\n{extra}"
                     "mobility: live\nrestart: never\ndirs: [/data]\nlimits: {memory: 32MiB}\n"
                     "preferences: {site: edge}\n")
     m = load_manifest(path)
@@ -91,6 +91,33 @@ def test_command_moved_mid_run_ends_byte_identical_to_one_that_never_moved(
     out = c.root / "nodes" / "cloud" / "volumes" / "walker" / "0" / "data" / "out.txt"
     assert out.read_bytes() == ref_file  # the open file went on at its offset
     client.stop("walker")
+
+
+def test_output_written_while_a_command_moves_arrives_once_and_in_order(
+        cluster, reference, tmp_path):
+    """It prints a numbered line every 2 ms while it waits, and moves meanwhile: the log
+    stream has every number once, in order, from the source and then from the target."""
+    c, client = cluster
+    wasm, ref_out, _ref_file, ref_code = reference
+    deploy(client, tmp_path, "ticker", wasm, "env: {TICKS: '1'}\n")
+    wait_until(lambda: stdout_of(client, "ticker").count(b"tick") >= 20, 60, "ticks")
+    client.migrate("ticker", "cloud")
+    n = stdout_of(client, "ticker").count(b"tick")
+    wait_until(lambda: stdout_of(client, "ticker").count(b"tick") >= n + 20, 60, "ticks there")
+    p = release(c, client, "cloud", "ticker")
+    assert (p["state"], p["exit_code"]) == ("exited", ref_code), p["error"]
+    chunks: list[dict] = []
+    wait_until(lambda: (chunks.clear(), client.logs("ticker", chunks.append))
+               and b"".join(x["data"] for x in chunks).endswith(ref_out[-30:]), 30, "the end")
+    out = b"".join(x["data"] for x in chunks if x["stream"] == "stdout")
+    lines = out.splitlines(keepends=True)
+    ticks = [int(ln.split()[1]) for ln in lines if ln.startswith(b"tick ")]
+    assert ticks == list(range(len(ticks))) and len(ticks) >= n + 20  # none lost or doubled
+    assert b"".join(ln for ln in lines if not ln.startswith(b"tick ")) == ref_out
+    nodes = [x["node"] for x in chunks if x["stream"] == "stdout"]
+    assert nodes[0] == "edge" and nodes[-1] == "cloud" and nodes == sorted(
+        nodes, key=("edge", "cloud").index)  # the source's output, then the target's
+    client.stop("ticker")
 
 
 def test_a_target_killed_during_a_command_precopy_leaves_it_running_on_the_source(

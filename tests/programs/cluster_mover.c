@@ -2,7 +2,8 @@
  * cluster_mover STEPS [GATE...]. Each step mixes a 1 MiB buffer, prints a line and appends
  * one to /data/out.txt (open the whole run). At each GATE step it prints "waiting at gate
  * N" and keeps computing until /data/goN exists (the test creates it wherever the command
- * runs by then). Exits with 7. The output does not depend on how long it waited. */
+ * runs by then). Exits with 7. The output does not depend on how long it waited, unless
+ * TICKS is set: then each turn of the wait prints "tick K" (K = 0, 1, ... over the run). */
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,6 +36,8 @@ int main(int argc, char **argv)
     for (uint32_t i = 0; i < WORDS; i++)
         buf[i] = mix(i + 1);
     uint64_t total = 0;
+    unsigned ticks = 0;
+    int tick = getenv("TICKS") != NULL;
     for (int s = 0; s < steps; s++) {
         for (int g = 2; g < argc; g++) {
             if (atoi(argv[g]) != s)
@@ -48,6 +51,8 @@ int main(int argc, char **argv)
                 for (uint32_t i = 0; i < WORDS; i += 64)
                     scratch[(i + k) % WORDS] = mix(scratch[i] + k);
                 k++;
+                if (tick)
+                    printf("tick %u\n", ticks++);
                 usleep(2000);
             }
         }
