@@ -42,10 +42,10 @@ ALL_SNAP, ALL_RESTORE = "fog.node.*.snap", "fog.node.*.restore"
 H_ROUND = "Fog-Round"
 H_SNAPSHOT = "Fog-Snapshot"
 H_TREE = "Fog-Tree"  # (part ``all``) how many of its chunks are the tree's
-# Volume bytes a durable snapshot keeps. The leader stores and restores them a chunk at a time;
-# the node holds one snapshot's changed blocks until sent (the first one: the whole volume), and
-# the record names every block (8,192 at this size: ~0.5 MiB of the record).
-MAX_VOLUME = 512 << 20
+# Volume bytes a durable snapshot keeps. The leader stores and restores them a chunk at a time
+# (it holds 4 MiB of a round at most); the node spools a snapshot's changed blocks to its disk
+# past 8 MiB until sent; the record names every block (16,384 at this size: ~1.1 MiB of it).
+MAX_VOLUME = 1 << 30
 MAX_SNAP_FILES = MAX_VOLUME  # changed block bytes one snapshot may bring
 MAX_RECORD = 7 << 20  # an encoded record (a KV value: the bus takes 8 MiB)
 SNAP_CHUNK_PAGES = 16  # pages per chunk: 1 MiB raw, under a message

@@ -55,6 +55,7 @@ from foglayer.snapshot._service import restore_instance, snapshot_instance
 from foglayer.snapshot._treecopy import BLOCK as TREE_BLOCK
 from foglayer.snapshot._treecopy import Entry as TreeEntry
 from foglayer.snapshot._treecopy import (
+    SpooledRound,
     TreeCollector,
     TreePlan,
     TreeRound,
@@ -68,7 +69,7 @@ __all__ = [
     "FORMAT_VERSION", "Checkpoint", "CheckpointOptions", "FilesChanged", "Outcome", "PageDiff",
     "PageSink", "PageStream", "PendingRound", "Round", "command_state", "decode_chunk", "encode_chunk", "map_digest", "finish_command",
     "finish_service", "page_hashes", "service_state", "TreeRound", "TreeSink", "TreeStream",
-    "TREE_BLOCK", "TreeCollector", "TreeEntry", "TreePlan", "block_lengths", "check_manifest",
+    "TREE_BLOCK", "SpooledRound", "TreeCollector", "TreeEntry", "TreePlan", "block_lengths", "check_manifest",
     "RewriteError", "Rewritten", "Session", "Snapshot", "SnapshotError", "SnapshotMeta", "checkpoint_pid",
     "describe", "diff_pages", "load_snapshot", "make_checkpointable", "open_session",
     "parse_snapshot", "restore", "restore_instance", "run_checkpointable", "snapshot_instance", "warm_dirty_scan",

@@ -23,6 +23,7 @@ import hashlib
 import os
 import posixpath
 import stat
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
@@ -378,6 +379,51 @@ class TreeStream:
         rnd = self.open_round()
         chunks = [self.build(rnd, seq) for seq in range(rnd.count)]
         return TreeRound(rnd.number, chunks, rnd.files, rnd.bytes, rnd.blocks)
+
+    def spooled_round(self, spool_dir: str | os.PathLike, *, max_bytes: int,
+                      in_memory: int = 8 << 20) -> SpooledRound:
+        """A whole round at once, as :meth:`next_round`, its chunks kept in memory up to
+        ``in_memory`` bytes and past that in an unlinked file in ``spool_dir``: what a
+        snapshot taken between two calls holds until it is sent. Over ``max_bytes`` of
+        chunks, a :class:`SnapshotError` (and the round is not counted as sent)."""
+        sent, keys = dict(self.sent), dict(self._keys)
+        rnd = self.open_round()
+        spool = tempfile.SpooledTemporaryFile(max_size=in_memory, dir=spool_dir)
+        try:
+            spans = []
+            for seq in range(rnd.count):
+                chunk = self.build(rnd, seq)
+                spans.append((spool.tell(), len(chunk)))
+                spool.write(chunk)
+                if rnd.bytes > max_bytes:
+                    raise SnapshotError(f"the volumes changed by more than {max_bytes} bytes "
+                                        "since the last snapshot")
+        except BaseException:
+            spool.close()
+            self.sent, self._keys = sent, keys
+            raise
+        return SpooledRound(rnd.number, rnd.files, rnd.blocks, rnd.bytes, spool, spans)
+
+
+class SpooledRound:
+    """A round's chunks in a spool (:meth:`TreeStream.spooled_round`); :meth:`close` it."""
+
+    def __init__(self, number: int, files: int, blocks: int, size: int, spool,
+                 spans: list[tuple[int, int]]) -> None:
+        self.number, self.files, self.blocks, self.bytes = number, files, blocks, size
+        self._spool, self._spans = spool, spans
+
+    @property
+    def count(self) -> int:
+        return len(self._spans)
+
+    def chunk(self, seq: int) -> bytes:
+        at, length = self._spans[seq]
+        self._spool.seek(at)
+        return self._spool.read(length)
+
+    def close(self) -> None:
+        self._spool.close()
 
 
 def check_manifest(manifest: list[Entry], where: str) -> None:

@@ -382,8 +382,10 @@ def _volume_blocks(client) -> dict[str, int]:
 
 def test_an_append_to_a_big_journal_stores_one_block_and_a_forged_block_list_is_refused(
         cluster, tmp_path):
-    """Volume deltas are blocks: the journal service grows its file to ~1 MiB (16 blocks),
-    then each acknowledged append stores one new block (its last), not the file. Killed -9,
+    """Volume deltas are blocks: the journal service grows its file to ~5 MB (77 blocks: its
+    first snapshot goes chunk by chunk, spooled on the node, streamed into the store by the
+    leader), then each acknowledged append stores one new block (its last), not the file.
+    Killed -9,
     its node's replacement has the journal byte for byte and the open FILE* at its offset.
     A node's forged tree chunk (a block that does not match its hash, a block list that
     does not match the size, a path outside) is refused."""
@@ -406,10 +408,10 @@ def test_an_append_to_a_big_journal_stores_one_block_and_a_forged_block_list_is_
     path.write_text(WASM_MANIFEST.format(name="jb", module=JOURNAL, kind="service")
                     + "dirs: [/data]\nsnapshots: after-invoke\npreferences: {site: edge}\n")
     (placed,) = client.wait("jb", client.deploy(load_manifest(path))["generation"], 1, 60)
-    size = int(client.invoke("jb", "pad", b"1000000"))
-    assert size == 1000001
+    size = int(client.invoke("jb", "pad", b"5000000"))
+    assert size == 5000001
     first = _volume_blocks(client)
-    assert len(first) >= 15  # the whole file once (its 16 blocks, each once)
+    assert len(first) >= 76  # the whole file once (its 77 blocks, each once)
     for i in range(6):
         before = _volume_blocks(client)
         line = b"entry %d of the journal" % i

@@ -119,6 +119,27 @@ def test_a_round_built_chunk_by_chunk_while_the_files_change_stays_consistent(tm
     assert last.blocks == 1 + 2  # grows: its last block; cut: whole (2 blocks)
 
 
+def test_a_spooled_round_waits_on_disk_past_its_memory_bound(tmp_path):
+    """A durable snapshot's round is built whole between two calls; past a few MiB its chunks
+    wait in an unlinked file beside the volumes, not in memory; over its bound it fails."""
+    src, spool = tmp_path / "src", tmp_path / "spool"
+    src.mkdir()
+    spool.mkdir()
+    (src / "big").write_bytes(os.urandom(2 * PIECE + 3))
+    stream = TreeStream(src)
+    with pytest.raises(SnapshotError, match="changed by more than"):
+        stream.spooled_round(spool, max_bytes=PIECE)
+    rnd = stream.spooled_round(spool, max_bytes=4 * PIECE, in_memory=BLOCK)
+    try:
+        assert rnd.count == 4 and not list(spool.iterdir())  # (on disk, unlinked)
+        sink = TreeSink(tmp_path / "dst")
+        for seq in range(rnd.count):
+            sink.apply(rnd.chunk(seq))
+        assert _tree(tmp_path / "dst") == _tree(src)
+    finally:
+        rnd.close()
+
+
 def _forge(chunk: bytes, edit) -> bytes:
     head, data = unframe(chunk, TREE_MAGIC, _decoder, "volume chunk", "t")
     raw = json.loads(__import__("msgspec").json.encode(head))

@@ -65,22 +65,25 @@ class Durable:
                 from foglayer.snapshot import TreeStream
 
                 tree = self.snap_trees[slot.instance] = TreeStream(self._volume_root(slot))
+            files = None
             try:
                 rnd, state, key, files = await self.loop.run_in_executor(
-                    local.pool, _take, local, stream, tree)
+                    local.pool, _take, local, stream, tree, self._spool_dir())
                 if rnd.pages == 0 and key == self.snap_kept.get(slot.instance):
                     return  # nothing changed since the stored one (a read): nothing to send
-                if files is not None and files.bytes > MAX_SNAP_FILES + (1 << 20):
-                    raise FogError(f"its volumes changed by {files.bytes} bytes since the "
-                                   f"last snapshot; a snapshot takes {MAX_SNAP_FILES} at most")
-                tree_chunks = files.chunks if files is not None else []
-                parts = ([("pages", c) for c in rnd.chunks] + [("tree", c) for c in tree_chunks]
+                trees = files.count if files is not None else 0
+                # (a volume chunk is read from the spool when it goes: one at a time)
+                parts = ([("pages", c) for c in rnd.chunks] + [("tree", i) for i in range(trees)]
                          + [("state", state)])
                 extra = {}
-                if sum(len(d) for _, d in parts) <= ONE_MESSAGE:  # one round trip, not n
-                    parts = [("all", msgspec.msgpack.encode([d for _, d in parts]))]
-                    extra = {H_TREE: str(len(tree_chunks))}
+                if sum(len(c) for c in rnd.chunks) + (files.bytes if files else 0) \
+                        + len(state) <= ONE_MESSAGE:  # one round trip, not n
+                    parts = [("all", msgspec.msgpack.encode(
+                        [files.chunk(d) if p == "tree" else d for p, d in parts]))]
+                    extra = {H_TREE: str(trees)}
                 for i, (part, data) in enumerate(parts):
+                    if part == "tree":
+                        data = await self.loop.run_in_executor(None, files.chunk, data)
                     headers = {H_INSTANCE: slot.instance, H_ROUND: str(rnd.number),
                                H_PART: part, H_CHUNK: f"{i}/{len(parts)}", **extra}
                     msg = await self.nc.request(snap_subject(self.name), data, headers=headers,
@@ -96,6 +99,16 @@ class Durable:
                 if isinstance(e, Exception) and not isinstance(e, FogError):
                     raise FogError(f"{type(e).__name__}: {one_line(e)}") from None
                 raise
+            finally:
+                if files is not None:
+                    files.close()
+
+    def _spool_dir(self) -> str:
+        """Where a snapshot's volume chunks wait past a few MiB (beside the volumes)."""
+        assert self.data_dir is not None
+        path = self.data_dir / "spool"
+        path.mkdir(mode=0o700, exist_ok=True)
+        return str(path)
 
     async def _snapshot_every(self, slot: Slot, every: float) -> None:
         """``snapshots: {every: N}``: a snapshot each N seconds in which calls came."""
@@ -150,14 +163,15 @@ class Durable:
         return True
 
 
-def _take(local, stream, tree) -> tuple[object, bytes, bytes, object]:
+def _take(local, stream, tree, spool: str) -> tuple[object, bytes, bytes, object]:
     """On the instance's thread, between two calls: the round, the state, the state without
     its time and with its volumes' manifest (what tells whether anything but the pages
-    changed), and the volumes' round (the files written by every call so far)."""
+    changed), and the volumes' round (the blocks written by every call so far, spooled)."""
     from foglayer.snapshot import parse_snapshot
 
     rnd, state = local.last_round(stream)
-    files = tree.next_round() if tree is not None else None
+    files = tree.spooled_round(spool, max_bytes=MAX_SNAP_FILES + (1 << 20)) \
+        if tree is not None else None
     snap = parse_snapshot(state, "this node's own snapshot state")
     try:
         key = msgspec.json.encode(msgspec.structs.replace(snap.meta, created=0.0))
