@@ -9,6 +9,7 @@ Emulation slows every column, but not alike, so its ratios are only indicative.
 
 from __future__ import annotations
 
+import hashlib
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,11 +78,14 @@ def machine(arch: str) -> Machine:
     return Machine(arch, root, root.zig_target())
 
 
-def wasmtime_cache_in_root(root: ArmRoot, wasm: Path, settings: str) -> str:
-    """The reference runner's compiled-module cache file for ``wasm``, as seen in the root
-    (keyed by the module, the settings and the root's venv: its wasmtime)."""
-    import hashlib
-
+def wasmtime_cache_name(wasm: Path, settings: str, engine: str) -> str:
+    """The reference runner's compiled-module file name: keyed by the module, the settings
+    and the engine that compiles it (its version and machine)."""
     h = hashlib.sha256(wasm.read_bytes())
-    h.update(f"|{settings}|{root.python}|aarch64".encode())
-    return f"{root.cache}/bench-wasmtime/{h.hexdigest()[:40]}.cwasm"
+    h.update(f"|{settings}|{engine}".encode())
+    return f"{h.hexdigest()[:40]}.cwasm"
+
+
+def wasmtime_cache_in_root(root: ArmRoot, wasm: Path, settings: str) -> str:
+    """That file for a run in the root, as seen there (the root's venv names its wasmtime)."""
+    return f"{root.cache}/bench-wasmtime/{wasmtime_cache_name(wasm, settings, root.python)}"

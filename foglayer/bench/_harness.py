@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from foglayer._host import cpu_model
-from foglayer.bench._arch import EMULATION_NOTE, Machine, host_arch, wasmtime_cache_in_root
+from foglayer.bench._arch import (
+    EMULATION_NOTE,
+    Machine,
+    host_arch,
+    wasmtime_cache_in_root,
+    wasmtime_cache_name,
+)
 from foglayer.errors import FogError
 
 # --------------------------------------------------------------------------- builds
@@ -318,9 +324,8 @@ def fog_argv(wasm: Path, args: Sequence[str], dirs: Sequence[tuple[str, str]]) -
 def wasmtime_cache_path(wasm: Path, settings: str) -> Path:
     from foglayer._dirs import cache_dir
 
-    h = hashlib.sha256(wasm.read_bytes())
-    h.update(f"|{settings}|{_version('wasmtime')}|{platform.machine()}".encode())
-    return cache_dir("bench-wasmtime") / f"{h.hexdigest()[:40]}.cwasm"
+    engine = f"{_version('wasmtime')}|{platform.machine()}"
+    return cache_dir("bench-wasmtime") / wasmtime_cache_name(wasm, settings, engine)
 
 
 def wasmtime_argv(wasm: Path, args: Sequence[str], dirs: Sequence[Sequence],
