@@ -225,23 +225,24 @@ def test_forged_snapshots_are_refused_and_the_stored_one_stays(cluster, tmp_path
 
 def test_pages_no_snapshot_names_are_deleted(cluster, tmp_path):
     """Each write stores its changed pages once; the pages the last snapshot no longer names
-    go, and a stopped app's go with its snapshot."""
+    go, and a stopped app's go with its snapshot, meta entries too (the Object Store keeps a
+    deleted object's: one message per page ever collected, unless purged)."""
     c, client = cluster
 
-    def stored() -> set[str]:
-        # The stored pages' chunk subjects (one chunk a page; a deleted object's are purged).
+    def stored(kind: str = "C") -> set[str]:
+        # The stored pages' chunk (C) or meta (M) subjects: one chunk a page.
         # Not ObjectStore.list(): on an empty store it waits for an entry that never comes.
         async def names():
             try:
                 info = await client.client.js.stream_info(
-                    "OBJ_fog-snap-pages", subjects_filter="$O.fog-snap-pages.C.>")
+                    "OBJ_fog-snap-pages", subjects_filter=f"$O.fog-snap-pages.{kind}.>")
             except Exception:  # noqa: BLE001 - no store yet
                 return set()
             return set(info.state.subjects or {})
 
         return client.run(names(), timeout=20)
 
-    before = stored()
+    before, metas = stored(), stored("M")
     deploy(client, tmp_path, "kvg", "after-invoke")
     for i in range(30):
         assert client.invoke("kvg", "put", b"same=%d" % i) == b"ok"
@@ -250,6 +251,7 @@ def test_pages_no_snapshot_names_are_deleted(cluster, tmp_path):
     assert client.invoke("kvg", "get", b"same") == b"29"
     client.stop("kvg")
     wait_until(lambda: not (stored() - before), 30, "the stopped app's pages collected")
+    wait_until(lambda: not (stored("M") - metas), 30, "their meta entries purged")
 
 
 def test_a_service_moved_live_goes_on_snapshotting_where_it_is(cluster, tmp_path):
@@ -445,21 +447,37 @@ def test_an_append_to_a_big_journal_stores_one_block_and_a_forged_block_list_is_
         assert why in refused("tree", _manifest_frame(0, 0, lie))
         assert why in refused("all", msgspec.msgpack.encode([_manifest_frame(0, 0, lie),
                                                              b"state"]))
-    # A round that never commits: past 4 MiB its blocks are stored as they come (the leader
-    # holds no more), and they are collected once the next round comes.
-    stray = set()
-    for seq in range(2):
-        blocks = [os.urandom(TREE_BLOCK) for _ in range(40)]
-        shas = [hashlib.sha256(b).hexdigest() for b in blocks]
-        head = {"round": 0, "seq": seq, "data_length": 40 * TREE_BLOCK,
-                "pieces": [["junk", i * TREE_BLOCK, i * TREE_BLOCK, TREE_BLOCK, sha]
-                           for i, sha in enumerate(shas)]}
-        assert asyncio.run(send("tree", frame(TREE_MAGIC, head, blocks))).ok
-        stray.update(shas)
-    assert stray <= set(_volume_blocks(client))
+    def stray_round() -> set[str]:
+        """A round that never commits: past 4 MiB its blocks are stored as they come (the
+        leader holds no more of it)."""
+        stray = set()
+        for seq in range(2):
+            blocks = [os.urandom(TREE_BLOCK) for _ in range(40)]
+            shas = [hashlib.sha256(b).hexdigest() for b in blocks]
+            head = {"round": 0, "seq": seq, "data_length": 40 * TREE_BLOCK,
+                    "pieces": [["junk", i * TREE_BLOCK, i * TREE_BLOCK, TREE_BLOCK, sha]
+                               for i, sha in enumerate(shas)]}
+            assert asyncio.run(send("tree", frame(TREE_MAGIC, head, blocks))).ok
+            stray.update(shas)
+        assert stray <= set(_volume_blocks(client))
+        return stray
+
+    def append(line: bytes) -> int | None:
+        try:
+            return int(client.invoke("jb", "append", line))
+        except Exception:  # noqa: BLE001 - no leader yet (the line is written, not durable)
+            return None
+
+    stray = stray_round()  # dropped when the next round comes: collected
     size = int(client.invoke("jb", "append", b"after the forgeries"))
     wait_until(lambda: not stray & set(_volume_blocks(client)), 30,
                "the dropped round's blocks collected")
+    stray = stray_round()  # its leader killed: the next one sweeps what no record names
+    c.kill("controller-0")
+    c.start_controller(0)
+    size = wait_until(lambda: append(b"after a new leader"), 60, "a snapshot by a new leader")
+    wait_until(lambda: not stray & set(_volume_blocks(client)), 30,
+               "the lost round's blocks swept")
     on_edge = c.root / "nodes" / "edge" / "volumes" / "jb" / "0"
     (journal,) = on_edge.rglob("journal.txt")
     want = journal.read_bytes()

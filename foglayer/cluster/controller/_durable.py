@@ -19,6 +19,7 @@ checks every hash again).
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import time
 from collections import Counter
@@ -113,15 +114,35 @@ class Durable:
             return
         from foglayer.cluster._bus import kv_snapshot
 
+        unread = False
         for key, data in (await kv_snapshot(self.kv[SNAPSHOTS])).items():
             try:
                 rec = decode_record(data)
             except Exception:  # noqa: BLE001 - a record that does not decode restores nothing
                 self.log(f"snapshot record {key}: does not decode; ignored")
+                unread = True
                 continue
             if key not in self._snap_base:
                 self._set_base(key, rec)
+        if not unread:  # (what an unread record names is left alone)
+            await self._sweep_store()
         self._snaps_loaded = True
+
+    async def _sweep_store(self) -> None:
+        """What no record names is garbage: blocks a former leader stored for a round it was
+        taking when it went (they were pinned only in its memory)."""
+        try:
+            info = await self.js.stream_info(f"OBJ_{SNAP_PAGES}",
+                                             subjects_filter=f"$O.{SNAP_PAGES}.M.>")
+        except Exception:  # noqa: BLE001 - no store yet: nothing to sweep
+            return
+        for subject in info.state.subjects or {}:
+            try:
+                name = base64.urlsafe_b64decode(subject.rsplit(".", 1)[1]).decode()
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if not self._page_refs[name]:
+                self._page_garbage.add(name)
 
     def _set_base(self, key: str, rec: SnapRecord | None) -> None:
         old = self._snap_base.pop(key, None)
@@ -164,8 +185,21 @@ class Durable:
             self._stored_pages.difference_update(gone)
             # In parallel, a bounded batch: a snapshot waits on this lock.
             for k in range(0, len(gone), 64):
-                await asyncio.gather(*(obs.delete(d) for d in gone[k:k + 64]),
-                                     return_exceptions=True)  # (gone already: fine)
+                await asyncio.gather(*(self._drop_object(obs, d) for d in gone[k:k + 64]))
+
+    async def _drop_object(self, obs, name: str) -> None:
+        """Delete an object, then purge its meta entry: the Object Store leaves a deleted
+        object's meta behind, one message per page or block ever collected (under the
+        pages lock: nothing stores the name meanwhile)."""
+        try:
+            await obs.delete(name)
+        except Exception:  # noqa: BLE001 - gone already: fine
+            pass
+        meta = base64.urlsafe_b64encode(name.encode()).decode()
+        try:
+            await self.js.purge_stream(f"OBJ_{SNAP_PAGES}", subject=f"$O.{SNAP_PAGES}.M.{meta}")
+        except Exception:  # noqa: BLE001 - left for the next sweep
+            pass
 
     async def _subscribe_durable(self) -> None:
         await self.nc.subscribe(ALL_SNAP, cb=self._on_snap)
