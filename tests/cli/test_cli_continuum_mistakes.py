@@ -72,14 +72,19 @@ def test_deploy_exits_nonzero_when_no_node_can_run_the_app(cli, tmp_path):
     client.stop("nofit")
 
 
-def test_nodes_shows_a_drained_node_cordoned_until_uncordoned(cli, tmp_path):
-    run, _, _ = cli
+def test_drain_shows_in_fog_nodes_and_fog_explain_shows_the_table_of_the_move(cli, tmp_path):
+    run, client, _ = cli
 
     def edge() -> dict:
         items = json.loads(run("nodes", "-o", "json").stdout)["items"]
         return next(n for n in items if n["name"] == "edge")
 
     assert edge()["cordoned"] is False and edge()["attested"] == "affirming"
+    path = tmp_path / "onedge.yaml"
+    path.write_text(f"name: onedge\nmodule: {PROGRAMS / 'cluster_service.c'}\nkind: service\n"
+                    "preferences: {site: edge}\n")
+    r = run("deploy", path)
+    assert r.returncode == 0 and "onedge.0: running on edge" in r.stdout, r
     r = run("drain", "edge")
     assert r.returncode == 0 and "edge: drained and cordoned" in r.stdout, r
     try:
@@ -87,8 +92,16 @@ def test_nodes_shows_a_drained_node_cordoned_until_uncordoned(cli, tmp_path):
         table = run("nodes").stdout
         row = next(line for line in table.splitlines() if "edge" in line and "x86_64" in line)
         assert "cordoned" in row and "affirming (sim)" in row, table
+        (rep,) = json.loads(run("explain", "onedge", "-o", "json").stdout)["replicas"]
+        assert rep["winner"] == "cloud" and "node edge drained" in rep["why"], rep
+        rows = {c["node"]: c for c in rep["candidates"]}
+        # the move's own table: edge out (it is moving off it), cloud the winner
+        assert not rows["edge"]["passed"] and rows["edge"]["reason"] == \
+            "the node the app is moving off", rows
+        assert rows["cloud"]["winner"], rows
     finally:
         assert run("uncordon", "edge").returncode == 0
+        client.stop("onedge")
     assert edge()["cordoned"] is False
 
 

@@ -145,13 +145,13 @@ class Mover:
                 continue
             why = f"node {node} drained"
             if rec.spec.moves_live and p["state"] == "running":
-                winner = schedule(rec.spec, self._views(), p["replica"], (node,)).winner
-                if winner is None:
+                decision = schedule(rec.spec, self._views(), p["replica"], (node,))
+                if decision.winner is None:
                     self._draining[key] = now + DRAIN_RETRY
                     continue
                 self._draining[key] = now + 3600
-                cmd = MoveCommand(p["app"], p["replica"], winner, secrets.token_hex(8))
-                asyncio.create_task(self._drain_move(key, cmd, why))
+                cmd = MoveCommand(p["app"], p["replica"], decision.winner, secrets.token_hex(8))
+                asyncio.create_task(self._drain_move(key, cmd, why, decision))
             else:  # mobility: restart: it restarts elsewhere
                 self._stop_instance(p)
                 await self._place(key, rec.spec, p["generation"], p["replica"], why=why,
@@ -200,9 +200,11 @@ class Mover:
         finally:
             self._dirty.set()
 
-    async def _drain_move(self, key: str, cmd: MoveCommand, why: str) -> None:
+    async def _drain_move(self, key: str, cmd: MoveCommand, why: str, decision=None) -> None:
         try:
-            await self._move_instance(cmd, why)
+            # the table that chose the target (the drained node filtered out): fog explain
+            # shows it, not the scores of the placement that put the app on the drained node
+            await self._move_instance(cmd, why, decision)
             self._draining.pop(key, None)
         except Exception as e:  # noqa: BLE001 - it stays where it is; tried again later
             self._draining[key] = time.monotonic() + DRAIN_RETRY
