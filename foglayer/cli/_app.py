@@ -736,7 +736,8 @@ def drain(server, creds, tls_ca, node_name, timeout) -> None:
     mobility: live live, the others by a restart elsewhere (fog uncordon NODE undoes it)."""
     with _connect(server, creds, tls_ca) as c:
         c.drain(node_name, lambda left: click.echo(
-            f"{node_name}: {len(left)} left{': ' + ', '.join(left) if left else ''}"), timeout)
+            f"{node_name}: {len(left)} left{': ' + ', '.join(left) if left else ''}"), timeout,
+            lambda why: click.echo(f"  {why}"))
     click.echo(f"{node_name}: drained and cordoned")
 
 

@@ -16,7 +16,7 @@ EXIT_LIMIT = 137  # a limit (memory, fuel, time) stopped the app
 _FLAGS = {"dirs": "--dir ...:{subject}", "files_to": "--files-to", "module": "--module",
           "max_memory": "--max-memory", "fuel": "--fuel", "timeout": "--timeout",
           "nodes": "--nodes", "sites": "--sites", "tee": "--tee", "token": "--token",
-          "ui_port": "--ui-port", "seal_local": "--seal-local"}
+          "ui_port": "--ui-port", "seal_local": "--seal-local", "checkpoint_to": "--checkpoint-to"}
 # ... and what to do with it.
 _HINTS = {"max_memory": "raise --max-memory", "fuel": "raise --fuel", "timeout": "raise --timeout",
           "force": "use --force to resume anyway", "module": "pass it with --module",

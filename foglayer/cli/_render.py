@@ -303,7 +303,8 @@ def move_progress():
     if not console.is_terminal:  # nothing to redraw: the summary says it all
         yield lambda p: None
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+    # binary units: the summary says MiB
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("moving", total=None)
 

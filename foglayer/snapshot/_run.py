@@ -63,10 +63,26 @@ def _held_requests() -> Iterator[None]:
             signal.signal(signal.SIGUSR1, prev)
 
 
+def _check_destination(path: str) -> None:
+    """Refuse, before the app starts, a snapshot path no checkpoint could be written to: a
+    periodic checkpoint fails in a forked writer, long after, where nobody would see it."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise SnapshotError(f"{path}: cannot write snapshots there: no directory {parent}",
+                            where="checkpoint_to")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SnapshotError(f"{path}: cannot write snapshots there: {parent} is not writable",
+                            where="checkpoint_to")
+    if os.path.isdir(path):
+        raise SnapshotError(f"{path}: is a directory (give a file name)", where="checkpoint_to")
+
+
 @contextmanager
 def _announced(path: str | None) -> Iterator[_registry.Announcement | None]:
     """This run in the registry from its start (``fog checkpoint PID`` finds it while the
     module is still being rewritten: the request waits, held, see :func:`_held_requests`)."""
+    if path is not None:
+        _check_destination(path)
     announcement = _registry.Announcement(path) if path is not None else None
     try:
         yield announcement

@@ -136,3 +136,21 @@ def test_events_lists_the_controller_events_with_the_reason_of_a_refused_move(cl
     r = run("events")
     assert r.returncode == 0 and "attested" in r.stdout, r
     assert "--last" in one_line_error(run("events", "--last", "0"))
+
+
+def test_drain_says_why_an_app_cannot_leave_and_gives_up_in_one_line(cli, tmp_path):
+    run, client, _ = cli
+    path = tmp_path / "stuck.yaml"
+    path.write_text(f"name: stuck\nmodule: {PROGRAMS / 'cluster_service.c'}\nkind: service\n"
+                    "constraints: {labels: {tier: cloud}}\n")
+    assert run("deploy", path).returncode == 0
+    try:
+        r = run("drain", "cloud", "--timeout", "6")
+        assert "cloud: 1 left: stuck.0" in r.stdout, r.stdout
+        assert ("stuck.0 cannot leave cloud (drained): no node fits: " in r.stdout
+                and "edge: labels (label tier=cloud required, node has tier=edge)" in r.stdout), \
+            r.stdout
+        assert "drain of cloud: still there after 6 s: stuck.0" in one_line_error(r)
+    finally:
+        assert run("uncordon", "cloud").returncode == 0
+        client.stop("stuck")

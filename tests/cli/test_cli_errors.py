@@ -83,3 +83,16 @@ def test_no_cluster_names_the_flags_to_pass(tmp_path):
     line = _one_line(fog("ps", env=env))
     assert line == ("fog: error: no cluster to talk to; run `fog up`, or pass --server URL and "
                     "--creds FILE")
+
+
+def test_a_checkpoint_path_no_checkpoint_could_be_written_to_is_refused_before_the_run(
+        modes, tmp_path):
+    # A periodic checkpoint is written by a forked child long after the start: a bad path
+    # must be refused up front, or the run ends with no snapshot and no word about it.
+    for path, why in ((tmp_path / "nope" / "x.snap", f"no directory {tmp_path / 'nope'}"),
+                      (tmp_path, "is a directory")):
+        r = fog("run", "--checkpointable", "--checkpoint-every", "0.1", "--checkpoint-to", path,
+                modes, "hello")
+        line = _one_line(r)
+        assert line.startswith(f"fog: error: --checkpoint-to: {path}") and why in line, line
+        assert r.stdout == ""  # the app never ran

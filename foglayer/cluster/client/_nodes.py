@@ -56,12 +56,16 @@ class Nodes:
         await self._mark(CORDON, node, on)
 
     async def drain(self, node: str, on_left: Callable[[list[str]], None] | None = None,
-                    timeout: float = 600.0) -> None:
-        """``fog drain``: cordon ``node``; the controller moves its services live and restarts
-        its commands elsewhere. Returns once nothing runs there (``on_left`` sees what is
-        left, each time it changes)."""
+                    timeout: float = 600.0,
+                    on_blocked: Callable[[str], None] | None = None) -> None:
+        """``fog drain``: cordon ``node``; the controller moves its apps off, live if they
+        move live, else by a restart elsewhere. Returns once nothing runs there (``on_left``
+        sees what is left, each time it changes; ``on_blocked`` each reason the controller
+        gives why an app cannot leave)."""
         await self.cordon(node)
         deadline, last = time.monotonic() + timeout, None
+        said: set[str] = set()
+        next_look = time.monotonic() + 1.0
         while True:
             left = sorted(k for k, p in (await self.placements()).items()
                           if p.get("node") == node and p.get("state") in ACTIVE)
@@ -70,6 +74,14 @@ class Nodes:
             last = left
             if not left:
                 return
+            if on_blocked is not None and time.monotonic() > next_look:
+                next_look = time.monotonic() + 2.0
+                for e in await self.events(50):
+                    msg = str(e.get("message", ""))
+                    if (e.get("kind") == "drain-blocked" and e.get("node") == node
+                            and e.get("key") in left and msg not in said):
+                        said.add(msg)
+                        on_blocked(msg)
             if time.monotonic() > deadline:
                 raise FogError(f"drain of {node}: still there after {timeout:g} s: "
                                f"{', '.join(left)} (see fog events)")

@@ -84,6 +84,8 @@ class Mover:
         # The instances moves create, not yet in a placement: what each may fetch and report.
         self._moving: dict[str, dict] = {}
         self._draining: dict[str, float] = {}  # placement key -> when a drain may try again
+        # placement key -> why it cannot leave its cordoned node (said once per reason)
+        self._drain_blocked: dict[str, str] = {}
         # app -> (generation, spec) before its latest deploy: a re-deploy that changes only
         # the app's preferences moves it live instead of restarting it
         self._prev_specs: dict[str, tuple[int, object]] = {}
@@ -137,6 +139,7 @@ class Mover:
         for key, p in list(self.placements.items()):
             node = p.get("node")
             if node not in self.cordoned or p["state"] not in ACTIVE:
+                self._drain_blocked.pop(key, None)
                 continue
             if self._draining.get(key, 0) > now:
                 continue  # a move is under way, or failed a moment ago
@@ -148,6 +151,7 @@ class Mover:
                 decision = schedule(rec.spec, self._views(), p["replica"], (node,))
                 if decision.winner is None:
                     self._draining[key] = now + DRAIN_RETRY
+                    await self._say_drain_blocked(key, node, p["app"], decision.no_fit())
                     continue
                 self._draining[key] = now + 3600
                 cmd = MoveCommand(p["app"], p["replica"], decision.winner, secrets.token_hex(8))
@@ -157,6 +161,14 @@ class Mover:
                 await self._place(key, rec.spec, p["generation"], p["replica"], why=why,
                                   exclude=(node,), restarts=p.get("restarts", 0),
                                   moved_from=node)
+
+    async def _say_drain_blocked(self, key: str, node: str, app: str, why: str) -> None:
+        """An event (fog events, and fog drain shows it) when an app cannot leave a drained
+        node, once per reason: the drain waits for it, and the operator must know why."""
+        if self._drain_blocked.get(key) != why:
+            self._drain_blocked[key] = why
+            await self.event("drain-blocked", f"{key} cannot leave {node} (drained): {why}",
+                             app=app, node=node, key=key)
 
     async def _rebalance(self) -> None:
         """Move an app live to a node that serves its ``low_latency_to`` preference clearly
