@@ -381,8 +381,15 @@ def up(nodes: str | None = None, *, root: str | os.PathLike | None = None, port:
              f"a controller, nodes {', '.join(f'{s.name} ({s.profile})' for s in specs)}")
     echo("fog up: metrics (Prometheus): " + ", ".join(
         f"{k} http://127.0.0.1:{p}/metrics" for k, p in sorted(c.metrics_ports.items())))
-    echo(f"fog up: credentials in {c.server.root / 'creds'}; other shells use them by default "
-         f"(`fog nodes`, `fog deploy APP.yaml`)")
+    admin = c.creds("admin")
+    from foglayer.cluster.client import default_creds_path
+
+    if admin.resolve() == default_creds_path().resolve():
+        echo(f"fog up: credentials in {c.server.root / 'creds'}; other shells use them by "
+             f"default (`fog nodes`, `fog deploy APP.yaml`)")
+    else:  # a --dir of its own: other shells find it only when told
+        echo(f"fog up: credentials in {c.server.root / 'creds'}; in other shells: "
+             f"export FOG_CREDS={admin} (then `fog nodes`, `fog deploy APP.yaml`)")
     echo(DEV_POLICY_NOTE)
     stop_extra = None
     try:

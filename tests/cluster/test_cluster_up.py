@@ -62,6 +62,8 @@ def test_fog_up_deploy_ctrl_c_and_resume(tmp_path):
             stop(proc)
         text = log_path.read_text()
         assert "stopping (the state stays" in text and "Traceback" not in text, text
+        # its default state: other shells find the credentials without being told
+        assert "other shells use them by default" in text and "FOG_CREDS" not in text, text
         # Nothing is left behind: no server, no controller, no node.
         time.sleep(0.2)
         r = fog(env, "ps")
