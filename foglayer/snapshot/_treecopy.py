@@ -595,8 +595,10 @@ class TreeSink:
                 dfd = self._parent(parts, create=True)
                 try:
                     st = _lstat(parts[-1], dfd)
-                    if st is not None and not stat.S_ISREG(st.st_mode):
-                        _remove(dfd, parts[-1], st)  # a dir or link before: a file now
+                    # A dir or link before, a file now; a file hard-linked elsewhere (left
+                    # by a former instance) is written as a file of its own.
+                    if st is not None and (not stat.S_ISREG(st.st_mode) or st.st_nlink > 1):
+                        _remove(dfd, parts[-1], st)
                         self._known.pop(p.path, None)
                     fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
                                  | os.O_CLOEXEC, 0o600, dir_fd=dfd)

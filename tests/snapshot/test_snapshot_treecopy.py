@@ -189,6 +189,10 @@ def test_forged_volume_chunks_never_write_outside(tmp_path):
     (dst / "f").symlink_to(tmp_path / "canary")  # planted: the sink must not follow it
     sink.apply(chunks[0])  # (the link is replaced, never written through)
     assert (tmp_path / "canary").read_bytes() == b"secret"
+    (dst / "f").unlink()
+    os.link(tmp_path / "canary", dst / "f")  # a hard link planted: not written through
+    sink.apply(chunks[0])
+    assert (tmp_path / "canary").read_bytes() == b"secret" and (dst / "f").read_bytes() == b"data"
     with pytest.raises(SnapshotError, match="limit"):
         TreeSink(tmp_path / "small", max_bytes=2).apply(chunks[0])
     bad = bytearray(chunks[0])
