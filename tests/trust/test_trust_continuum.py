@@ -140,10 +140,21 @@ def test_a_service_with_secrets_moves_sealed_between_attested_nodes(cluster, tmp
 def test_a_strict_policy_refuses_sim_and_the_scheduler_says_why(cluster, tmp_path):
     c, client, key = cluster
     client.put_secret("db_password", SECRET.encode())  # a deploy naming a missing one is refused
+    keeper = tmp_path / "keeper.yaml"
+    keeper.write_text(f"name: keeper\nmodule: {PROGRAMS / 'secret_service.c'}\nkind: service\n"
+                      "secrets: [db_password]\nlimits: {memory: 16MiB}\n")
+    (p,) = _deploy(client, keeper)
+    assert p["state"] == "running", p
     client.set_policy("backends: [tpm, tsm]\nallow_sim: false\n")
     for node in ("cloud", "edge"):
         wait_until(lambda n=node: _quiet(lambda: client.attestations(n, key)[0][1].status
                                          == "contraindicated"), 60, f"{node} contraindicated")
+    # A node that no longer attests keeps no app with secrets: the running one is stopped
+    # there and waits, pending, for an attested node (it cannot go anywhere else here).
+    wait_until(lambda: client.placements()["keeper.0"]["state"] == "pending", 30,
+               "keeper stopped on its node that no longer attests")
+    assert "no affirming attestation" in client.placements()["keeper.0"]["error"]
+    client.stop("keeper")
     (node, result), = client.attestations("cloud", key)
     assert any("sim evidence refused" in r for r in result.reasons), result.reasons
     path = tmp_path / "tee.yaml"

@@ -53,6 +53,7 @@ from foglayer.cluster._protocol import (
     encode,
 )
 from foglayer.cluster._scheduler import FILTERS, App, latency_gain, schedule
+from foglayer.cluster.controller._attest import PLATFORM
 from foglayer.cluster.controller._registry import ACTIVE
 from foglayer.runtime import format_size
 
@@ -140,6 +141,8 @@ class Mover:
             node = p.get("node")
             if node not in self.cordoned or p["state"] not in ACTIVE:
                 self._drain_blocked.pop(key, None)
+                if p["state"] == "running" and node is not None:
+                    await self._evict_if_distrusted(key, p, node)
                 continue
             if self._draining.get(key, 0) > now:
                 continue  # a move is under way, or failed a moment ago
@@ -161,6 +164,24 @@ class Mover:
                 await self._place(key, rec.spec, p["generation"], p["replica"], why=why,
                                   exclude=(node,), restarts=p.get("restarts", 0),
                                   moved_from=node)
+
+    async def _evict_if_distrusted(self, key: str, p: dict, node: str) -> None:
+        """An app with secrets, a TEE or an encrypted module leaves a node whose latest
+        appraisal no longer affirms (a stricter policy, a changed measurement): by a restart
+        elsewhere, or pending, never live: the pair key of a live move needs both nodes
+        attested, and state from a node we no longer trust is not carried on."""
+        rec = self.apps.get(p["app"])
+        result = self.results.get(node)
+        # Only an appraisal of the node itself (its platform: at join, renewal, a new
+        # policy) speaks for every app on it; one module refused at its start does not.
+        if (rec is None or not rec.spec.needs_trust or result is None or result.affirming
+                or result.module_digest != PLATFORM or key in self._following
+                or any(m["app"] == p["app"] for m in self._moving.values())):
+            return
+        self._stop_instance(p)
+        await self._place(key, rec.spec, p["generation"], p["replica"],
+                          why=f"node {node} no longer attested: {result.why()}",
+                          exclude=(node,), restarts=p.get("restarts", 0), moved_from=node)
 
     async def _say_drain_blocked(self, key: str, node: str, app: str, why: str) -> None:
         """An event (fog events, and fog drain shows it) when an app cannot leave a drained
