@@ -43,7 +43,7 @@ VOLUME_ALLOWANCE = 2 << 30  # volume bytes a move may bring
 
 
 HALT_TIMEOUT = 8.0  # seconds a command may take to reach its next safepoint (a move's step)
-FIRST_WAIT = 2.0  # seconds a commit waits to say when a moved-in command ran again
+FIRST_WAIT = 2.0  # seconds a go waits to say when a moved-in command ran again
 OUTPUT_WAIT = 5.0  # seconds a halted command's output may take to be read and sent
 
 
@@ -282,6 +282,8 @@ class Mover:
         out = self.outgoing.pop(req.mid, None)
         if out is None:
             for s in self.slots.values():  # a freeze that failed half-way: nothing is held
+                if s.held_by == req.mid and s.go is not None and not s.go.done():
+                    return await self._go(s)  # (a moved-in command: it runs here now)
                 if s.held_by == req.mid and s.hold is None:
                     s.held_by = ""
             return MoveReply(True)
@@ -407,16 +409,28 @@ class Mover:
         snaps = slot.spec.snapshots
         if snaps is not None and snaps.mode == "every":  # (its first one: every page)
             asyncio.create_task(self._snapshot_every(slot, snaps.every))
-        running_at = time.time()
-        if slot.spec.kind == "command":  # runs on from where the source stopped
-            first = self.loop.create_future()
-            local.on_first_instruction(  # type: ignore[attr-defined]
-                lambda t: self.loop.call_soon_threadsafe(_settle, first, t))
-            asyncio.create_task(self._run_command(slot, local))
-            try:  # (its rewind takes a moment: the answer then says when it ran again)
-                running_at = await asyncio.wait_for(asyncio.shield(first), FIRST_WAIT)
-            except TimeoutError:
-                pass
+        if slot.spec.kind == "command":  # runs on from where the source stopped, once the
+            # placement names this copy: the controller's release says so (see _go)
+            slot.held_by, slot.go = req.mid, self.loop.create_future()
+            asyncio.create_task(self._run_after_go(slot, local))
+        return MoveReply(True, running_at=time.time())
+
+    async def _run_after_go(self, slot: Slot, local) -> None:
+        if await slot.go:  # type: ignore[misc]
+            await self._run_command(slot, local)
+
+    async def _go(self, slot: Slot) -> MoveReply:
+        """A moved-in command starts running: its answer says when its first instruction
+        ran (its rewind rebuilt, it runs its own code again)."""
+        first = self.loop.create_future()
+        slot.local.on_first_instruction(  # type: ignore[attr-defined]
+            lambda t: self.loop.call_soon_threadsafe(_settle, first, t))
+        slot.held_by = ""
+        slot.go.set_result(True)  # type: ignore[union-attr]
+        try:
+            running_at = await asyncio.wait_for(asyncio.shield(first), FIRST_WAIT)
+        except TimeoutError:
+            running_at = time.time()
         return MoveReply(True, running_at=running_at)
 
     def _drop_incoming(self, mid: str) -> None:

@@ -69,6 +69,9 @@ class Slot:
     # has moved away (False).
     halted: asyncio.Future | None = None
     resume: asyncio.Future | None = None
+    # A command moved in: it runs once the controller says the placement names it (True),
+    # or never (False: stopped before that).
+    go: asyncio.Future | None = None
     # Released secrets, in memory only, until the instance is created (then in its WASI).
     secrets: dict[str, bytes] = field(default_factory=dict, repr=False)
     # An encrypted module's key, released with the secrets; dropped once the module is loaded.
@@ -156,7 +159,10 @@ class Slots:
             slot.resume.set_result(False)  # a command halted by a move: it goes nowhere now
         halted = (slot.halted is not None and slot.halted.done()
                   and slot.halted.result().state == "halted")  # its thread has returned
-        if slot.spec.kind == "service" or slot.state not in ACTIVE or halted:
+        waiting = slot.go is not None and not slot.go.done()  # moved in, never started
+        if waiting:
+            slot.go.set_result(False)  # type: ignore[union-attr]
+        if slot.spec.kind == "service" or slot.state not in ACTIVE or halted or waiting:
             try:
                 local.close()  # type: ignore[attr-defined]
             except Exception:  # noqa: BLE001

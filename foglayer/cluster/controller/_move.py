@@ -415,6 +415,13 @@ class Mover:
         finally:
             self._moving.pop(new, None)
             self._links.pop(mid, None)
+        if spec.kind == "command":
+            # A command runs on the target only now that the placement names it (never two
+            # running copies, even for a moment). If that word is lost, its heartbeats say
+            # it is held, and the placement has it released there.
+            go = await self._tell(cmd.to, MoveRequest("release", mid, new, moved=False))
+            t_running = time.monotonic()
+            done = go or MoveReply(True)
         # The target is live: the source lets go when it hears it. If its connection is down
         # that long, the placement decides: its next heartbeat gets its copy stopped.
         await self._tell(source, MoveRequest("release", mid, moved=True))
@@ -503,16 +510,16 @@ class Mover:
                             f"({type(e).__name__})") from None
         self.placements[key] = moved
 
-    async def _tell(self, node: str, req: MoveRequest) -> bool:
-        """Say ``req`` to ``node`` until it answers (its connection may be coming back)."""
+    async def _tell(self, node: str, req: MoveRequest) -> MoveReply | None:
+        """Say ``req`` to ``node`` until it answers (its connection may be coming back): its
+        answer, or None."""
         deadline = time.monotonic() + TELL_PATIENCE
         while True:
             try:
-                await self._step(node, req, UNDO_TIMEOUT)
-                return True
+                return await self._step(node, req, UNDO_TIMEOUT)
             except MoveError:
                 if time.monotonic() > deadline or not self.lease.leader:
-                    return False
+                    return None
                 await asyncio.sleep(TELL_RETRY)
 
     async def _undo_move(self, cmd: MoveCommand, source: str, new: str,
