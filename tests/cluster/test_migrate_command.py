@@ -188,8 +188,9 @@ def test_drain_moves_a_live_command_off_live(cluster, reference, tmp_path):
         p = client.app_placements("drifter", 1)[0]
         assert p["node"] != "edge" and p["moved_from"] == "edge" and p["state"] == "running"
         assert p["restarts"] == p0["restarts"]  # moved, not restarted
-        assert "node edge drained: moved live from edge" in \
-            client.decision("drifter")["replicas"]["0"]["why"]
+        wait_until(lambda: "node edge drained: moved live from edge" in
+                   client.decision("drifter")["replicas"]["0"]["why"], 30,
+                   "the decision to say why")  # (written once the source let go)
     finally:
         client.cordon("edge", False)
     p = release(c, client, p["node"], "drifter")
