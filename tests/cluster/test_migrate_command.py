@@ -208,8 +208,12 @@ def test_a_redeploy_that_changes_only_preferences_moves_the_command_live(
     path.write_text(path.read_text().replace("preferences: {site: edge}",
                                              "preferences: {site: cloud}"))
     gen = client.deploy(load_manifest(path))["generation"]
-    p = wait_until(lambda: (q := client.app_placements("follower", 1)[0])["node"] == "cloud"
-                   and q["generation"] == gen and q, 60, "the move to cloud")
+    try:
+        p = wait_until(lambda: (q := client.app_placements("follower", 1)[0])["node"] == "cloud"
+                       and q["generation"] == gen and q, 60, "the move to cloud")
+    except TimeoutError as e:  # what the controller did meanwhile, to see why
+        raise AssertionError(f"{e}: {client.app_placements('follower', 1)}; "
+                             f"{[x['message'] for x in client.events(30)]}") from None
     assert p["instance"] != p0["instance"] and p["moved_from"] == "edge"
     assert p["restarts"] == p0["restarts"]  # moved live, not restarted
     p = release(c, client, "cloud", "follower")
