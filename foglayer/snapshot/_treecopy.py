@@ -116,7 +116,7 @@ class _Chunks:
 
     def add(self, path: str, offset: int, length: int, sha: str) -> bool:
         """Place a piece; True when it opened a new chunk."""
-        cost = len(path.encode()) + 100
+        cost = len(msgspec.json.encode(path)) + 100  # (as the header spells it: escapes)
         new = bool(self.groups[-1]) and (self.used + length > PIECE
                                          or len(self.groups[-1]) >= MAX_PIECES
                                          or self.head + cost > _HEADER_BUDGET)
