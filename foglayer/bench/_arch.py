@@ -69,12 +69,12 @@ def machine(arch: str) -> Machine:
     (once per machine, minutes, with a progress bar) when it must be emulated."""
     if arch == host_arch():
         return Machine(arch)
-    from foglayer.runtime import native_calls_library
+    from foglayer.runtime import NATIVE_CALLS
     from foglayer.toolchain import arm_root
 
     root = arm_root()
     # The root has no compiler: its fog run gets the hot WASI calls in C built from here.
-    native_calls_library(f"{arch}-linux-gnu", root.host_path(root.cache) / "builds")
+    root.ready_native([NATIVE_CALLS])
     return Machine(arch, root, root.zig_target())
 
 

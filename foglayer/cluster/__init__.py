@@ -15,7 +15,8 @@ Public API:
 - :class:`Client` – deploy, read state, invoke, logs (async); :class:`SyncClient` – the same,
   blocking (the one synchronous façade: CLI, tests, benchmarks).
 - :class:`Service`, :class:`ServiceError` – the service ABI (docs/service-abi.md).
-- :func:`up`, :data:`PROFILES` – ``fog up``.
+- :func:`up`, :data:`PROFILES` – ``fog up``; :func:`ready_native` – an arm64 root readied with the
+  node's host-built native libraries (before an ``arm`` node starts there).
 - Live moves (``fog migrate``): :meth:`Client.migrate`, :class:`MoveSummary`,
   :class:`MoveProgress`, :class:`MoveError` (the controller drives them: :mod:`._move`).
 - Sealed snapshot files (``fog run --seal``, ``fog restore``): :func:`snapshot_sealer`,
@@ -46,7 +47,15 @@ from foglayer.cluster._sites import SiteCluster, SiteSpec, parse_sites
 from foglayer.cluster._spec import AppSpec, Constraints, Limits, app_memory, decode_spec
 from foglayer.cluster._status import AppStatus, NodeStatus, Replica, app_status, node_status
 from foglayer.cluster._sync import SyncClient, wait_until
-from foglayer.cluster._up import PROFILES, Continuum, NodeSpec, parse_nodes, site_nodes, up
+from foglayer.cluster._up import (
+    PROFILES,
+    Continuum,
+    NodeSpec,
+    parse_nodes,
+    ready_native,
+    site_nodes,
+    up,
+)
 from foglayer.cluster.agent import Agent, NodeConfig, run_node
 from foglayer.cluster.client import Client, UnknownApp, UsageSummary, parse_since, resolve
 from foglayer.cluster.controller import Controller, ControllerConfig, run_controller
@@ -57,7 +66,7 @@ __all__ = [
     "Decision", "EmbeddedServer", "Manifest", "ManifestError", "NodeConfig", "NodeView", "Service",
     "ServiceError", "UnknownApp", "app_memory", "check_name", "connect", "free_port",
     "load_manifest", "parse_manifest", "resolve",
-    "run_controller", "run_node", "schedule", "PROFILES", "Continuum",
+    "run_controller", "run_node", "schedule", "PROFILES", "Continuum", "ready_native",
     "NodeSpec", "parse_nodes", "up", "SyncClient", "wait_until",
     "SiteCluster", "SiteSpec", "parse_sites", "site_nodes", "Verdict", "check_consistency",
     "check_continuum", "AppStatus", "NodeStatus", "Replica", "app_status", "node_status", "UsageSummary", "parse_since", "MoveError", "MoveProgress", "MoveSummary",

@@ -190,6 +190,10 @@ class Caps(msgspec.Struct, frozen=True):
     fuel_rate: Annotated[float, msgspec.Meta(gt=0, le=1e15)] | None = None
     duty: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
     max_fds: _Count = 0  # descriptors the node gives its instances (0: not said)
+    # Which code does the hot WASI calls and a move's dirty-page scan: "native" (host-built C)
+    # or "python"; "" until the node has loaded them (in the background, after it joins).
+    wasi_path: Literal["", "native", "python"] = ""
+    dirty_scan: Literal["", "native", "python"] = ""
     # The TEE backend's attestation public key (base64 DER), registered at first join.
     tee_key: Annotated[str, msgspec.Meta(max_length=4096)] = ""
 

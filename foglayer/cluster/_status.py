@@ -70,6 +70,10 @@ class NodeStatus(msgspec.Struct, kw_only=True):
     # The latest attestation result's status (affirming, warning, contraindicated), checked
     # against the controller's key; None: no result, or not read (no controller key at hand)
     attested: str | None = None
+    # What does the hot WASI calls and a live move's page scan there: native or python ("":
+    # not loaded yet, or a node from before these were reported)
+    wasi_path: str = ""
+    dirty_scan: str = ""
 
 
 def node_status(nodes: dict[str, dict], placements: dict[str, dict],
@@ -86,5 +90,6 @@ def node_status(nodes: dict[str, dict], placements: dict[str, dict],
             fuel_rate=c.get("fuel_rate"), memory_capacity=c.get("max_memory", 0),
             memory_used=used, instances=len(mine), tee=list(c.get("tee") or ()),
             labels=dict(c.get("labels") or {}), cordoned=bool(rec.get("cordoned")),
-            attested=(rec.get("attestation") or {}).get("status")))
+            attested=(rec.get("attestation") or {}).get("status"),
+            wasi_path=c.get("wasi_path", ""), dirty_scan=c.get("dirty_scan", "")))
     return items

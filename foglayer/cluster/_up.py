@@ -13,7 +13,8 @@ Node profiles stand for the tiers: ``cloud`` (all cores, 8 GiB for apps), ``edge
 and ``iot`` (64 MiB, throttled by a fuel rate). ``arm`` is an edge-class node on another CPU:
 its agent runs on an aarch64 Python in the arm64 root (``foglayer.toolchain.arm_root``) under
 qemu user emulation, and compiles aarch64 code; it shares the host's network, so it reaches
-the server on 127.0.0.1.
+the server on 127.0.0.1. The root has no C compiler: its native libraries (the hot WASI calls,
+the dirty-page scan) are built here for aarch64 into the root's cache before its agent starts.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from foglayer.cluster._client import Client
+    from foglayer.toolchain import ArmRoot
 
 PROFILES: dict[str, dict] = {
     "cloud": {"labels": {"tier": "cloud", "site": "cloud"}, "max_memory": "8GiB",
@@ -112,6 +114,15 @@ def node_args(spec: NodeSpec, probe: list[str] = ()) -> list[str]:
     if prof.get("fuel_rate"):
         args += ["--fuel-rate", str(prof["fuel_rate"])]
     return args + spec.args
+
+
+def ready_native(root: ArmRoot) -> None:
+    """Build the node's native libraries (the hot WASI calls, the dirty-page scan) here for the
+    arm64 root, which has no compiler; cached by content, so a hit runs nothing."""
+    from foglayer.runtime import NATIVE_CALLS
+    from foglayer.snapshot import DIRTY_SCAN
+
+    root.ready_native([NATIVE_CALLS, DIRTY_SCAN])
 
 
 def _fog(*args: str) -> list[str]:
@@ -215,7 +226,9 @@ class Continuum:
         # The root has its own caches and data dirs (its AOT cache holds aarch64 code).
         env = {k: v for k, v in self.env.items() if k.startswith("FOG_")
                and k not in ("FOG_CACHE_DIR", "FOG_DATA_DIR")}
-        return arm_root().command(["python", *args], binds=[self.root], env=env)
+        root = arm_root()
+        ready_native(root)
+        return root.command(["python", *args], binds=[self.root], env=env)
 
     def add_node(self, spec: NodeSpec, start: bool = True) -> subprocess.Popen | None:
         self.nodes[spec.name] = spec

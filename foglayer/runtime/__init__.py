@@ -18,8 +18,9 @@ Public API:
   (docs/service-abi.md).
 - :func:`required_features` – the Wasm features a module uses beyond
   :data:`WASM_BASELINE`, among :data:`WASM_FEATURES`.
-- :func:`native_calls_library` – the hot WASI calls in C, built (cached) for this host or,
-  given a target and a builds dir, for another machine's cache (the arm64 root's).
+- :data:`NATIVE_CALLS` – the hot WASI calls in C, a :class:`foglayer.toolchain.NativeLibrary`
+  (``.path(target, builds)`` readies it for another machine's cache: the arm64 root's);
+  :func:`wasi_path` – the WASI path instances of this process take: "native" or "python".
 - :class:`HostFunction` – an extra import (fast path); ``Instance.binding.gate`` can
   hold any WASI call back (checkpoints unwind there).
 - :class:`Limits`, :class:`Stats`, :class:`RunResult`, :func:`parse_size`, :func:`format_size`.
@@ -46,16 +47,16 @@ _WHERE = {
     "Function": "_instance", "Global": "_instance", "Instance": "_instance",
     "RunResult": "_instance", "run": "_instance",
     "Limits": "_limits", "Stats": "_limits", "format_size": "_limits", "parse_size": "_limits",
-    "native_calls_library": ("_native", "library_path"),
+    "NATIVE_CALLS": ("_native", "LIBRARY"), "wasi_path": ("_native", "wasi_path"),
     "Service": "_service", "ServiceError": "_service", "check_function": "_service",
 }
 
 __all__ = [
     "Binding", "Control", "EngineSettings", "Function", "Global", "HostFunction", "Instance",
-    "LimitExceeded", "Limits", "LoadedModule", "ModuleError", "RunResult", "Service",
-    "ServiceError", "Stats", "Stopped", "Trapped", "WASM_BASELINE", "WASM_FEATURES",
+    "LimitExceeded", "Limits", "LoadedModule", "ModuleError", "NATIVE_CALLS", "RunResult",
+    "Service", "ServiceError", "Stats", "Stopped", "Trapped", "WASM_BASELINE", "WASM_FEATURES",
     "cache_path", "calibrate", "check_function", "compile_ahead", "format_size", "load_module",
-    "native_calls_library", "parse_size", "required_features", "run", "settings_for",
+    "parse_size", "required_features", "run", "settings_for", "wasi_path",
 ]
 
 
@@ -86,5 +87,6 @@ if TYPE_CHECKING:
     from foglayer.runtime._features import required_features
     from foglayer.runtime._instance import Function, Global, Instance, RunResult, run
     from foglayer.runtime._limits import Limits, Stats, format_size, parse_size
-    from foglayer.runtime._native import library_path as native_calls_library
+    from foglayer.runtime._native import LIBRARY as NATIVE_CALLS
+    from foglayer.runtime._native import wasi_path
     from foglayer.runtime._service import Service, ServiceError, check_function

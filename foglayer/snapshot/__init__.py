@@ -20,13 +20,17 @@ Public API:
   delta: globals, Asyncify stack, WASI state), :func:`encode_chunk` / :func:`map_digest`
   (chunks and page-map digests rebuilt from stored pages), :func:`finish_service` /
   :func:`finish_command` (the switch, descriptors re-opened inside the target's dirs).
-  :func:`warm_dirty_scan` loads the native scan of changed pages ahead of a move.
+  :func:`warm_dirty_scan` loads the native scan of changed pages ahead of a move;
+  :func:`dirty_scan_path` says which scan is used ("native" or "python"); :data:`DIRTY_SCAN`
+  is its :class:`foglayer.toolchain.NativeLibrary` (readied by the host for the arm64 root).
   Volumes (``_treecopy``): :class:`TreeStream` / :class:`TreeSink`, files as 64 KiB blocks by
   hash; :class:`TreeCollector` / :class:`TreePlan` store and rebuild them by block.
 - :class:`SnapshotError`, :class:`RewriteError`, :class:`FilesChanged`.
 """
 
 from foglayer.snapshot._capture import Checkpoint, CheckpointOptions, Session
+from foglayer.snapshot._dirty import LIBRARY as DIRTY_SCAN
+from foglayer.snapshot._dirty import path as dirty_scan_path
 from foglayer.snapshot._dirty import warm as warm_dirty_scan
 from foglayer.snapshot._errors import FilesChanged, RewriteError, SnapshotError
 from foglayer.snapshot._format import PageDiff, Snapshot, diff_pages
@@ -73,4 +77,5 @@ __all__ = [
     "RewriteError", "Rewritten", "Session", "Snapshot", "SnapshotError", "SnapshotMeta", "checkpoint_pid",
     "describe", "diff_pages", "load_snapshot", "make_checkpointable", "open_session",
     "parse_snapshot", "restore", "restore_instance", "run_checkpointable", "snapshot_instance", "warm_dirty_scan",
+    "DIRTY_SCAN", "dirty_scan_path",
 ]

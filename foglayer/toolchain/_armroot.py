@@ -37,6 +37,8 @@ from pathlib import Path
 
 from foglayer._dirs import cache_dir
 from foglayer.errors import FogError
+from foglayer.toolchain._native import ROOT_MARKER as _MARKER
+from foglayer.toolchain._native import ROOT_NATIVE_DIR, NativeLibrary
 
 ARCH = "arm64"
 MACHINE = "aarch64"
@@ -62,7 +64,6 @@ _BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 _BINFMT_CONF = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")
 _SRC_IN_ROOT = "/opt/fog/src"
 _HOME_IN_ROOT = "/root"
-_MARKER = ".fog-root.json"
 # mmdebstrap's phases as its "I:" lines name them, in order: the progress bar's steps.
 _PHASES = ("running apt-get update", "downloading packages", "extracting archives",
            "installing essential packages", "installing remaining packages",
@@ -140,6 +141,12 @@ class ArmRoot:
         if not found:
             raise ArmRootError(f"{libc}: no glibc version in it")
         return f"{MACHINE}-linux-gnu.{found.group(1).decode()}"
+
+    def ready_native(self, libraries: Sequence[NativeLibrary]) -> list[Path]:
+        """Build ``libraries`` here for the root (aarch64, its glibc) into its native dir, where
+        its runs find them: the root has no compiler. Cached by content (a hit runs nothing)."""
+        builds = self.host_path(ROOT_NATIVE_DIR)
+        return [lib.path(self.zig_target(), builds) for lib in libraries]
 
     def fog(self, *args: str | os.PathLike, **kw) -> list[str]:
         """The host command that runs ``fog ARGS...`` inside the root (see :meth:`command`)."""

@@ -3,6 +3,7 @@ arm64 root) joins the continuum, says it is aarch64, and runs apps from aarch64 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -34,9 +35,20 @@ def cluster(tmp_path_factory):
         c.stop()
 
 
-def test_arm_node_reports_aarch64(cluster):
+def test_arm_node_reports_aarch64_with_host_built_native_paths(cluster):
+    """The root has no compiler: the host built the aarch64 WASI calls and dirty-page scan
+    into its cache, and the arm node found and loaded them (not the Python fallbacks)."""
     c, client = cluster
-    assert client.nodes()["arm"]["caps"]["arch"] == "aarch64"
+    caps = wait_until(lambda: (k := client.nodes()["arm"]["caps"])["wasi_path"] and k, 120,
+                      "the arm node's native paths")
+    assert (caps["arch"], caps["wasi_path"], caps["dirty_scan"]) == \
+        ("aarch64", "native", "native"), c.log_tail("node-arm")
+    r = subprocess.run([sys.executable, "-m", "foglayer.cli", "nodes", "-o", "json",
+                        "--server", c.server.url, "--creds", str(c.creds("admin"))],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    (arm,) = [n for n in json.loads(r.stdout)["items"] if n["name"] == "arm"]
+    assert (arm["arch"], arm["wasi_path"], arm["dirty_scan"]) == ("aarch64", "native", "native")
     r = subprocess.run([sys.executable, "-m", "foglayer.cli", "nodes", "--server", c.server.url,
                         "--creds", str(c.creds("admin"))], capture_output=True, text=True,
                        timeout=60)

@@ -76,10 +76,11 @@ def test_unbuildable_native_part_falls_back_to_python_or_refuses(monkeypatch, tm
     """A machine where the C cannot be built runs on Python; FOG_WASI_NATIVE=1 says why."""
     from foglayer.errors import FogError
     from foglayer.runtime import _native
+    from foglayer.toolchain import NativeLibrary
 
     broken = tmp_path / "hostcalls.c"
     broken.write_text("this is not C\n")
-    monkeypatch.setattr(_native, "SOURCE", broken)
+    monkeypatch.setattr(_native, "LIBRARY", NativeLibrary(broken, _native.FLAGS))
     monkeypatch.setattr(_native, "_LIB", [])
     monkeypatch.setenv("FOG_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("FOG_WASI_NATIVE", raising=False)

@@ -19,6 +19,8 @@ import secrets
 import sys
 import time
 
+import msgspec
+
 from foglayer.cluster._bus import BusError, check_name, connect, is_permission_error
 from foglayer.cluster._protocol import (
     JS_DOMAIN,
@@ -69,6 +71,23 @@ class Agent(Slots, Invoker, Mover, Durable, SiteProbe, NodeAttester, UsageReport
 
     # -- life cycle -------------------------------------------------------------------------
 
+    def _load_native(self) -> None:
+        """Load (or build, where a compiler is) the native WASI calls and dirty-page scan."""
+        from foglayer.runtime import wasi_path
+        from foglayer.snapshot import dirty_scan_path
+
+        try:
+            paths = {"wasi_path": wasi_path(), "dirty_scan": dirty_scan_path()}
+        except Exception as e:  # noqa: BLE001 - FOG_WASI_NATIVE=1 and it cannot load
+            print(f"node {self.name}: {e}", file=sys.stderr, flush=True)
+            return
+        self.loop.call_soon_threadsafe(self._set_native, paths)
+
+    def _set_native(self, paths: dict[str, str]) -> None:
+        self.caps = msgspec.structs.replace(self.caps, **paths)
+        print(f"node {self.name}: WASI calls: {paths['wasi_path']}, dirty-page scan: "
+              f"{paths['dirty_scan']}", file=sys.stderr, flush=True)
+
     async def run(self, stop: asyncio.Event | None = None) -> None:
         from foglayer._dirs import data_dir
         from foglayer.cluster._exec import calibrate
@@ -79,11 +98,10 @@ class Agent(Slots, Invoker, Mover, Durable, SiteProbe, NodeAttester, UsageReport
             self.data_dir = data_dir("nodes", self.name)
         private_dir(self.data_dir, self.data_dir)
         speed = await self.loop.run_in_executor(None, calibrate)
-        from foglayer.snapshot import warm_dirty_scan
-
-        # (in the background: a move's frozen round then never waits for its build)
-        self.loop.run_in_executor(None, warm_dirty_scan)
         self.caps = capabilities(self.cfg, speed, fd_budget(self.cfg))
+        # (in the background: a move's frozen round then never waits for its build; the
+        # heartbeats say which paths are active once they are loaded)
+        self.loop.run_in_executor(None, self._load_native)
         await self._open_tee()
         self.duty = self.caps.duty
         self.nc = await connect(self.cfg.server, self.cfg.creds, name=f"fog-node-{self.name}",

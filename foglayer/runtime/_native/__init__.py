@@ -15,14 +15,13 @@ failed build an error; unset, the native path is used whenever it can be built.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import struct
 from pathlib import Path
 
-from foglayer._dirs import cache_dir
 from foglayer.errors import FogError
 from foglayer.runtime import _ffi
+from foglayer.toolchain import NativeLibrary
 from foglayer.wasi import Wasi, abi
 
 SOURCE = Path(__file__).with_name("hostcalls.c")
@@ -74,32 +73,9 @@ class _Fn(ctypes.Structure):
                 ("fallback", _ffi.HOST_CALLBACK)]
 
 
-def host_target() -> str:
-    uname = os.uname()
-    machine = uname.machine.lower()
-    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
-    if arch not in ("x86_64", "aarch64") or uname.sysname != "Linux":
-        raise FogError(f"native WASI calls are built for Linux x86-64/aarch64, not {machine}")
-    return f"{arch}-linux-gnu"
-
-
-def library_path(target: str | None = None, builds: Path | None = None) -> Path:
-    """The built library, keyed by the source, flags and target (no compiler run on a hit).
-
-    ``target`` (default: this host's) and ``builds`` (default: the user cache's builds dir)
-    prepare it for another machine's cache, one without a compiler (the arm64 root's).
-    """
-    target = target or host_target()
-    key = hashlib.sha256(SOURCE.read_bytes() + repr((FLAGS, target)).encode()).hexdigest()[:20]
-    path = (builds or cache_dir("builds")) / f"hostcalls-{target}-{key}.so"
-    if not path.exists():
-        from rich.console import Console
-
-        from foglayer.toolchain import compile_c
-
-        with Console(stderr=True).status("building the native WASI calls (once, cached)"):
-            compile_c([SOURCE], target=target, flags=FLAGS, shared=True, out=path)
-    return path
+# Built with ziglang per target machine, keyed by content (see foglayer.toolchain):
+# ``LIBRARY.path(target, builds)`` readies it for another machine's cache (the arm64 root's).
+LIBRARY = NativeLibrary(SOURCE, FLAGS)
 
 
 _LIB: list[ctypes.CDLL | str] = []  # the loaded library, or why it cannot be used
@@ -115,7 +91,7 @@ def library() -> ctypes.CDLL | None:
         return None
     if not _LIB:
         try:
-            lib = ctypes.CDLL(str(library_path()))
+            lib = ctypes.CDLL(str(LIBRARY.path()))
             if lib.fog_ctx_layout() != _layout():
                 raise FogError("struct layout differs from hostcalls.c")
             if _ffi.c_api_for_native()[2] != EXTERN_LAYOUT:
@@ -129,6 +105,11 @@ def library() -> ctypes.CDLL | None:
             raise FogError(f"{ENV}=1 but the native WASI calls cannot be used: {lib}")
         return None
     return lib
+
+
+def wasi_path() -> str:
+    """The WASI path this process's instances take: "native" (hot calls in C) or "python"."""
+    return "native" if library() is not None else "python"
 
 
 def _layout() -> int:
