@@ -62,8 +62,10 @@ def deployed(spec: AppSpec, record: dict) -> str:
     """``fog deploy``'s first line: the generation written (or that nothing changed)."""
     if record.get("unchanged"):
         return f"{spec.name}: unchanged (generation {record['generation']})"
+    sealed = ("; stored encrypted, its key only for attested nodes"
+              if record.get("spec", {}).get("encrypted") else "")
     return (f"{spec.name}: deployed generation {record['generation']} "
-            f"(module {spec.module}, sha256 {spec.digest[:12]}, {spec.size} bytes)")
+            f"(module {spec.module}, sha256 {spec.digest[:12]}, {spec.size} bytes{sealed})")
 
 
 def placed(spec: AppSpec, p: dict) -> str:

@@ -64,6 +64,7 @@ def test_an_encrypted_module_runs_only_on_attested_nodes_and_never_touches_disk(
                    "both nodes attested")
         r = fog("deploy", "--encrypt", manifest, "--creds", creds, "--wait", "60")
         assert r.returncode == 0, r.stderr
+        assert "stored encrypted, its key only for attested nodes" in r.stdout, r.stdout
         assert client.app("sealed")["spec"]["encrypted"] is True
         assert client.invoke("sealed", "mark", b"") == mark.encode()
         node = client.placements()["sealed.0"]["node"]
