@@ -116,6 +116,8 @@ def test_migrate_mistakes_are_one_line_each(cli, tmp_path):
             (["migrate", "ghost", "--to", "edge"], "no app named 'ghost'"),
             (["migrate", "pinned", "--to", "nowhere"], "no node named 'nowhere'"),
             (["migrate", "pinned", "--to", "cloud"], "pinned.0 already runs on cloud"),
+            (["migrate", "pinned.3", "--to", "edge"],
+             "app 'pinned' has no replica 3 (replicas: pinned.0)"),
             (["migrate", "pinned", "--to", "edge"],
              "node edge fails the labels filter: label tier=cloud required, node has tier=edge"),
             (["migrate", "pinned"], "Missing option '--to'"),

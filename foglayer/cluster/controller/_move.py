@@ -330,6 +330,10 @@ class Mover:
             raise MoveError(f"app {cmd.app!r} has mobility: restart ({spec.kind}): it restarts "
                             "elsewhere, it does not move live")  # (a live command: checkpointable)
         p = self.placements.get(key)
+        if cmd.replica >= spec.replicas:
+            have = {0: "none", 1: f"{cmd.app}.0"}.get(
+                spec.replicas, f"{cmd.app}.0 to {cmd.app}.{spec.replicas - 1}")
+            raise MoveError(f"app {cmd.app!r} has no replica {cmd.replica} (replicas: {have})")
         if p is None or p["state"] != "running" or not p.get("node"):
             raise MoveError(f"{key} is not running (state {p['state'] if p else 'unplaced'})")
         source = p["node"]
