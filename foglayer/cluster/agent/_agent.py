@@ -85,8 +85,9 @@ class Agent(Slots, Invoker, Mover, Durable, SiteProbe, NodeAttester, UsageReport
 
     def _set_native(self, paths: dict[str, str]) -> None:
         self.caps = msgspec.structs.replace(self.caps, **paths)
+        # (stdout: the node's log; its stderr is kept for what went wrong, in one line)
         print(f"node {self.name}: WASI calls: {paths['wasi_path']}, dirty-page scan: "
-              f"{paths['dirty_scan']}", file=sys.stderr, flush=True)
+              f"{paths['dirty_scan']}", flush=True)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         from foglayer._dirs import data_dir
