@@ -147,12 +147,12 @@ def test_drain_says_why_an_app_cannot_leave_and_gives_up_in_one_line(cli, tmp_pa
                     "constraints: {labels: {tier: cloud}}\n")
     assert run("deploy", path).returncode == 0
     try:
-        r = run("drain", "cloud", "--timeout", "6")
+        r = run("drain", "cloud", "--timeout", "15")
         assert "cloud: 1 left: stuck.0" in r.stdout, r.stdout
         assert ("stuck.0 cannot leave cloud (drained): no node fits: " in r.stdout
                 and "edge: labels (label tier=cloud required, node has tier=edge)" in r.stdout), \
             r.stdout
-        assert "drain of cloud: still there after 6 s: stuck.0" in one_line_error(r)
+        assert "drain of cloud: still there after 15 s: stuck.0" in one_line_error(r)
     finally:
         assert run("uncordon", "cloud").returncode == 0
         client.stop("stuck")

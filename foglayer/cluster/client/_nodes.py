@@ -74,15 +74,16 @@ class Nodes:
             last = left
             if not left:
                 return
-            if on_blocked is not None and time.monotonic() > next_look:
-                next_look = time.monotonic() + 2.0
+            late = time.monotonic() > deadline
+            if on_blocked is not None and (late or time.monotonic() > next_look):
+                next_look = time.monotonic() + 2.0  # (and once more before giving up)
                 for e in await self.events(50):
                     msg = str(e.get("message", ""))
                     if (e.get("kind") == "drain-blocked" and e.get("node") == node
                             and e.get("key") in left and msg not in said):
                         said.add(msg)
                         on_blocked(msg)
-            if time.monotonic() > deadline:
+            if late:
                 raise FogError(f"drain of {node}: still there after {timeout:g} s: "
                                f"{', '.join(left)} (see fog events)")
             await asyncio.sleep(0.25)
