@@ -149,6 +149,7 @@ def test_drain_says_why_an_app_cannot_leave_and_gives_up_in_one_line(cli, tmp_pa
     try:
         r = run("drain", "cloud", "--timeout", "15")
         assert "cloud: 1 left: stuck.0" in r.stdout, r.stdout
+        assert "0 left" not in r.stdout, (r.stdout, client.placements().get("stuck.0"))
         assert ("stuck.0 cannot leave cloud (drained): no node fits: " in r.stdout
                 and "edge: labels (label tier=cloud required, node has tier=edge)" in r.stdout), \
             r.stdout

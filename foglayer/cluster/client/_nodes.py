@@ -15,7 +15,7 @@ from collections.abc import Callable
 from nats.js.errors import KeyNotFoundError
 
 from foglayer.cluster._bus import check_name
-from foglayer.cluster._protocol import CORDON, TRUST, encode
+from foglayer.cluster._protocol import CORDON, PLACEMENTS, TRUST, BadMessage, decode, encode
 from foglayer.errors import FogError
 
 ACTIVE = ("scheduled", "starting", "running")
@@ -31,6 +31,13 @@ class Nodes:
                 await self.kv[bucket].delete(node)
             except KeyNotFoundError:
                 pass
+
+    async def _placed_on(self, key: str, node: str) -> bool:
+        try:
+            p = decode((await self.kv[PLACEMENTS].get(key)).value, dict)
+        except (KeyNotFoundError, BadMessage):
+            return False
+        return p.get("node") == node and p.get("state") in ACTIVE
 
     async def _known(self, bucket: str, node: str, on: bool) -> None:
         """Refuse a node that does not exist; one that left may still carry a mark to lift."""
@@ -67,8 +74,12 @@ class Nodes:
         said: set[str] = set()
         next_look = time.monotonic() + 1.0
         while True:
-            left = sorted(k for k, p in (await self.placements()).items()
-                          if p.get("node") == node and p.get("state") in ACTIVE)
+            here = {k for k, p in (await self.placements()).items()
+                    if p.get("node") == node and p.get("state") in ACTIVE}
+            # A key gone from one snapshot of the bucket is no proof that it left: read
+            # it alone before the drain is said to be done.
+            left = sorted(here | {k for k in (last or ()) if k not in here
+                                  and await self._placed_on(k, node)})
             if left != last and on_left is not None:
                 on_left(left)
             last = left

@@ -150,7 +150,9 @@ class Mover:
             if rec is None:
                 continue
             why = f"node {node} drained"
-            if rec.spec.moves_live and p["state"] == "running":
+            if rec.spec.moves_live and p["state"] != "running":
+                continue  # still starting: it moves live once it runs (a restart would kill it)
+            if rec.spec.moves_live:
                 decision = schedule(rec.spec, self._views(), p["replica"], (node,))
                 if decision.winner is None:
                     self._draining[key] = now + DRAIN_RETRY
