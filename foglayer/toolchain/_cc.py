@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -25,6 +24,8 @@ class CompileError(FogError):
 
 @functools.cache
 def zig_version() -> str:
+    import subprocess  # not at import: every fog run loads this module, few compile
+
     try:
         out = subprocess.run(
             [sys.executable, "-m", "ziglang", "version"],
@@ -63,6 +64,8 @@ def compile_c(
     ``deps`` are extra files (headers) whose contents key the cache. The result is cached
     under the user cache dir (``$FOG_CACHE_DIR``); a hit costs one hash of the inputs.
     """
+    import subprocess
+
     srcs = [Path(s) for s in sources]
     for s in srcs:
         if not s.is_file():

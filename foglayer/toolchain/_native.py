@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from foglayer._dirs import cache_dir
 from foglayer.toolchain._cc import CompileError, compile_c
@@ -54,9 +54,11 @@ def can_build() -> bool:
     return not in_arm_root() and importlib.util.find_spec("ziglang") is not None
 
 
-@dataclass(frozen=True)
-class NativeLibrary:
-    """One of foglayer's C sources built as a shared library (``-shared -fPIC``)."""
+class NativeLibrary(NamedTuple):
+    """One of foglayer's C sources built as a shared library (``-shared -fPIC``).
+
+    A NamedTuple, not a dataclass: every ``fog run`` makes one, and importing dataclasses
+    (with inspect) cost ~6 ms of its start."""
 
     source: Path
     flags: tuple[str, ...] = ("-O2",)
