@@ -120,10 +120,11 @@ def parse_policy(text: str, where: str = "policy") -> Policy:
     except PolicyError as e:
         raise PolicyError(f"{where}: {e}") from None
     except yaml.YAMLError as e:
+        # worded as a manifest's error is: FILE: not valid YAML: line L, column C: problem
         mark = getattr(e, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise PolicyError(f"{where}{line}: not valid YAML "
-                          f"({getattr(e, 'problem', None) or e})") from None
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise PolicyError(f"{where}: not valid YAML: {at}{problem}") from None
     try:
         return _from_doc(doc, text)
     except PolicyError as e:

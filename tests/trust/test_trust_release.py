@@ -85,6 +85,8 @@ def test_policy_refuses_yaml_aliases():
     ("modules: [xyz]\n", "modules[0] is not hex"),
     ("colour: blue\n", "unknown key 'colour'"),
     ("backends: [tpm\n", "not valid YAML"),
+    # worded as a manifest's YAML error: the file, then line and column
+    ("backends: [sim\nallow_sim: true\n", "p.yaml: not valid YAML: line 2, column 10: "),
 ])
 def test_bad_policy_is_one_line_error_naming_what(text, message):
     with pytest.raises(PolicyError, match=re.escape(message)) as e:
