@@ -180,14 +180,20 @@ class StandinProvider:
 
     def _serve(self, entry: Path) -> None:
         try:
-            st = (entry / "inblob").stat()
+            before = (entry / "inblob").stat()
             inblob = _read(entry / "inblob", _INBLOB)
+            after = (entry / "inblob").stat()
         except FileNotFoundError:
+            return
+        # The stat and the read must agree (the attester may write between them: a stat of
+        # its truncation with the bytes of its write would count one write as two).
+        if ((before.st_mtime_ns, before.st_size) != (after.st_mtime_ns, after.st_size)
+                or after.st_size != len(inblob)):
             return
         seen, gen = self._seen.get(entry.name, (None, 0))
         # A write is told by its time, size and bytes (mtime alone may not move within one
         # clock tick). The attester's one write(2) leaves only one intermediate state: empty.
-        sig = (st.st_mtime_ns, st.st_size, inblob)
+        sig = (after.st_mtime_ns, after.st_size, inblob)
         if sig == seen or not inblob:
             return
         gen += 1
