@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from foglayer.cluster import Continuum, wait_until
+from foglayer.cluster import Continuum
 
 FAST = {"node_timeout": 2.0, "lease_ttl": 3.0, "heartbeat": 0.25}
 
@@ -17,8 +17,7 @@ def running(root, nodes, *, timeout: float = 90, **options) -> Iterator:
     c.start()
     client = c.client()
     try:
-        wait_until(lambda: sorted(n for n, r in client.nodes().items() if r["state"] == "ready")
-                   == sorted(n.name for n in nodes), timeout, f"{len(nodes)} ready nodes")
+        c.wait_ready(client, timeout)
         yield c, client
     finally:
         client.close()

@@ -300,6 +300,14 @@ class Continuum:
 
         return SyncClient(self.server.creds("admin"), name)
 
+    def wait_ready(self, client, timeout: float = 120.0) -> None:
+        """Block until the controller sees every node of this continuum ready."""
+        from foglayer.cluster._sync import wait_until
+
+        want = sorted(self.nodes)
+        wait_until(lambda: sorted(n for n, r in client.nodes().items() if r["state"] == "ready")
+                   == want, timeout, f"{len(want)} ready nodes")
+
     def dead(self) -> list[str]:
         """One line per process of the continuum that has exited."""
         return [f"{k} exited ({p.returncode}): see {self.root / 'logs' / (k + '.log')}"

@@ -236,8 +236,7 @@ def run(apps: int = 100, invokes: int = 1000, sim_nodes: int = 10000,
         c.start()
         client = c.client("fog-bench")
         try:
-            wait_until(lambda: len([n for n in client.nodes().values() if n["state"] == "ready"]) == 3,
-                       120, "three nodes")
+            c.wait_ready(client)
             say(f"== deploy-to-running over {args.apps} apps (each: upload, desired state, "
                 "schedule, fetch, compile, instantiate)")
             lat, ctl = [], []
@@ -357,8 +356,7 @@ def attested_deploys(apps: int = 20) -> list[tuple[str, int, float, float]]:
         c.start()
         client = c.client("fog-bench")
         try:
-            wait_until(lambda: len([n for n in client.nodes().values()
-                                    if n["state"] == "ready"]) == 1, 120, "the node")
+            c.wait_ready(client)
             client.put_secret("bench_secret", os.urandom(32))
             times: dict[str, list[float]] = {"plain": [], "attested": []}
             for i in range(apps + 1):

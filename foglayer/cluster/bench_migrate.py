@@ -112,8 +112,7 @@ def _commands(sizes: tuple[int, ...], rate: float, runs: int,
         c.start()
         client = c.client("fog-bench-migrate")
         try:
-            wait_until(lambda: sum(n["state"] == "ready" for n in client.nodes().values())
-                       == len(nodes), 300, "the nodes")
+            c.wait_ready(client, 300)
             for size in sizes:
                 rows.extend(_command_case(c, client, d, size, rate, runs))
         finally:
@@ -180,8 +179,7 @@ def _service(state: int, runs: int, arch: bool, rows: list[tuple[str, dict]]) ->
         c.start()
         client = c.client("fog-bench-migrate")
         try:
-            wait_until(lambda: sum(n["state"] == "ready" for n in client.nodes().values())
-                       == len(nodes), 300, "the nodes")
+            c.wait_ready(client, 300)
             path = d / "mig.yaml"
             path.write_text(f"name: mig\nmodule: {SOURCE}\nkind: service\n"
                             f"limits: {{memory: {memory}MiB, timeout: 60}}\n"

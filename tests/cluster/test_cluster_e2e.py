@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import wasmtime
+from _continuum import running
 
 from foglayer.cluster import (
     Continuum,
@@ -27,23 +28,15 @@ from foglayer.errors import FogError
 from foglayer.runtime import LimitExceeded, Trapped
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
-TIMEOUTS = {"node_timeout": 3.0, "lease_ttl": 3.0, "heartbeat": 0.25}
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    root = tmp_path_factory.mktemp("continuum")
-    c = Continuum(root, [NodeSpec("cloud", "cloud"), NodeSpec("edge", "edge"),
-                         NodeSpec("iot", "iot", ["--no-simd"])], **TIMEOUTS)
-    c.start()
-    client = c.client()
-    try:
-        wait_until(lambda: len([n for n in client.nodes().values() if n["state"] == "ready"]) == 3,
-                   60, "three ready nodes")
+    nodes = [NodeSpec("cloud", "cloud"), NodeSpec("edge", "edge"),
+         NodeSpec("iot", "iot", ["--no-simd"])]
+    with running(tmp_path_factory.mktemp("continuum"), nodes, timeout=60,
+                 node_timeout=3.0) as (c, client):
         yield c, client
-    finally:
-        client.close()
-        c.stop()
 
 
 def manifest(tmp_path: Path, name: str, text: str) -> Path:

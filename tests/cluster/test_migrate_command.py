@@ -8,29 +8,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _continuum import running
 from _programs import build, fog
 
-from foglayer.cluster import Continuum, MoveError, NodeSpec, load_manifest, wait_until
+from foglayer.cluster import MoveError, NodeSpec, load_manifest, wait_until
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
-TIMEOUTS = {"node_timeout": 3.0, "lease_ttl": 3.0, "heartbeat": 0.25}
 STEPS, GATE = "12", "5"
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = Continuum(tmp_path_factory.mktemp("continuum"),
-                  [NodeSpec("cloud", "cloud"), NodeSpec("edge", "edge"), NodeSpec("iot", "iot")],
-                  **TIMEOUTS)
-    c.start()
-    client = c.client()
-    try:
-        wait_until(lambda: sum(n["state"] == "ready" for n in client.nodes().values()) == 3,
-                   60, "three ready nodes")
+    nodes = [NodeSpec("cloud", "cloud"), NodeSpec("edge", "edge"), NodeSpec("iot", "iot")]
+    with running(tmp_path_factory.mktemp("continuum"), nodes, timeout=60,
+                 node_timeout=3.0) as (c, client):
         yield c, client
-    finally:
-        client.close()
-        c.stop()
 
 
 @pytest.fixture(scope="module")
