@@ -66,6 +66,7 @@ from foglayer.trust import (
 PROFILE = "attester.json"
 REQUEST_TIMEOUT = 15.0  # a TPM quote through tpm2-tools takes a few hundred ms on a busy box
 NEEDS = "sealing needs a controller"
+RESTORE_NEEDS = "restoring a sealed snapshot needs a controller"
 
 
 class NodeProfile(msgspec.Struct, frozen=True):
@@ -91,7 +92,8 @@ def write_profile(node_dir: Path, name: str, tee: str, creds: Creds, server: str
     atomic_write(Path(node_dir) / PROFILE, msgspec.json.encode(profile))
 
 
-def _profile(node_dir: str | os.PathLike | None) -> tuple[Path, NodeProfile]:
+def _profile(node_dir: str | os.PathLike | None, needs: str = NEEDS
+             ) -> tuple[Path, NodeProfile]:
     from foglayer._dirs import data_dir
 
     given = node_dir or os.environ.get("FOG_NODE_DIR")
@@ -100,14 +102,14 @@ def _profile(node_dir: str | os.PathLike | None) -> tuple[Path, NodeProfile]:
     else:
         found = sorted(data_dir("nodes").glob(f"*/{PROFILE}"))
         if len(found) > 1:
-            raise FogError(f"{NEEDS}: several nodes on this machine "
+            raise FogError(f"{needs}: several nodes on this machine "
                            f"({', '.join(p.parent.name for p in found)}): choose one with "
                            "FOG_NODE_DIR=<its data dir>")
         path = found[0] if found else data_dir("nodes") / "*" / PROFILE
     try:
         data = path.read_bytes()
     except OSError:
-        raise FogError(f"{NEEDS}: this machine is not a foglayer node with a TEE ({path} not "
+        raise FogError(f"{needs}: this machine is not a foglayer node with a TEE ({path} not "
                        "found: run `fog node --tee sim|tpm|tsm` here, or set FOG_NODE_DIR to "
                        "its --data-dir); --seal-local seals under a local key instead "
                        "(weaker)") from None
@@ -121,7 +123,8 @@ def _data_key(module: str, *, wrapped: bytes | None = None, key_id: str = "defau
               node_dir: str | os.PathLike | None = None) -> tuple[bytes, SealHeader, bool]:
     """The RCAR handshake for one snapshot's data key: new (``wrapped`` None) or the file's;
     and whether the evidence it was released to proves nothing (sim)."""
-    directory, profile = _profile(node_dir)
+    needs = NEEDS if wrapped is None else RESTORE_NEEDS  # (a restore's line says restoring)
+    directory, profile = _profile(node_dir, needs)
     where = directory / PROFILE
     try:
         creds = Creds(**profile.creds)
@@ -133,26 +136,26 @@ def _data_key(module: str, *, wrapped: bytes | None = None, key_id: str = "defau
                            tsm_root=profile.tsm_root, quiet=True)
     try:
         attester = Attester(profile.name, backend, controller)
-        return asyncio.run(_handshake(attester, creds, module, wrapped, key_id))
+        return asyncio.run(_handshake(attester, creds, module, wrapped, key_id, needs))
     finally:
         backend.close()
 
 
 async def _handshake(attester: Attester, creds: Creds, module: str, wrapped: bytes | None,
-                     key_id: str) -> tuple[bytes, SealHeader, bool]:
+                     key_id: str, needs: str) -> tuple[bytes, SealHeader, bool]:
     node = attester.node
     try:
         nc = await connect(creds=creds, name=f"fog-seal-{node}", inbox_prefix=node_inbox(node),
                            reconnect=False)
     except BusError as e:
-        raise FogError(f"{NEEDS}: {e}") from None
+        raise FogError(f"{needs}: {e}") from None
     try:
-        first = await _ask(nc, node, SealKeyRequest(
+        first = await _ask(nc, node, needs, SealKeyRequest(
             node, module, key_id, base64.b64encode(wrapped).decode() if wrapped else ""))
         challenge = Challenge.from_bytes(first.challenge.encode())
         loop = asyncio.get_running_loop()
         att, session = await loop.run_in_executor(None, attester.answer, challenge, module)
-        second = await _ask(nc, node, SealKeyAttest(node, att.to_bytes().decode()))
+        second = await _ask(nc, node, needs, SealKeyAttest(node, att.to_bytes().decode()))
         result = session.open_result(second.result)  # signed by our controller, our nonce
         if not result.affirming:
             raise SealError(f"the controller released no sealing key to node {node}: "
@@ -167,11 +170,11 @@ async def _handshake(attester: Attester, creds: Creds, module: str, wrapped: byt
         await nc.close()
 
 
-async def _ask(nc, node: str, body) -> SealKeyReply:
+async def _ask(nc, node: str, needs: str, body) -> SealKeyReply:
     try:
         msg = await nc.request(sealkey_subject(node), encode(body), timeout=REQUEST_TIMEOUT)
     except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
-        raise FogError(f"{NEEDS}: no leading controller answered on the bus") from None
+        raise FogError(f"{needs}: no leading controller answered on the bus") from None
     if msg.headers and H_ERROR in msg.headers:
         raise TrustError(f"the controller refused the sealing key: {msg.headers[H_ERROR]}")
     try:

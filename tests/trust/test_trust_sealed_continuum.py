@@ -146,7 +146,8 @@ def test_a_snapshot_sealed_on_one_node_restores_only_where_the_controller_releas
     (thief / "attester.json").write_text(json.dumps(profile))
     line = _one_line(fog("restore", snap, env=_on(c, "b", tmp_path / "t",
                                                   FOG_NODE_DIR=str(thief))))
-    assert line.startswith("fog: error: sealing needs a controller: cannot connect"), line
+    assert line.startswith("fog: error: restoring a sealed snapshot needs a controller: "
+                           "cannot connect"), line
 
     # Neither the data key nor the sealing key is on any disk: the continuum (JetStream
     # state, node dirs, logs), both data dirs, the sealed file.

@@ -12,6 +12,7 @@ import pytest
 from _programs import build, fog
 
 from foglayer.snapshot import SnapshotError, load_snapshot
+from foglayer.trust import SealHeader, seal_released
 
 ROUNDS = "100"
 
@@ -76,3 +77,11 @@ def test_seal_without_a_node_or_controller_says_so_and_never_falls_back(compute,
     assert not (tmp_path / "data" / "keys").exists()   # no local key was made instead
     r = fog("run", "--seal", "--seal-local", compute, ROUNDS, env=env)
     assert r.returncode != 0 and "choose one" in r.stderr, r.stderr
+    # A controller-sealed file restored here: the line says it is the restore that needs one.
+    sealed = tmp_path / "sealed.fogsnap"
+    sealed.write_bytes(seal_released(b"snapshot", os.urandom(32),
+                                     SealHeader("default", "0" * 64, os.urandom(48))))
+    r = fog("restore", sealed, env=env)
+    assert r.stderr.startswith("fog: error: restoring a sealed snapshot needs a controller: "
+                               "this machine is not a foglayer node"), r.stderr
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
