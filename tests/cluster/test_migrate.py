@@ -166,18 +166,27 @@ def test_target_refuses_a_state_that_does_not_match_its_hash(cluster, tmp_path):
     client.stop("victim")
 
 
-def test_volumes_and_an_open_file_move_with_the_service(cluster, tmp_path):
-    """The journal file stays open across the move, at its offset, and the volume's files
-    reach the target (pre-copied in changed blocks by hash, then settled)."""
-    c, client = cluster
-    path = tmp_path / "journal.yaml"
-    path.write_text(f"name: journal\nmodule: {PROGRAMS / 'cluster_journal.c'}\nkind: service\n"
+def deploy_journal(client, tmp_path: Path, name: str) -> None:
+    """The journal service (a file kept open in its volume /data) on edge, 50 lines in it."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"name: {name}\nmodule: {PROGRAMS / 'cluster_journal.c'}\nkind: service\n"
                     "limits: {memory: 16MiB}\ndirs: [/data]\npreferences: {site: edge}\n")
-    (p,) = client.wait("journal", client.deploy(load_manifest(path))["generation"], 1, 60)
+    (p,) = client.wait(name, client.deploy(load_manifest(path))["generation"], 1, 60)
     assert p["node"] == "edge"
     for i in range(50):
-        client.invoke("journal", "append", f"line {i} before".encode())
+        client.invoke(name, "append", f"line {i} before".encode())
+
+
+def test_volumes_and_an_open_file_move_with_the_service_and_leave_the_source(cluster, tmp_path):
+    """The journal file stays open across the move, at its offset, and the volume's files
+    reach the target (pre-copied in changed blocks by hash, then settled). The source's copy
+    of the volume goes once the move has committed: a later start there sees no stale files."""
+    c, client = cluster
+    deploy_journal(client, tmp_path, "journal")
+    source = c.root / "nodes" / "edge" / "volumes" / "journal"
+    assert list(source.rglob("journal.txt"))
     client.migrate("journal", "cloud")
+    wait_until(lambda: not any(source.iterdir()), 10, "the source's volume removed")
     for i in range(5):
         client.invoke("journal", "append", f"line {i} after".encode())
     want = "".join(f"line {i} before\n" for i in range(50))
@@ -186,6 +195,30 @@ def test_volumes_and_an_open_file_move_with_the_service(cluster, tmp_path):
     on_target = list((c.root / "nodes" / "cloud" / "volumes" / "journal").rglob("journal.txt"))
     assert on_target and on_target[0].read_text() == want
     client.stop("journal")
+
+
+def test_a_move_aborted_during_pre_copy_leaves_the_source_its_volume(cluster, tmp_path):
+    c, client = cluster
+    deploy_journal(client, tmp_path, "kept")
+    want = "".join(f"line {i} before\n" for i in range(50))
+
+    def kill_target(p) -> None:  # -9 as soon as pages start flowing
+        if "copying" in p.phase and c.procs["node-iot"].poll() is None:
+            c.kill("node-iot")
+
+    try:
+        with pytest.raises(MoveError, match="node iot did not"):
+            client.migrate("kept", "iot", kill_target)
+    finally:
+        c.start_node("iot")
+    p = client.app_placements("kept", 1)[0]
+    assert p["node"] == "edge" and p["state"] == "running"
+    on_source = list((c.root / "nodes" / "edge" / "volumes" / "kept").rglob("journal.txt"))
+    assert on_source and on_source[0].read_text() == want
+    client.invoke("kept", "append", b"after")
+    assert client.invoke("kept", "read").decode() == want + "after\n"
+    client.stop("kept")
+    wait_until(lambda: client.nodes()["iot"]["state"] == "ready", 60, "iot back")
 
 
 def test_drain_moves_services_off_live_and_uncordon_undoes_it(cluster, tmp_path):
@@ -303,3 +336,28 @@ def test_a_target_that_never_confirms_leaves_the_source_serving(cluster, tmp_pat
     wait_until(lambda: client.nodes()["iot"]["state"] == "ready", 60, "iot back")
     assert client.invoke("patient", "add", b"1") == b"32"
     client.stop("patient")
+
+
+def test_removing_a_volume_never_follows_a_symlink_out(tmp_path):
+    from foglayer.cluster.agent._move import remove_tree
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    base = tmp_path / "volumes"
+    root = base / "app" / "0"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "f.txt").write_text("stale")
+    (root / "data" / "link").symlink_to(outside)
+    remove_tree(root, base)
+    assert not root.exists() and list((base / "app").iterdir()) == []
+    (base / "other").symlink_to(outside)  # a symlink in its place: only the link goes
+    remove_tree(base / "other", base)
+    assert not (base / "other").exists() and (outside / "keep.txt").read_text() == "keep"
+    (outside / "0").mkdir()
+    (base / "app2").symlink_to(outside)  # a symlink above it: refused, nothing removed
+    with pytest.raises(OSError, match="not a directory"):
+        remove_tree(base / "app2" / "0", base)
+    assert (outside / "0").is_dir() and (outside / "keep.txt").exists()
+    with pytest.raises(OSError, match="not below"):
+        remove_tree(base / ".." / "outside", base)

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import secrets
 import shutil
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,6 +149,14 @@ class Mover:
     def _volume_root(self, slot: Slot) -> Path:
         assert self.data_dir is not None
         return self.data_dir / "volumes" / slot.app / str(slot.replica)
+
+    def _remove_volume(self, slot: Slot) -> None:
+        """Remove this node's copy of ``slot``'s volume (unless another copy of that replica
+        runs here): its live copy is elsewhere, or it never became one."""
+        if not any(s.app == slot.app and s.replica == slot.replica
+                   for s in self.slots.values()):
+            assert self.data_dir is not None
+            remove_tree(self._volume_root(slot), self.data_dir / "volumes")
 
     async def _tree_round(self, out: _Outgoing) -> None:
         """The volume blocks that changed since the last round (64 KiB, by hash), found
@@ -292,6 +303,13 @@ class Mover:
             slot.moved = True
             self.slots.pop(slot.instance, None)
             self._discard(slot)
+            # The placement names the target: the volume here is stale (a later start of the
+            # app on this node must not see it). Its instance is closed: no file is open.
+            try:
+                await self.loop.run_in_executor(None, self._remove_volume, slot)
+            except OSError as e:
+                self.log(f"move {req.mid}: the volume of {slot.app}.{slot.replica} stays "
+                         f"here: {one_line(e)}")
         if slot.hold is not None:
             slot.hold.set()
             slot.hold = None
@@ -325,7 +343,8 @@ class Mover:
         module = await self._load_module(slot)  # fetched and compiled while the source runs
         # A fresh tree: nothing a former instance left here (a symlink, say) is trusted.
         root = self._volume_root(slot)
-        await self.loop.run_in_executor(None, shutil.rmtree, root, True)
+        assert self.data_dir is not None
+        await self.loop.run_in_executor(None, remove_tree, root, self.data_dir / "volumes")
         dirs = self._dirs(slot)
         tree = TreeSink(root, max_bytes=VOLUME_ALLOWANCE, where=f"the move of {req.app}")
 
@@ -439,9 +458,10 @@ class Mover:
         if inc is not None:
             inc.local.close()  # type: ignore[attr-defined]
             self.log(f"dropped the incoming move {mid} of {inc.slot.app}.{inc.slot.replica}")
-            if not any(s.app == inc.slot.app and s.replica == inc.slot.replica
-                       for s in self.slots.values()):
-                shutil.rmtree(self._volume_root(inc.slot), ignore_errors=True)
+            try:
+                self._remove_volume(inc.slot)
+            except OSError as e:
+                self.log(f"move {mid}: the files it brought stay here: {one_line(e)}")
 
     def _sweep_moves(self) -> None:
         """Give up the moves no step reached for long: the controller is gone, or this
@@ -466,6 +486,34 @@ class Mover:
             self._discard(slot)
             self.log(f"stopped {slot.app}.{slot.replica}: its move {req.mid} was called off")
         return MoveReply(True)
+
+
+TRASH = ".trash-"  # a volume being removed: renamed first, never taken for a live one
+
+
+def remove_tree(root: Path, base: Path) -> None:
+    """Remove the directory ``root`` (or a symlink or file in its place, never followed) below
+    ``base``: renamed to a trash name beside it first, so a crash midway leaves no half-removed
+    tree under the live name; trash that an earlier crash left there goes too."""
+    if not root.is_relative_to(base) or root == base or ".." in root.relative_to(base).parts:
+        raise OSError(f"{root} is not below {base}")
+    rel = root.relative_to(base).parts
+    for depth in range(1, len(rel)):
+        # (each dir between them is a real dir: a symlink there would lead the removal away)
+        above = base.joinpath(*rel[:depth])
+        try:
+            if not stat.S_ISDIR(os.lstat(above).st_mode):
+                raise OSError(f"{above} is not a directory")
+        except FileNotFoundError:
+            return  # nothing there to remove
+    if os.path.lexists(root):
+        trash = root.with_name(f"{TRASH}{root.name}-{secrets.token_hex(4)}")
+        os.rename(root, trash)
+    for old in root.parent.glob(f"{TRASH}{root.name}-*"):
+        if stat.S_ISDIR(os.lstat(old).st_mode):
+            shutil.rmtree(old)  # (it removes symlinks inside, never what they point to)
+        else:
+            old.unlink()
 
 
 def _settle(fut: asyncio.Future, value: object = None) -> None:
