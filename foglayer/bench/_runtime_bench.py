@@ -87,7 +87,10 @@ TARGETS = {
 # (numerator, denominator, column title), in table order.
 RATIOS = (("fog", REFERENCE, "fog/native"), ("fog-python", REFERENCE, "fog Python WASI/native"),
           ("wasmtime", REFERENCE, "wasmtime/native"), ("fog", "wasmtime", "fog/wasmtime"))
-COLD_TARGET_MS = 150.0
+# Issue 15's targets for a warm start: the whole process, and its cost over `import wasmtime`.
+COLD_TARGET_MS = 120.0
+COLD_OVER_WASMTIME_MS = 25.0
+IMPORT_WASMTIME = "python -c 'import wasmtime'"
 
 
 def _parser(name: str):
@@ -166,7 +169,7 @@ def _write_input(path: Path) -> None:
 def _cold_cases(hello_exe: Path | str, hello_wasm: Path | str, warm_cache: Path) -> list[ColdCase]:
     py = sys.executable
     cases = [ColdCase("python -c pass", "process", [py, "-c", "pass"]),
-             ColdCase("python -c 'import wasmtime'", "process", [py, "-c", "import wasmtime"])]
+             ColdCase(IMPORT_WASMTIME, "process", [py, "-c", "import wasmtime"])]
     if isinstance(hello_exe, Path):
         cases.insert(0, ColdCase("native", "process", [str(hello_exe)], "hello"))
     if isinstance(hello_wasm, Path):
@@ -246,8 +249,15 @@ def runtime(runs: int = 5, *, out: str | os.PathLike | None = None, write: bool 
 
 def _cold_start(cases: list[ColdCase], runs: int, warm: Path, workroot: Path, timeout: float,
                 progress: bool) -> None:
+    import compileall
+
+    import foglayer
     from foglayer.bench._harness import _Progress
 
+    # A warm start has foglayer's byte code too (pip compiles it at install). Compiled here
+    # explicitly, so PYTHONDONTWRITEBYTECODE in the caller's environment does not turn every
+    # timed start into a compile of each module changed since the last write (+15 ms seen).
+    compileall.compile_dir(Path(foglayer.__file__).parent, quiet=2)
     base_env = dict(os.environ)
     with _Progress(progress, (runs + 1) * len(cases)) as bar:
         # One untimed round: warms the OS page cache and fills the warm AOT caches.
@@ -336,6 +346,11 @@ def print_runtime(result: RuntimeResult, console=None) -> None:
         if c.kind == "fog-warm" and m is not None:
             note = (f"target ≤ {COLD_TARGET_MS:.0f} ms "
                     + ("[green]met[/]" if m * 1e3 <= COLD_TARGET_MS else "[red]missed[/]"))
+            base = next((b.median() for b in result.cold if b.name == IMPORT_WASMTIME), None)
+            if base:
+                over = (m - base) * 1e3
+                note += (f"; +{over:.1f} ms over import wasmtime (≤ {COLD_OVER_WASMTIME_MS:.0f}: "
+                         + ("[green]met[/])" if over <= COLD_OVER_WASMTIME_MS else "[red]missed[/])"))
         for fog_kind, ref_kind in (("fog-warm", "wasmtime-warm"), ("fog-cold", "wasmtime-cold")):
             ref = by_kind.get(ref_kind)
             if c.kind == fog_kind and m and ref and ref.median():
