@@ -493,12 +493,15 @@ def _controller_key(c) -> bytes | None:
               metavar="SECONDS", help="A node silent this long is lost.")
 @click.option("--lease-ttl", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
               metavar="SECONDS", help="A leader silent this long is replaced.")
+@click.option("--move-settle", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              metavar="SECONDS", help="An app the controller moved stays at least this long "
+                                      "before it moves again for latency.")
 @click.option("--trust-dir", type=click.Path(file_okay=False),
               help="The controller's signing and master keys (default: <user data dir>/"
                    "controller-trust); every controller of a cluster needs the same.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), metavar="PORT",
               help="Serve Prometheus metrics on 127.0.0.1:PORT (0: a free port).")
-def controller(server, creds, tls_ca, name, node_timeout, lease_ttl, trust_dir,
+def controller(server, creds, tls_ca, name, node_timeout, lease_ttl, move_settle, trust_dir,
                metrics_port) -> None:
     """Run a controller (several may run: a KV lease elects the leader)."""
     from pathlib import Path
@@ -507,7 +510,7 @@ def controller(server, creds, tls_ca, name, node_timeout, lease_ttl, trust_dir,
 
     run_controller(ControllerConfig(creds=_creds(server, creds, tls_ca), name=name,
                                     node_timeout=node_timeout, lease_ttl=lease_ttl,
-                                    trust_dir=Path(trust_dir) if trust_dir else None,
+                                    settle=move_settle, trust_dir=Path(trust_dir) if trust_dir else None,
                                     metrics_port=metrics_port))
 
 

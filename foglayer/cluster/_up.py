@@ -135,7 +135,8 @@ class Continuum:
     def __init__(self, root: str | os.PathLike, nodes: list[NodeSpec], *, port: int | None = None,
                  controllers: int = 1, node_timeout: float = 5.0, lease_ttl: float = 5.0,
                  heartbeat: float = 1.0, env: dict[str, str] | None = None,
-                 sites: list[SiteSpec] | None = None, tee: str | None = None) -> None:
+                 sites: list[SiteSpec] | None = None, tee: str | None = None,
+                 settle: float = 60.0) -> None:
         """``sites``: a hub cluster and leaf sites (:mod:`._sites`) instead of one server;
         each node connects to its own site's server. ``tee``: the nodes' evidence backend."""
         self.root = Path(root)
@@ -146,6 +147,7 @@ class Continuum:
         self.nodes = {n.name: n for n in nodes}
         self.controllers = controllers
         self.node_timeout, self.lease_ttl, self.heartbeat = node_timeout, lease_ttl, heartbeat
+        self.settle = settle  # the controllers' --move-settle
         self.env = {**os.environ, **(env or {})}
         self.sites = sites
         self.server: EmbeddedServer | SiteCluster = (
@@ -195,7 +197,7 @@ class Continuum:
         return self._spawn(f"controller-{i}", _fog(
             "controller", "--creds", str(self.creds("controller")), "--name", f"controller-{i}",
             "--node-timeout", str(self.node_timeout), "--lease-ttl", str(self.lease_ttl),
-            "--trust-dir", str(self.trust_dir), *self._metrics_port(f"controller-{i}")))
+            "--move-settle", str(self.settle), "--trust-dir", str(self.trust_dir), *self._metrics_port(f"controller-{i}")))
 
     def start_node(self, name: str) -> subprocess.Popen:
         spec = self.nodes[name]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from foglayer.cluster import Continuum, NodeSpec, load_manifest, wait_until
@@ -45,6 +46,31 @@ def test_a_better_node_for_an_apps_latency_preference_takes_it_live(tmp_path):
                 in text
             assert any(e["kind"] == "moved" and "a better node" in e["message"]
                        for e in client.events(50))
+            client.stop("near")
+        finally:
+            client.close()
+
+
+def test_the_controller_never_undoes_an_operators_move_for_latency(tmp_path):
+    # settle 1 s: without the operator's pin the controller would take the app back to the
+    # nearer node within a few seconds
+    nodes = [NodeSpec("cloud", "cloud"), NodeSpec("edge", "edge")]
+    with Continuum(tmp_path / "continuum", nodes, node_timeout=3.0, lease_ttl=3.0,
+                   heartbeat=0.25, settle=1.0) as c:
+        client = c.client()
+        try:
+            c.wait_ready(client, 60)
+            path = tmp_path / "near.yaml"
+            path.write_text(f"name: near\nmodule: {PROGRAMS / 'cluster_service.c'}\n"
+                            "kind: service\nlimits: {memory: 16MiB}\n"
+                            "preferences: {low_latency_to: iot}\n")
+            (p0,) = client.wait("near", client.deploy(load_manifest(path))["generation"], 1, 60)
+            assert p0["node"] == "edge"  # 5 ms from iot; cloud is 45 ms
+            client.migrate("near", "cloud")
+            time.sleep(8)  # four looks of the rebalancer, each past the settle time
+            (p,) = client.app_placements("near", 1)
+            assert (p["node"], p["state"]) == ("cloud", "running")
+            assert not [e for e in client.events(50) if "a better node" in e["message"]]
             client.stop("near")
         finally:
             client.close()

@@ -69,6 +69,7 @@ class ControllerConfig:
     tick: float = 0.25
     start_grace: float = 3.0  # how long a started instance may be missing from heartbeats
     module_grace: float = 60.0  # how long an unused module stays in the Object Store
+    settle: float = 60.0  # how long an app stays where the controller moved it (no flapping)
     log: bool = True
     trust_dir: Path | None = None  # the controller's signing and master keys (foglayer.trust)
     metrics_port: int | None = None  # Prometheus metrics on 127.0.0.1 (0: a free port)

@@ -76,7 +76,7 @@ WATCH_EVERY = 1.0
 PING_TIMEOUT = 2.0
 MISSED_PINGS = 3
 REBALANCE_EVERY = 2.0  # seconds between looks for a node that serves an app's latency better
-SETTLE = 60.0  # seconds an app stays where a live move put it (or after a failed rebalance)
+OPERATOR_MOVE = "fog migrate"  # the reason of a move an operator asked for: it pins the app
 MOVES_KEPT = 10  # live moves fog explain lists per replica
 
 
@@ -197,7 +197,10 @@ class Mover:
         """Move an app live to a node that serves its ``low_latency_to`` preference clearly
         better than its current one (a node that joined, came back or was uncordoned): the
         scheduler's pick, if its round trip to the site beats the current one by the margin
-        (``latency_gain``). An app that moved stays a while (``SETTLE``): no flapping."""
+        (``latency_gain``). An app that moved stays a while (``settle``): no flapping. An app
+        the operator moved (``fog migrate``) stays where it was put until its next deploy:
+        the controller never undoes an operator's move."""
+        settle = self.cfg.settle
         now = time.monotonic()
         if now - self._rebalanced_at < REBALANCE_EVERY:
             return
@@ -210,7 +213,8 @@ class Mover:
                     or p.get("generation") != rec.generation or not p.get("node")
                     or p["node"] in self.cordoned or key in self._draining
                     or key in self._following or self._rebalancing.get(key, 0) > now
-                    or time.time() - (p.get("running_at") or 0) < SETTLE * bool(p.get("moved_from"))
+                    or p.get("pinned") == rec.generation
+                    or time.time() - (p.get("running_at") or 0) < settle * bool(p.get("moved_from"))
                     or any(m["app"] == p["app"] for m in self._moving.values())):
                 continue
             views = views if views is not None else {v.name: v for v in self._views()}
@@ -222,7 +226,7 @@ class Mover:
             gain = latency_gain(rec.spec, current, winner)
             if gain is None:
                 continue
-            self._rebalancing[key] = now + SETTLE
+            self._rebalancing[key] = now + settle
             cmd = MoveCommand(p["app"], p["replica"], winner.name, secrets.token_hex(8))
             asyncio.create_task(self._rebalance_move(key, cmd, f"a better node: {gain}",
                                                      decision))
@@ -318,7 +322,7 @@ class Mover:
             raise MoveError(f"node {node} refused {req.op}: {reply.error}")
         return reply
 
-    async def _move_instance(self, cmd: MoveCommand, why: str = "fog migrate",
+    async def _move_instance(self, cmd: MoveCommand, why: str = OPERATOR_MOVE,
                              decision=None) -> MoveSummary:
         """Move one instance live. ``decision``: the scheduler's table that chose the target
         (fog explain shows it), if one did."""
@@ -409,7 +413,9 @@ class Mover:
             t_running = time.monotonic()
             moved = {**p, "node": cmd.to, "instance": new, "state": "running",
                      "moved_from": source, "updated": time.time(), "running_at": time.time(),
-                     "error": None}
+                     "error": None,
+                     # an operator's move holds until the app's next deploy
+                     "pinned": rec.generation if why == OPERATOR_MOVE else None}
             await self._cas_placement(key, old, moved)
             self._sent[new] = time.monotonic()
         except BaseException:
