@@ -36,6 +36,14 @@ def cli(tmp_path_factory):
         yield run, client, root
 
 
+def service(tmp_path: Path, name: str, placement: str) -> Path:
+    """The manifest of the test service ``name`` with a ``placement`` line."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"name: {name}\nmodule: {PROGRAMS / 'cluster_service.c'}\nkind: service\n"
+                    f"{placement}\n")
+    return path
+
+
 def one_line_error(r, code: int = 2) -> str:
     assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
     err = r.stderr.strip()
@@ -62,9 +70,7 @@ def test_deploy_refuses_a_secret_that_does_not_exist(cli, tmp_path):
 
 def test_deploy_exits_nonzero_when_no_node_can_run_the_app(cli, tmp_path):
     run, client, _ = cli
-    path = tmp_path / "nofit.yaml"
-    path.write_text(f"name: nofit\nmodule: {PROGRAMS / 'cluster_service.c'}\nkind: service\n"
-                    "constraints: {labels: {tier: mars}}\n")
+    path = service(tmp_path, "nofit", "constraints: {labels: {tier: mars}}")
     r = run("deploy", path, "--wait", "30")
     # the replica is named once: "nofit.0: pending: no node fits: cloud: labels (...)"
     assert "nofit.0: pending: no node fits: " in r.stdout and "tier=mars" in r.stdout, r.stdout
@@ -80,9 +86,7 @@ def test_drain_shows_in_fog_nodes_and_fog_explain_shows_the_table_of_the_move(cl
         return next(n for n in items if n["name"] == "edge")
 
     assert edge()["cordoned"] is False and edge()["attested"] == "affirming"
-    path = tmp_path / "onedge.yaml"
-    path.write_text(f"name: onedge\nmodule: {PROGRAMS / 'cluster_service.c'}\nkind: service\n"
-                    "preferences: {site: edge}\n")
+    path = service(tmp_path, "onedge", "preferences: {site: edge}")
     r = run("deploy", path)
     assert r.returncode == 0 and "onedge.0: running on edge" in r.stdout, r
     r = run("drain", "edge")
@@ -107,9 +111,7 @@ def test_drain_shows_in_fog_nodes_and_fog_explain_shows_the_table_of_the_move(cl
 
 def test_migrate_mistakes_are_one_line_each(cli, tmp_path):
     run, client, _ = cli
-    path = tmp_path / "pinned.yaml"
-    path.write_text(f"name: pinned\nmodule: {PROGRAMS / 'cluster_service.c'}\nkind: service\n"
-                    "constraints: {labels: {tier: cloud}}\n")
+    path = service(tmp_path, "pinned", "constraints: {labels: {tier: cloud}}")
     assert run("deploy", path).returncode == 0
     try:
         for args, what in (
@@ -142,9 +144,7 @@ def test_events_lists_the_controller_events_with_the_reason_of_a_refused_move(cl
 
 def test_drain_says_why_an_app_cannot_leave_and_gives_up_in_one_line(cli, tmp_path):
     run, client, _ = cli
-    path = tmp_path / "stuck.yaml"
-    path.write_text(f"name: stuck\nmodule: {PROGRAMS / 'cluster_service.c'}\nkind: service\n"
-                    "constraints: {labels: {tier: cloud}}\n")
+    path = service(tmp_path, "stuck", "constraints: {labels: {tier: cloud}}")
     assert run("deploy", path).returncode == 0
     try:
         r = run("drain", "cloud", "--timeout", "15")

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from _continuum import running
+from _continuum import move_killing_the_target, running
 
 from foglayer.cluster import MoveError, NodeSpec, load_manifest, wait_until
 
@@ -114,17 +114,7 @@ def test_a_target_killed_during_the_move_leaves_the_app_on_the_source(cluster, t
     c, client = cluster
     deploy(client, tmp_path, "stays", prefer_edge=True)
     client.invoke("stays", "add", b"40")
-
-    def kill_target(p) -> None:  # -9 as soon as the state starts flowing
-        if "copying" in p.phase and c.procs["node-iot"].poll() is None:
-            c.kill("node-iot")
-
-    try:
-        with pytest.raises(MoveError, match="node iot did not"):
-            client.migrate("stays", "iot", kill_target)
-    finally:
-        c.start_node("iot")
-    p = client.app_placements("stays", 1)[0]
+    p = move_killing_the_target(c, client, "stays")
     assert p["node"] == "edge" and p["state"] == "running"
     assert client.invoke("stays", "add", b"2") == b"42"  # the source kept its state, serving
     assert any(e["kind"] == "move-failed" and "node iot did not" in e["message"]
@@ -201,17 +191,7 @@ def test_a_move_aborted_during_pre_copy_leaves_the_source_its_volume(cluster, tm
     c, client = cluster
     deploy_journal(client, tmp_path, "kept")
     want = "".join(f"line {i} before\n" for i in range(50))
-
-    def kill_target(p) -> None:  # -9 as soon as pages start flowing
-        if "copying" in p.phase and c.procs["node-iot"].poll() is None:
-            c.kill("node-iot")
-
-    try:
-        with pytest.raises(MoveError, match="node iot did not"):
-            client.migrate("kept", "iot", kill_target)
-    finally:
-        c.start_node("iot")
-    p = client.app_placements("kept", 1)[0]
+    p = move_killing_the_target(c, client, "kept")
     assert p["node"] == "edge" and p["state"] == "running"
     on_source = list((c.root / "nodes" / "edge" / "volumes" / "kept").rglob("journal.txt"))
     assert on_source and on_source[0].read_text() == want

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _continuum import running
+from _continuum import move_killing_the_target, running
 from _programs import build, fog
 
 from foglayer.cluster import MoveError, NodeSpec, load_manifest, wait_until
@@ -117,17 +117,7 @@ def test_a_target_killed_during_a_command_precopy_leaves_it_running_on_the_sourc
     c, client = cluster
     wasm, ref_out, ref_file, ref_code = reference
     deploy(client, tmp_path, "stayer", wasm)
-
-    def kill_target(p) -> None:  # -9 as soon as pages flow
-        if "copying" in p.phase and c.procs["node-iot"].poll() is None:
-            c.kill("node-iot")
-
-    try:
-        with pytest.raises(MoveError, match="node iot did not"):
-            client.migrate("stayer", "iot", kill_target)
-    finally:
-        c.start_node("iot")
-    p = client.app_placements("stayer", 1)[0]
+    p = move_killing_the_target(c, client, "stayer")
     assert p["node"] == "edge" and p["state"] == "running"
     assert any(e["kind"] == "move-failed" and "node iot did not" in e["message"]
                for e in client.events(50))
