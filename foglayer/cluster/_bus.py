@@ -339,11 +339,18 @@ async def next_entry(watcher, timeout: float):
 async def kv_snapshot(kv) -> dict[str, bytes]:
     """Every live key of a bucket and its value (one watcher, not a get per key)."""
     out: dict[str, bytes] = {}
+    seen = False
     async with watching(kv) as watcher:
         while True:
             entry = await next_entry(watcher, 5.0)
             if entry is None:
-                break
+                # nats-py marks "nothing at start" from the consumer's counts, which can come
+                # before an entry already on its way (under load `fog ps` listed no apps):
+                # the mark ends the read only for a bucket that holds nothing.
+                if seen or (await kv.status()).values == 0:
+                    break
+                continue
+            seen = True
             if entry.operation in ("DEL", "PURGE"):
                 out.pop(entry.key, None)
             else:
